@@ -55,7 +55,9 @@ typedef enum {
   KF_L_LOAD,      /* ty.lanes contiguous elements from buf at element index a[0] (i64) */
   KF_L_LOADN,     /* like LOAD but only the first a[1] (i64, 0..lanes) lanes are read;
                   ** the other lanes are zero; no memory beyond them is touched */
-  /* binary, lane-wise; a[0], a[1] and the result have type ty */
+  /* binary, lane-wise; a[0], a[1] and the result have type ty. DIV on integers truncates
+  ** toward zero (the lowering uses it only with non-negative operands, divisor > 0);
+  ** MIN/MAX on integers compare by the type's signedness. */
   KF_L_ADD, KF_L_SUB, KF_L_MUL, KF_L_DIV, KF_L_MIN, KF_L_MAX,
   KF_L_AND, KF_L_OR, KF_L_XOR, /* integers only */
   KF_L_SHL, KF_L_SHR,          /* integers; SHR is arithmetic for signed, logical for unsigned;
