@@ -105,6 +105,109 @@ int kf_qweight_packed_code(const kf_qweight *w, int64_t n, int64_t k);
  * tests can prove each layout round-trips. Returns 0. */
 int kf_qweight_unpack(const kf_qweight *w, int8_t *codes);
 
+
+/* ------------------------------------------------------------------------------------------ */
+/* OCP MX v1.0 element formats, E8M0 scales, MX blocks                                         */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Element formats. Codes are held one per uint8_t (E2M1 in the low nibble: S.EE.M).
+ *  E2M1: bias 1, no Inf/NaN, values ±{0, 0.5, 1, 1.5, 2, 3, 4, 6}.
+ *  E4M3 (OCP "fn"): bias 7, subnormals, no Inf, max ±448 (S.1111.110), NaN = S.1111.111.
+ *  E5M2: bias 15, IEEE-like: subnormals, ±Inf = S.11111.00, NaN = S.11111.{01,10,11}, max ±57344.
+ * Encoding rounds to nearest, ties to even (on the significand), after scaling. */
+typedef enum { KF_MX_E2M1 = 0, KF_MX_E4M3 = 1, KF_MX_E5M2 = 2 } kf_mxfmt;
+
+/* Block scale rules (X = 2^e, stored as E8M0 byte e + 127):
+ *  KF_MX_SCALE_OCP:  e = floor(log2 amax) - emax_elem (emax_elem = 2, 8, 15), the OCP spec's rule;
+ *                    elements above the element max after scaling saturate (clip).
+ *  KF_MX_SCALE_CEIL: e = ceil(log2(amax / max_elem)), the smallest power of two that maps amax
+ *                    into range: never clips (MSD's activation rule, refs/msd.md §3).
+ * e is clamped to [-127, 127] (for fp32 inputs only the lower clamp can act: tiny blocks). */
+typedef enum { KF_MX_SCALE_OCP = 0, KF_MX_SCALE_CEIL = 1 } kf_mxscale;
+
+#define KF_MX_BLOCK 32     /* elements per MX block */
+#define KF_E8M0_NAN 0xFF   /* E8M0 NaN: the whole block decodes to NaN */
+
+/* Largest finite element value (6, 448, 57344); 0 for a bad fmt. */
+double kf_mx_elem_max(kf_mxfmt fmt);
+
+/* Encodes v (already divided by the block scale) into an element code, RNE. saturate != 0:
+ * finite overflow and ±Inf give ±max (OFP8 "SAT" mode; the MX block quantizers use it).
+ * saturate == 0: E5M2 overflow and ±Inf give ±Inf, E4M3 overflow and ±Inf give NaN (0x7F|sign),
+ * E2M1 saturates anyway (it has no Inf/NaN). NaN gives the NaN code S.1111.111 / S.11111.11
+ * (sign kept) for FP8, and ±0 for E2M1 (no NaN; inside MX blocks NaN lives in the scale).
+ * Returns 0 for a bad fmt. */
+uint8_t kf_mx_elem_encode(kf_mxfmt fmt, double v, int saturate);
+/* Exact value of an element code (NaN codes give NaN, E5M2 Inf codes give ±Inf). */
+double kf_mx_elem_decode(kf_mxfmt fmt, uint8_t code);
+
+/* Scalar FP8 / FP4 conversions (thin wrappers over the element encoder). */
+uint8_t kf_fp8_e4m3_from_f32(float x, int saturate);
+uint8_t kf_fp8_e5m2_from_f32(float x, int saturate);
+float kf_fp8_e4m3_to_f32(uint8_t code);
+float kf_fp8_e5m2_to_f32(uint8_t code);
+uint8_t kf_fp4_e2m1_from_f32(float x); /* saturating; NaN -> ±0 */
+float kf_fp4_e2m1_to_f32(uint8_t code);
+/* 2·value of an E2M1 code as a small integer in {0, ±1, ±2, ±3, ±4, ±6, ±8, ±12}: FP4 x FP4
+ * block products are exact int8 dot products of these, times 2^(e_x + e_w - 2). */
+int kf_fp4_e2m1_times2(uint8_t code);
+
+/* E8M0 scale byte -> 2^(b-127) (b = 0 gives 2^-127); 0xFF gives NaN. */
+float kf_e8m0_to_f32(uint8_t b);
+
+/* Quantizes one block of n (1..32) floats: *scale_e8m0 and codes[n] (one code per byte).
+ * Defined results: a block containing NaN or ±Inf gets scale 0xFF (NaN; the whole block decodes
+ * to NaN, as in the spec's reference code) and codes 0; an all-zero block gets scale 0x00
+ * (2^-127, the smallest) and zero codes (signs of -0 kept). Returns 0, or -1 for a bad fmt,
+ * rule, n or NULL pointer. */
+int kf_mx_quantize_block(kf_mxfmt fmt, kf_mxscale rule, const float *x, int n, uint8_t *codes,
+                         uint8_t *scale_e8m0);
+/* out[i] = value(codes[i]) · 2^(scale-127), all NaN if scale is 0xFF. Values are computed exactly
+ * in fp64 then rounded to fp32 (only blocks near FLT_MAX can round to Inf). -1 on bad args. */
+int kf_mx_dequantize_block(kf_mxfmt fmt, const uint8_t *codes, uint8_t scale_e8m0, int n,
+                           float *out);
+
+/* Whole rows: n elements, blocks of 32 along the row (the last one may be short),
+ * codes[n], scales[kf_mx_n_blocks(n)]. */
+int64_t kf_mx_n_blocks(int64_t n);
+int kf_mx_quantize_row(kf_mxfmt fmt, kf_mxscale rule, const float *x, int64_t n, uint8_t *codes,
+                       uint8_t *scales);
+int kf_mx_dequantize_row(kf_mxfmt fmt, const uint8_t *codes, const uint8_t *scales, int64_t n,
+                         float *out);
+
+/* E2M1 packing: two codes per byte, element 2i in the low nibble, 2i+1 in the high nibble;
+ * (n+1)/2 bytes; an odd n leaves the last high nibble 0. Returns the byte count. */
+size_t kf_mx_fp4_pack(const uint8_t *codes, int64_t n, uint8_t *packed);
+void kf_mx_fp4_unpack(const uint8_t *packed, int64_t n, uint8_t *codes);
+
+/* MSD multi-pass decomposition of a row x[n] (blocks of 32): pass 1 quantizes x, pass p
+ * quantizes the residual x - (x̂_1 + ... + x̂_{p-1}) with its own block scales (same rule).
+ * Residuals are kept in fp64; xhat[n] = fp32 of Σ_p x̂_p (finite sums beyond the fp32 range,
+ * possible only for |x| near FLT_MAX, give ±FLT_MAX). Blocks with NaN/Inf give NaN.
+ * passes 1..8. Returns 0 or -1 on bad args. */
+int kf_mx_residual_passes(kf_mxfmt fmt, kf_mxscale rule, const float *x, int64_t n, int passes,
+                          float *xhat);
+/* Same, and also returns each pass's codes [passes][n] and scales [passes][n_blocks] (either
+ * may be NULL): what a kernel consumes. */
+int kf_mx_residual_passes_codes(kf_mxfmt fmt, kf_mxscale rule, const float *x, int64_t n,
+                                int passes, uint8_t *codes, uint8_t *scales, float *xhat);
+
+/* ------------------------------------------------------------------------------------------ */
+/* MSD INT8 activation decomposition (scalar reference, DESIGN.md §4)                          */
+/* ------------------------------------------------------------------------------------------ */
+
+/* x[n] ≈ Σ_p s_p·q_p with s1 = max|x|/127 (fp32, bumped one ulp up if fl(max/127)·127 < max, so
+ * |x/s1| <= 127), s_{p+1} = fl(s_p/254), q_p = round_half_even(r_{p-1}/s_p) clamped to ±127,
+ * r_0 = x, r_p = r_{p-1} - s_p·q_p in fp64. |x - x̂| <= s_passes/2 (= max|x|/(2·127·254^(p-1)),
+ * 15.98 worst-case bits for 2 passes). xhat[n] = fp32 of the fp64 sum (±FLT_MAX if that sum
+ * lies beyond the fp32 range, possible only for |x| near FLT_MAX). An all-zero row gives
+ * scales 0 and codes 0; a scale that underflows to 0 zeroes the later passes.
+ * Returns 0; -1 on bad args (NULL, n <= 0, passes not 1..8); -2 if x has NaN/Inf (xhat NaN). */
+int kf_q_msd_int8(const float *x, int64_t n, int passes, float *xhat);
+/* Same, and returns codes [passes][n] and scales [passes] (either may be NULL). */
+int kf_q_msd_int8_codes(const float *x, int64_t n, int passes, int8_t *codes, float *scales,
+                        float *xhat);
+
 #ifdef __cplusplus
 }
 #endif

@@ -14,4 +14,8 @@ void kf_q_set_err_(char *err, size_t errlen, const char *fmt, ...);
  * v must be finite. */
 double kf_q_rne_(double v);
 
+/* fp64 -> fp32, rounding to nearest, but a finite value beyond the fp32 range gives ±FLT_MAX
+ * instead of ±Inf (reconstructions of finite fp32 inputs: clamping only moves them closer). */
+float kf_q_f32_sat_(double v);
+
 #endif

@@ -1,6 +1,7 @@
 /* kf_quant_util.c — private helpers of the quant module (error text, rounding). */
 #include "kf_quant_int.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,4 +20,9 @@ double kf_q_rne_(double v) {
   double frac = v - r;
   if (frac > 0.5 || (frac == 0.5 && fmod(r, 2.0) != 0.0)) r += 1.0;
   return r;
+}
+
+float kf_q_f32_sat_(double v) {
+  if (isfinite(v) && fabs(v) > FLT_MAX) return v > 0 ? FLT_MAX : -FLT_MAX;
+  return (float)v;
 }
