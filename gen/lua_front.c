@@ -1,0 +1,926 @@
+/*
+** lua_front.c: runs templates in a sandboxed Lua 5.4 state and exposes the IR builder
+** to them as the global table `kf`.
+**
+** Sandbox: only the base (minus load/loadfile/dofile/require/collectgarbage's control),
+** string, table, math and utf8 libraries; chunks are loaded as text only (mode "t");
+** a count hook stops runaway scripts; a counting allocator caps memory. Every call into
+** Lua is a lua_pcall with a traceback message handler (never lua_call).
+*/
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "template.h"
+
+#define KF_LUA_MEM_LIMIT (256u << 20)     /* bytes */
+#define KF_LUA_INSN_LIMIT 200000000LL     /* VM instructions per call */
+#define KF_LUA_HOOK_EVERY 10000
+
+struct kf_template {
+  lua_State *L;
+  size_t mem_used;
+  long long insns;
+  char *path, *name, *doc, *reference;
+  char hash[17];
+  int ref_table; /* registry ref to the returned table */
+  int n_params, n_tunables;
+  kf_tparam params[KF_MAX_BIND], tunables[KF_MAX_BIND];
+  /* during build */
+  kf_ir_kernel *ir;
+  kf_ir_block *cur;
+  int building;
+};
+
+/* ---------------------------------------------------------------- bindings */
+
+int kf_binding_get(const kf_binding *b, const char *name, int64_t *out) {
+  for (int i = 0; i < b->n; i++)
+    if (!strcmp(b->name[i], name)) {
+      if (out) *out = b->val[i];
+      return 1;
+    }
+  return 0;
+}
+
+int kf_binding_set(kf_binding *b, const char *name, int64_t v) {
+  for (int i = 0; i < b->n; i++)
+    if (!strcmp(b->name[i], name)) {
+      b->val[i] = v;
+      return KF_OK;
+    }
+  if (b->n == KF_MAX_BIND || strlen(name) >= sizeof b->name[0]) return KF_EINVAL;
+  snprintf(b->name[b->n], sizeof b->name[0], "%s", name);
+  b->val[b->n++] = v;
+  return KF_OK;
+}
+
+void kf_binding_format(const kf_binding *b, kf_str *out) {
+  for (int i = 0; i < b->n; i++)
+    kf_str_printf(out, "%s%s=%lld", i ? "," : "", b->name[i], (long long)b->val[i]);
+  if (!b->n && !out->data) kf_str_puts(out, "");
+}
+
+int kf_binding_parse(kf_ctx *ctx, const char *text, const char *what, kf_binding *out) {
+  const char *p = text;
+  while (*p) {
+    const char *eq = strchr(p, '=');
+    const char *end = strchr(p, ',');
+    if (!end) end = p + strlen(p);
+    if (!eq || eq > end || eq == p)
+      return kf_err(ctx, KF_EINVAL, "%s '%s': expected NAME=VALUE at '%.*s'", what, text,
+                    (int)(end - p), p);
+    char name[64];
+    if ((size_t)(eq - p) >= 32)
+      return kf_err(ctx, KF_EINVAL, "%s '%s': name too long at '%.*s'", what, text,
+                    (int)(eq - p), p);
+    memcpy(name, p, (size_t)(eq - p));
+    name[eq - p] = 0;
+    for (const char *c = name; *c; c++)
+      if (!(*c == '_' || (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+            (c > name && *c >= '0' && *c <= '9')))
+        return kf_err(ctx, KF_EINVAL, "%s '%s': '%s' is not a valid name", what, text, name);
+    char num[64];
+    size_t nl = (size_t)(end - eq - 1);
+    if (nl == 0 || nl >= sizeof num)
+      return kf_err(ctx, KF_EINVAL, "%s '%s': missing or too long value for %s", what, text, name);
+    memcpy(num, eq + 1, nl);
+    num[nl] = 0;
+    char *stop;
+    long long v = strtoll(num, &stop, 10);
+    if (*stop)
+      return kf_err(ctx, KF_EINVAL, "%s '%s': value of %s is not an integer: '%s'", what, text,
+                    name, num);
+    if (kf_binding_get(out, name, NULL))
+      return kf_err(ctx, KF_EINVAL, "%s '%s': %s given twice", what, text, name);
+    if (kf_binding_set(out, name, v))
+      return kf_err(ctx, KF_EINVAL, "%s '%s': too many values", what, text);
+    p = *end ? end + 1 : end;
+  }
+  return KF_OK;
+}
+
+/* ---------------------------------------------------------------- sandbox */
+
+static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  kf_template *t = ud;
+  if (!ptr) osize = 0;
+  if (nsize == 0) {
+    free(ptr);
+    t->mem_used -= osize;
+    return NULL;
+  }
+  if (nsize > osize && t->mem_used + (nsize - osize) > KF_LUA_MEM_LIMIT) return NULL;
+  void *p = realloc(ptr, nsize);
+  if (p) t->mem_used += nsize - osize;
+  return p;
+}
+
+static void count_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  kf_template *t = *(kf_template **)lua_getextraspace(L);
+  t->insns += KF_LUA_HOOK_EVERY;
+  if (t->insns > KF_LUA_INSN_LIMIT)
+    luaL_error(L, "instruction limit exceeded (%d million VM instructions): infinite loop?",
+               (int)(KF_LUA_INSN_LIMIT / 1000000));
+}
+
+static int msg_handler(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (!msg) {
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
+    msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  }
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+/* Calls the function below nargs arguments on the stack; on error, copies the first
+** line of the message (file:line: text) and the traceback to ctx. */
+static int pcall(kf_ctx *ctx, kf_template *t, int nargs, int nres, const char *what) {
+  lua_State *L = t->L;
+  int base = lua_gettop(L) - nargs;
+  lua_pushcfunction(L, msg_handler);
+  lua_insert(L, base);
+  t->insns = 0;
+  int rc = lua_pcall(L, nargs, nres, base);
+  lua_remove(L, base);
+  if (rc == LUA_OK) return KF_OK;
+  const char *msg = lua_tostring(L, -1);
+  char first[1024];
+  snprintf(first, sizeof first, "%s", msg ? msg : "error");
+  char *nl = strchr(first, '\n');
+  if (nl) *nl = 0;
+  if (rc == LUA_ERRMEM) snprintf(first, sizeof first, "%s: memory limit exceeded (%u MB)", t->path, KF_LUA_MEM_LIMIT >> 20);
+  if (ctx->verbose && msg) fprintf(stderr, "%s\n", msg);
+  lua_pop(L, 1);
+  return kf_err(ctx, KF_EINVAL, "%s (in %s)", first, what);
+}
+
+static void open_sandbox_libs(lua_State *L) {
+  static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},     {LUA_TABLIBNAME, luaopen_table},
+                                  {LUA_STRLIBNAME, luaopen_string}, {LUA_MATHLIBNAME, luaopen_math},
+                                  {LUA_UTF8LIBNAME, luaopen_utf8}, {NULL, NULL}};
+  for (const luaL_Reg *lib = libs; lib->func; lib++) {
+    luaL_requiref(L, lib->name, lib->func, 1);
+    lua_pop(L, 1);
+  }
+  static const char *const banned[] = {"dofile", "loadfile", "load", "require", "collectgarbage",
+                                       "rawequal", "rawset", "rawget", "rawlen", NULL};
+  for (int i = 0; banned[i]; i++) {
+    lua_pushnil(L);
+    lua_setglobal(L, banned[i]);
+  }
+  /* string.dump would expose bytecode; remove it. */
+  lua_getglobal(L, "string");
+  lua_pushnil(L);
+  lua_setfield(L, -2, "dump");
+  lua_pop(L, 1);
+}
+
+/* ---------------------------------------------------------------- builder: helpers */
+
+#define IX_MT "kforge.ix"
+#define BUF_MT "kforge.buf"
+#define TILE_MT "kforge.tile"
+
+typedef struct lbuf {
+  int id;
+} lbuf;
+
+static kf_template *tmpl_of(lua_State *L) { return *(kf_template **)lua_getextraspace(L); }
+
+static kf_template *building(lua_State *L) {
+  kf_template *t = tmpl_of(L);
+  if (!t->building || !t->ir) luaL_error(L, "kf builder functions can only be used inside build()");
+  return t;
+}
+
+static kf_loc caller_loc(lua_State *L) {
+  kf_template *t = tmpl_of(L);
+  kf_loc loc = {t->path, 0};
+  lua_Debug ar;
+  for (int level = 1; lua_getstack(L, level, &ar); level++) {
+    lua_getinfo(L, "Sl", &ar);
+    if (ar.currentline > 0) {
+      loc.line = ar.currentline;
+      break;
+    }
+  }
+  return loc;
+}
+
+static kf_ix *push_ix(lua_State *L, kf_ix x) {
+  kf_ix *p = lua_newuserdatauv(L, sizeof *p, 0);
+  *p = x;
+  luaL_setmetatable(L, IX_MT);
+  return p;
+}
+
+/* Converts a Lua integer or ix userdata to kf_ix. */
+static kf_ix check_ix(lua_State *L, int idx) {
+  if (lua_isinteger(L, idx)) return kf_ix_const(lua_tointeger(L, idx));
+  if (lua_type(L, idx) == LUA_TNUMBER) {
+    lua_Number v = lua_tonumber(L, idx);
+    if (v != (lua_Number)(int64_t)v) luaL_error(L, "index %f is not an integer", v);
+    return kf_ix_const((int64_t)v);
+  }
+  kf_ix *p = luaL_testudata(L, idx, IX_MT);
+  if (!p) luaL_error(L, "expected an integer or an index expression, got %s", luaL_typename(L, idx));
+  return *p;
+}
+
+static int ix_add(lua_State *L) {
+  kf_ix r;
+  if (kf_ix_add(&r, check_ix(L, 1), check_ix(L, 2)))
+    return luaL_error(L, "index expression too complex (or adds to a capped min())");
+  push_ix(L, r);
+  return 1;
+}
+
+static int ix_sub(lua_State *L) {
+  kf_ix r, b;
+  if (kf_ix_scale(&b, check_ix(L, 2), -1) || kf_ix_add(&r, check_ix(L, 1), b))
+    return luaL_error(L, "index expression too complex (or subtracts a capped min())");
+  push_ix(L, r);
+  return 1;
+}
+
+static int ix_mul(lua_State *L) {
+  kf_ix r;
+  int ix_first = !lua_isnumber(L, 1);
+  kf_ix a = check_ix(L, ix_first ? 1 : 2);
+  kf_ix k = check_ix(L, ix_first ? 2 : 1);
+  if (!kf_ix_is_const(&k)) return luaL_error(L, "index expressions are affine: multiply by an integer only");
+  if (kf_ix_scale(&r, a, k.c)) return luaL_error(L, "cannot scale a capped min()");
+  push_ix(L, r);
+  return 1;
+}
+
+static int ix_tostring(lua_State *L) {
+  kf_ix x = check_ix(L, 1);
+  lua_pushfstring(L, "ix(c=%I, terms=%d)", (lua_Integer)x.c, x.n);
+  return 1;
+}
+
+static int ix_unsupported(lua_State *L) {
+  return luaL_error(L, "index expressions support +, - and * by an integer (use kf.min for caps)");
+}
+
+static int buf_id(lua_State *L, int idx) {
+  lbuf *b = luaL_testudata(L, idx, BUF_MT);
+  if (!b) luaL_error(L, "expected a buffer, got %s", luaL_typename(L, idx));
+  return b->id;
+}
+
+static const kf_ir_buf *buf_of(lua_State *L, int id) { return &building(L)->ir->bufs.data[id]; }
+
+/* A tile is a full userdata copy of kf_tile. A buffer in place of a tile means all of it. */
+static kf_tile check_tile(lua_State *L, int idx, const char *what) {
+  kf_tile *p = luaL_testudata(L, idx, TILE_MT);
+  if (p) return *p;
+  if (luaL_testudata(L, idx, BUF_MT)) {
+    int id = buf_id(L, idx);
+    const kf_ir_buf *b = buf_of(L, id);
+    kf_tile t;
+    memset(&t, 0, sizeof t);
+    t.buf = id;
+    t.rank = b->rank;
+    for (int d = 0; d < b->rank; d++) {
+      t.off[d] = kf_ix_const(0);
+      t.ext[d] = b->dims[d];
+    }
+    return t;
+  }
+  luaL_error(L, "%s: expected a tile or buffer, got %s", what, luaL_typename(L, idx));
+  kf_tile none;
+  memset(&none, 0, sizeof none);
+  return none;
+}
+
+/* buf:tile({offsets}, {extents}) */
+static int buf_tile(lua_State *L) {
+  int id = buf_id(L, 1);
+  const kf_ir_buf *b = buf_of(L, id);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  if ((int)lua_rawlen(L, 2) != b->rank || (int)lua_rawlen(L, 3) != b->rank)
+    return luaL_error(L, "tile of '%s' needs %d offsets and %d extents", b->name, b->rank, b->rank);
+  kf_tile *t = lua_newuserdatauv(L, sizeof *t, 0);
+  memset(t, 0, sizeof *t);
+  t->buf = id;
+  t->rank = b->rank;
+  for (int d = 0; d < b->rank; d++) {
+    lua_geti(L, 2, d + 1);
+    t->off[d] = check_ix(L, -1);
+    lua_pop(L, 1);
+    lua_geti(L, 3, d + 1);
+    if (!lua_isinteger(L, -1))
+      return luaL_error(L, "tile of '%s': extent %d must be an integer", b->name, d + 1);
+    t->ext[d] = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+  }
+  luaL_setmetatable(L, TILE_MT);
+  return 1;
+}
+
+static int buf_index(lua_State *L) {
+  int id = buf_id(L, 1);
+  const char *key = luaL_checkstring(L, 2);
+  const kf_ir_buf *b = buf_of(L, id);
+  if (!strcmp(key, "tile")) {
+    lua_pushcfunction(L, buf_tile);
+    return 1;
+  }
+  if (!strcmp(key, "name")) {
+    lua_pushstring(L, b->name);
+    return 1;
+  }
+  if (!strcmp(key, "dims")) {
+    lua_createtable(L, b->rank, 0);
+    for (int d = 0; d < b->rank; d++) {
+      lua_pushinteger(L, b->dims[d]);
+      lua_rawseti(L, -2, d + 1);
+    }
+    return 1;
+  }
+  return luaL_error(L, "buffer '%s' has no field '%s' (fields: tile, name, dims)", b->name, key);
+}
+
+/* ---------------------------------------------------------------- builder: kf.* */
+
+static int opt_int(lua_State *L, int tbl, const char *key, int64_t def) {
+  lua_getfield(L, tbl, key);
+  int64_t v = def;
+  if (!lua_isnil(L, -1)) {
+    if (!lua_isinteger(L, -1)) luaL_error(L, "field '%s' must be an integer", key);
+    v = lua_tointeger(L, -1);
+  }
+  lua_pop(L, 1);
+  return (int)v;
+}
+
+static kf_scalar check_dtype(lua_State *L, const char *s) {
+  for (int i = 0; i < KF_N_SCALAR; i++)
+    if (!strcmp(s, kf_scalar_name((kf_scalar)i)) && i != KF_BOOL) return (kf_scalar)i;
+  luaL_error(L, "unknown dtype '%s' (i8 u8 i16 u16 i32 u32 i64 f32 f64 bf16)", s);
+  return KF_F32;
+}
+
+/* kf.arg{...} / kf.scratch{...} / kf.reg{...}: declare a buffer. */
+static int new_buf(lua_State *L, kf_level level) {
+  kf_template *t = building(L);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  kf_ir_buf b;
+  memset(&b, 0, sizeof b);
+  b.loc = caller_loc(L);
+  b.level = level;
+  lua_getfield(L, 1, "name");
+  const char *name = lua_tostring(L, -1);
+  if (!name) return luaL_error(L, "buffer needs a name");
+  b.name = name;
+  lua_getfield(L, 1, "dtype");
+  const char *dt = lua_tostring(L, -1);
+  if (!dt) return luaL_error(L, "buffer '%s' needs a dtype", name);
+  b.dtype = check_dtype(L, dt);
+  lua_getfield(L, 1, "dims");
+  if (!lua_istable(L, -1)) return luaL_error(L, "buffer '%s' needs dims = {...}", name);
+  b.rank = (int)lua_rawlen(L, -1);
+  if (b.rank < 1 || b.rank > KF_IR_MAX_RANK)
+    return luaL_error(L, "buffer '%s': rank %d (1..%d)", name, b.rank, KF_IR_MAX_RANK);
+  for (int d = 0; d < b.rank; d++) {
+    lua_geti(L, -1, d + 1);
+    if (!lua_isinteger(L, -1)) return luaL_error(L, "buffer '%s': dim %d is not an integer", name, d + 1);
+    b.dims[d] = lua_tointeger(L, -1);
+    if (b.dims[d] <= 0) return luaL_error(L, "buffer '%s': dim %d is %d", name, d + 1, (int)b.dims[d]);
+    lua_pop(L, 1);
+  }
+  if (level == KF_LVL_ARG_IN) {
+    lua_getfield(L, 1, "out");
+    if (lua_toboolean(L, -1)) b.level = KF_LVL_ARG_OUT;
+    lua_pop(L, 1);
+  }
+  lua_getfield(L, 1, "layout");
+  const char *layout = lua_tostring(L, -1);
+  if (layout && strcmp(layout, "row")) {
+    if (!strcmp(layout, "qweight")) b.layout = KF_LAYOUT_QW;
+    else if (!strcmp(layout, "qscales")) b.layout = KF_LAYOUT_QS;
+    else return luaL_error(L, "buffer '%s': unknown layout '%s' (row, qweight, qscales)", name, layout);
+    if (b.rank != 2) return luaL_error(L, "buffer '%s': quantized weights have dims {N, K}", name);
+    b.wbits = opt_int(L, 1, "bits", 8);
+    if (b.wbits != 4 && b.wbits != 8) return luaL_error(L, "buffer '%s': bits must be 4 or 8", name);
+    lua_getfield(L, 1, "pack");
+    const char *pack = lua_tostring(L, -1);
+    b.wlayout = pack && !strcmp(pack, "n16k1") ? 1 : 0;
+    if (pack && strcmp(pack, "n16k1") && strcmp(pack, "n16k4"))
+      return luaL_error(L, "buffer '%s': pack must be n16k4 or n16k1", name);
+    lua_pop(L, 1);
+    b.wgroup = opt_int(L, 1, "group", 0);
+    if (b.wgroup <= 0 || b.wgroup >= b.dims[1]) b.wgroup = b.dims[1];
+  }
+  int id = kf_ir_buf_add(t->ir, &b);
+  lua_settop(L, 0);
+  lbuf *ud = lua_newuserdatauv(L, sizeof *ud, 0);
+  ud->id = id;
+  luaL_setmetatable(L, BUF_MT);
+  return 1;
+}
+
+static int l_arg(lua_State *L) { return new_buf(L, KF_LVL_ARG_IN); }
+static int l_scratch(lua_State *L) { return new_buf(L, KF_LVL_LOCAL); }
+static int l_reg(lua_State *L) { return new_buf(L, KF_LVL_REG); }
+
+/* kf.loop(name, lo, hi, step, function(i) ... end [, {parallel=true}]) */
+static int l_loop(lua_State *L) {
+  kf_template *t = building(L);
+  const char *name = luaL_checkstring(L, 1);
+  kf_ix lo = check_ix(L, 2), hi = check_ix(L, 3);
+  lua_Integer step = luaL_checkinteger(L, 4);
+  luaL_checktype(L, 5, LUA_TFUNCTION);
+  int parallel = 0;
+  if (lua_istable(L, 6)) {
+    lua_getfield(L, 6, "parallel");
+    parallel = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
+  if (step <= 0) return luaL_error(L, "loop '%s': step must be positive, got %d", name, (int)step);
+  kf_loc loc = caller_loc(L);
+  int var = kf_ir_var_add(t->ir, name, loc);
+  kf_ir_node *n = kf_ir_append(t->ir, t->cur, KF_OP_LOOP, loc);
+  n->var = var;
+  n->lo = lo;
+  n->hi = hi;
+  n->step = step;
+  n->parallel = parallel;
+  kf_ir_block *saved = t->cur;
+  t->cur = &n->body;
+  lua_pushvalue(L, 5);
+  push_ix(L, kf_ix_var(var));
+  lua_call(L, 1, 0); /* errors propagate to the enclosing pcall */
+  t->cur = saved;
+  return 0;
+}
+
+/* kf.min(ix, cap) */
+static int l_min(lua_State *L) {
+  kf_ix a = check_ix(L, 1);
+  lua_Integer cap = luaL_checkinteger(L, 2);
+  if (kf_ix_is_const(&a)) {
+    lua_pushinteger(L, a.c < cap ? a.c : cap);
+    return 1;
+  }
+  if (a.cap != INT64_MAX && a.cap < cap) cap = a.cap;
+  a.cap = cap;
+  push_ix(L, a);
+  return 1;
+}
+
+static kf_ir_node *new_op(lua_State *L, kf_ir_opkind op) {
+  kf_template *t = building(L);
+  return kf_ir_append(t->ir, t->cur, op, caller_loc(L));
+}
+
+static void field_tile(lua_State *L, kf_ir_node *n, int slot, const char *key) {
+  lua_getfield(L, 1, key);
+  if (lua_isnil(L, -1)) luaL_error(L, "%s: missing field '%s'", kf_ir_opname(n->op), key);
+  n->t[slot] = check_tile(L, -1, key);
+  if (slot + 1 > n->n_tiles) n->n_tiles = slot + 1;
+  lua_pop(L, 1);
+}
+
+static int l_zero(lua_State *L) {
+  kf_ir_node *n = new_op(L, KF_OP_ZERO);
+  n->t[0] = check_tile(L, 1, "zero");
+  n->n_tiles = 1;
+  return 0;
+}
+
+static int two_tile_op(lua_State *L, kf_ir_opkind op) {
+  kf_ir_node *n = new_op(L, op);
+  n->t[0] = check_tile(L, 1, kf_ir_opname(op));
+  n->t[1] = check_tile(L, 2, kf_ir_opname(op));
+  n->n_tiles = 2;
+  return 0;
+}
+static int l_load(lua_State *L) { return two_tile_op(L, KF_OP_LOAD); }
+static int l_store(lua_State *L) { return two_tile_op(L, KF_OP_STORE); }
+static int l_accum_store(lua_State *L) { return two_tile_op(L, KF_OP_ACCUM_STORE); }
+
+static int l_quantize(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  kf_ir_node *n = new_op(L, KF_OP_QUANTIZE);
+  field_tile(L, n, 0, "src");
+  field_tile(L, n, 1, "codes");
+  field_tile(L, n, 2, "scales");
+  field_tile(L, n, 3, "sums");
+  n->i[0] = opt_int(L, 1, "passes", 1);
+  n->i[1] = opt_int(L, 1, "act_group", 0);
+  n->i[2] = opt_int(L, 1, "sum_group", 0);
+  return 0;
+}
+
+static int l_mma(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  kf_ir_node *n = new_op(L, KF_OP_MMA);
+  field_tile(L, n, 0, "acc");
+  field_tile(L, n, 1, "a");
+  field_tile(L, n, 2, "b");
+  lua_getfield(L, 1, "b_scales");
+  if (!lua_isnil(L, -1)) {
+    n->t[3] = check_tile(L, -1, "b_scales");
+    n->n_tiles = 4;
+  }
+  lua_pop(L, 1);
+  n->i[0] = opt_int(L, 1, "passes", 1);
+  return 0;
+}
+
+static int l_scale_acc(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  kf_ir_node *n = new_op(L, KF_OP_SCALE_ACC);
+  field_tile(L, n, 0, "acc");
+  field_tile(L, n, 1, "src");
+  field_tile(L, n, 2, "act_scales");
+  field_tile(L, n, 3, "act_sums");
+  field_tile(L, n, 4, "w_scales");
+  n->i[0] = opt_int(L, 1, "passes", 1);
+  n->i[1] = opt_int(L, 1, "offset", 0);
+  return 0;
+}
+
+static const luaL_Reg kf_funcs[] = {
+    {"arg", l_arg},     {"scratch", l_scratch}, {"reg", l_reg},
+    {"loop", l_loop},   {"min", l_min},         {"zero", l_zero},
+    {"load", l_load},   {"store", l_store},     {"accum_store", l_accum_store},
+    {"quantize", l_quantize}, {"mma", l_mma},   {"scale_acc", l_scale_acc},
+    {NULL, NULL}};
+
+static void register_builder(lua_State *L) {
+  luaL_newmetatable(L, IX_MT);
+  static const luaL_Reg ix_meta[] = {{"__add", ix_add},         {"__sub", ix_sub},
+                                     {"__mul", ix_mul},         {"__tostring", ix_tostring},
+                                     {"__div", ix_unsupported}, {"__idiv", ix_unsupported},
+                                     {"__mod", ix_unsupported}, {"__unm", ix_unsupported},
+                                     {NULL, NULL}};
+  luaL_setfuncs(L, ix_meta, 0);
+  lua_pop(L, 1);
+  luaL_newmetatable(L, BUF_MT);
+  lua_pushcfunction(L, buf_index);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  luaL_newmetatable(L, TILE_MT);
+  lua_pop(L, 1);
+  luaL_newlib(L, kf_funcs);
+  lua_setglobal(L, "kf");
+}
+
+/* ---------------------------------------------------------------- loading */
+
+const char *kf_template_dir(void) {
+  const char *env = getenv("KFORGE_TEMPLATES");
+  return env && *env ? env : KF_SOURCE_DIR "/templates";
+}
+
+static int read_param_table(kf_ctx *ctx, kf_template *t, const char *field, kf_tparam *out,
+                            int *n_out, int is_tunable) {
+  lua_State *L = t->L;
+  lua_getfield(L, -1, field);
+  *n_out = 0;
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return KF_OK;
+  }
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    return kf_err(ctx, KF_EINVAL, "%s: '%s' must be a table", t->path, field);
+  }
+  /* Sort names for a stable order: collect, then insertion-sort. */
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    if (*n_out == KF_MAX_BIND) {
+      lua_pop(L, 3);
+      return kf_err(ctx, KF_EINVAL, "%s: too many %s", t->path, field);
+    }
+    if (lua_type(L, -2) != LUA_TSTRING || !lua_istable(L, -1)) {
+      lua_pop(L, 3);
+      return kf_err(ctx, KF_EINVAL, "%s: %s entries must be NAME = {...}", t->path, field);
+    }
+    kf_tparam *p = &out[(*n_out)++];
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "%s", lua_tostring(L, -2));
+    lua_getfield(L, -1, "default");
+    p->required = lua_isnil(L, -1);
+    p->def = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    lua_getfield(L, -1, "min");
+    p->min = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 1;
+    lua_pop(L, 1);
+    lua_getfield(L, -1, "domain");
+    if (lua_istable(L, -1)) {
+      int n = (int)lua_rawlen(L, -1);
+      if (n > KF_MAX_DOMAIN) n = KF_MAX_DOMAIN;
+      for (int i = 0; i < n; i++) {
+        lua_geti(L, -1, i + 1);
+        p->domain[p->n_domain++] = lua_tointeger(L, -1);
+        lua_pop(L, 1);
+      }
+    }
+    lua_pop(L, 1);
+    if (is_tunable && (p->required || !p->n_domain)) {
+      lua_pop(L, 3);
+      return kf_err(ctx, KF_EINVAL, "%s: tunable '%s' needs a default and a domain", t->path, p->name);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  for (int i = 1; i < *n_out; i++)
+    for (int j = i; j > 0 && strcmp(out[j - 1].name, out[j].name) > 0; j--) {
+      kf_tparam tmp = out[j];
+      out[j] = out[j - 1];
+      out[j - 1] = tmp;
+    }
+  return KF_OK;
+}
+
+static char *dup_field(lua_State *L, const char *key) {
+  lua_getfield(L, -1, key);
+  const char *s = lua_tostring(L, -1);
+  char *r = kf_xstrdup(s ? s : "");
+  lua_pop(L, 1);
+  return r;
+}
+
+int kf_template_load(kf_ctx *ctx, const char *name_or_path, kf_template **out) {
+  *out = NULL;
+  char path[4096];
+  size_t nl = strlen(name_or_path);
+  if (nl > 4 && !strcmp(name_or_path + nl - 4, ".lua"))
+    snprintf(path, sizeof path, "%s", name_or_path);
+  else {
+    for (const char *c = name_or_path; *c; c++)
+      if (*c == '/' || *c == '.')
+        return kf_err(ctx, KF_EINVAL, "'%s' is neither a template name nor a .lua file", name_or_path);
+    snprintf(path, sizeof path, "%s/%s.lua", kf_template_dir(), name_or_path);
+    struct stat st;
+    if (stat(path, &st))
+      return kf_err(ctx, KF_EINVAL, "unknown template '%s' (no %s; see 'kforge list')", name_or_path, path);
+  }
+  char *src;
+  size_t len;
+  int rc = kf_read_file(ctx, path, &src, &len);
+  if (rc) return rc;
+
+  kf_template *t = kf_xcalloc(1, sizeof *t);
+  t->path = kf_xstrdup(path);
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)src[i]) * 1099511628211ull;
+  snprintf(t->hash, sizeof t->hash, "%016llx", (unsigned long long)h);
+  t->L = lua_newstate(limited_alloc, t);
+  if (!t->L) {
+    free(src);
+    kf_template_free(t);
+    return kf_err(ctx, KF_ENOMEM, "cannot create a Lua state");
+  }
+  *(kf_template **)lua_getextraspace(t->L) = t;
+  lua_sethook(t->L, count_hook, LUA_MASKCOUNT, KF_LUA_HOOK_EVERY);
+  open_sandbox_libs(t->L);
+  register_builder(t->L);
+
+  char chunkname[4200];
+  snprintf(chunkname, sizeof chunkname, "@%s", path);
+  int lrc = luaL_loadbufferx(t->L, src, len, chunkname, "t");
+  free(src);
+  if (lrc != LUA_OK) {
+    rc = kf_err(ctx, KF_EINVAL, "%s", lua_tostring(t->L, -1));
+    kf_template_free(t);
+    return rc;
+  }
+  if ((rc = pcall(ctx, t, 0, 1, "loading the template"))) {
+    kf_template_free(t);
+    return rc;
+  }
+  if (!lua_istable(t->L, -1)) {
+    kf_template_free(t);
+    return kf_err(ctx, KF_EINVAL, "%s: the template must return a table", path);
+  }
+  t->name = dup_field(t->L, "name");
+  t->doc = dup_field(t->L, "doc");
+  t->reference = dup_field(t->L, "reference");
+  if (!*t->name) {
+    kf_template_free(t);
+    return kf_err(ctx, KF_EINVAL, "%s: the template table needs a 'name'", path);
+  }
+  lua_getfield(t->L, -1, "build");
+  int has_build = lua_isfunction(t->L, -1);
+  lua_pop(t->L, 1);
+  if (!has_build) {
+    kf_template_free(t);
+    return kf_err(ctx, KF_EINVAL, "%s: the template table needs a 'build' function", path);
+  }
+  if ((rc = read_param_table(ctx, t, "params", t->params, &t->n_params, 0)) ||
+      (rc = read_param_table(ctx, t, "tunables", t->tunables, &t->n_tunables, 1))) {
+    kf_template_free(t);
+    return rc;
+  }
+  t->ref_table = luaL_ref(t->L, LUA_REGISTRYINDEX);
+  *out = t;
+  return KF_OK;
+}
+
+void kf_template_free(kf_template *t) {
+  if (!t) return;
+  if (t->L) lua_close(t->L);
+  free(t->path);
+  free(t->name);
+  free(t->doc);
+  free(t->reference);
+  free(t);
+}
+
+const char *kf_template_name(const kf_template *t) { return t->name; }
+const char *kf_template_doc(const kf_template *t) { return t->doc; }
+const char *kf_template_reference(const kf_template *t) { return t->reference; }
+const char *kf_template_path(const kf_template *t) { return t->path; }
+const char *kf_template_source_hash(const kf_template *t) { return t->hash; }
+int kf_template_n_params(const kf_template *t) { return t->n_params; }
+const kf_tparam *kf_template_param(const kf_template *t, int i) { return &t->params[i]; }
+int kf_template_n_tunables(const kf_template *t) { return t->n_tunables; }
+const kf_tparam *kf_template_tunable(const kf_template *t, int i) { return &t->tunables[i]; }
+
+static int in_domain(const kf_tparam *p, int64_t v) {
+  if (!p->n_domain) return v >= p->min;
+  for (int i = 0; i < p->n_domain; i++)
+    if (p->domain[i] == v) return 1;
+  return 0;
+}
+
+static void domain_text(const kf_tparam *p, char *buf, size_t n) {
+  if (!p->n_domain) {
+    snprintf(buf, n, "an integer >= %lld", (long long)p->min);
+    return;
+  }
+  size_t used = 0;
+  buf[0] = 0;
+  for (int i = 0; i < p->n_domain && used + 24 < n; i++)
+    used += (size_t)snprintf(buf + used, n - used, "%s%lld", i ? ", " : "one of ", (long long)p->domain[i]);
+}
+
+int kf_template_shape(kf_ctx *ctx, kf_template *t, const kf_binding *shape, kf_binding *params) {
+  memset(params, 0, sizeof *params);
+  for (int i = 0; i < shape->n; i++) {
+    const kf_tparam *p = NULL;
+    for (int j = 0; j < t->n_params; j++)
+      if (!strcmp(t->params[j].name, shape->name[i])) p = &t->params[j];
+    if (!p) {
+      kf_str names = {0};
+      for (int j = 0; j < t->n_params; j++) kf_str_printf(&names, "%s%s", j ? ", " : "", t->params[j].name);
+      int rc = kf_err(ctx, KF_EINVAL, "--shape: template %s has no parameter '%s' (it has: %s)",
+                      t->name, shape->name[i], names.data ? names.data : "none");
+      kf_str_free(&names);
+      return rc;
+    }
+    if (!in_domain(p, shape->val[i])) {
+      char dom[512];
+      domain_text(p, dom, sizeof dom);
+      return kf_err(ctx, KF_EINVAL, "--shape: %s=%lld is out of range for template %s (%s)",
+                    p->name, (long long)shape->val[i], t->name, dom);
+    }
+  }
+  for (int j = 0; j < t->n_params; j++) {
+    const kf_tparam *p = &t->params[j];
+    int64_t v;
+    if (!kf_binding_get(shape, p->name, &v)) {
+      if (p->required)
+        return kf_err(ctx, KF_EINVAL, "--shape: template %s needs %s (e.g. --shape %s=...)",
+                      t->name, p->name, p->name);
+      v = p->def;
+    }
+    kf_binding_set(params, p->name, v);
+  }
+  return KF_OK;
+}
+
+static void push_binding(lua_State *L, const kf_binding *b) {
+  lua_createtable(L, 0, b->n);
+  for (int i = 0; i < b->n; i++) {
+    lua_pushinteger(L, b->val[i]);
+    lua_setfield(L, -2, b->name[i]);
+  }
+}
+
+int kf_template_check_config(kf_ctx *ctx, kf_template *t, const kf_binding *params,
+                             const kf_binding *config) {
+  lua_State *L = t->L;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref_table);
+  lua_getfield(L, -1, "constraints");
+  lua_remove(L, -2);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return KF_OK;
+  }
+  push_binding(L, params);
+  push_binding(L, config);
+  int rc = pcall(ctx, t, 2, 1, "constraints");
+  if (rc) return rc;
+  if (lua_isnil(L, -1) || (lua_isboolean(L, -1) && lua_toboolean(L, -1))) {
+    lua_pop(L, 1);
+    return KF_OK;
+  }
+  const char *msg = lua_tostring(L, -1);
+  kf_str cfg = {0};
+  kf_binding_format(config, &cfg);
+  rc = kf_err(ctx, KF_EINVAL, "%s: constraint violated by %s: %s", t->path,
+              cfg.data ? cfg.data : "(defaults)", msg ? msg : "(no message)");
+  kf_str_free(&cfg);
+  lua_pop(L, 1);
+  return rc;
+}
+
+int kf_template_config(kf_ctx *ctx, kf_template *t, const kf_binding *params,
+                       const kf_binding *sets, kf_binding *config) {
+  memset(config, 0, sizeof *config);
+  for (int i = 0; i < sets->n; i++) {
+    const kf_tparam *p = NULL;
+    for (int j = 0; j < t->n_tunables; j++)
+      if (!strcmp(t->tunables[j].name, sets->name[i])) p = &t->tunables[j];
+    if (!p) {
+      kf_str names = {0};
+      for (int j = 0; j < t->n_tunables; j++) kf_str_printf(&names, "%s%s", j ? ", " : "", t->tunables[j].name);
+      int rc = kf_err(ctx, KF_EINVAL, "--set: template %s has no tunable '%s' (it has: %s)", t->name,
+                      sets->name[i], names.data ? names.data : "none");
+      kf_str_free(&names);
+      return rc;
+    }
+    if (!in_domain(p, sets->val[i])) {
+      char dom[512];
+      domain_text(p, dom, sizeof dom);
+      return kf_err(ctx, KF_EINVAL, "--set: %s=%lld is not allowed by template %s (%s)", p->name,
+                    (long long)sets->val[i], t->name, dom);
+    }
+  }
+  /* Odometer over the unset tunables: position 0 = default, then the domain in order. */
+  int free_idx[KF_MAX_BIND], n_free = 0, pos[KF_MAX_BIND] = {0};
+  for (int j = 0; j < t->n_tunables; j++) {
+    int64_t v;
+    if (kf_binding_get(sets, t->tunables[j].name, &v)) kf_binding_set(config, t->tunables[j].name, v);
+    else {
+      kf_binding_set(config, t->tunables[j].name, t->tunables[j].def);
+      free_idx[n_free++] = j;
+    }
+  }
+  int rc = kf_template_check_config(ctx, t, params, config);
+  if (rc == KF_OK || n_free == 0) return rc;
+  char first_err[sizeof ctx->errmsg];
+  snprintf(first_err, sizeof first_err, "%s", ctx->errmsg);
+  for (long tries = 0; tries < 200000; tries++) {
+    int k = 0;
+    while (k < n_free) {
+      const kf_tparam *p = &t->tunables[free_idx[k]];
+      if (++pos[k] <= p->n_domain) break;
+      pos[k] = 0;
+      k++;
+    }
+    if (k == n_free) break;
+    for (int f = 0; f < n_free; f++) {
+      const kf_tparam *p = &t->tunables[free_idx[f]];
+      kf_binding_set(config, p->name, pos[f] == 0 ? p->def : p->domain[pos[f] - 1]);
+    }
+    rc = kf_template_check_config(ctx, t, params, config);
+    if (rc == KF_OK) return KF_OK;
+    if (strstr(ctx->errmsg, "(in constraints)")) return rc; /* a Lua error, not a rejection */
+  }
+  return kf_err(ctx, KF_EINVAL, "no value of the unset tunables satisfies the constraints; with the defaults: %s",
+                first_err);
+}
+
+int kf_template_build(kf_ctx *ctx, kf_template *t, const kf_binding *params,
+                      const kf_binding *config, kf_ir_kernel **out) {
+  *out = NULL;
+  lua_State *L = t->L;
+  t->ir = kf_ir_new(t->name);
+  t->cur = &t->ir->body;
+  t->building = 1;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref_table);
+  lua_getfield(L, -1, "build");
+  lua_remove(L, -2);
+  push_binding(L, params);
+  push_binding(L, config);
+  int rc = pcall(ctx, t, 2, 0, "build");
+  t->building = 0;
+  kf_ir_kernel *ir = t->ir;
+  t->ir = NULL;
+  t->cur = NULL;
+  if (rc == KF_OK && !ir->body.len)
+    rc = kf_err(ctx, KF_EINVAL, "%s: build() produced an empty kernel", t->path);
+  if (rc == KF_OK) rc = kf_ir_verify(ctx, ir);
+  if (rc) {
+    kf_ir_free(ir);
+    return rc;
+  }
+  *out = ir;
+  return KF_OK;
+}

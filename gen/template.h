@@ -1,0 +1,77 @@
+/*
+** template.h: Lua kernel templates (the front end).
+**
+** A template is a Lua 5.4 chunk, run in a sandbox (no io/os/require/debug, no bytecode,
+** instruction and memory limits), that returns a table:
+**   name, doc, reference          strings
+**   params    = { M = {min=1}, bits = {default=8, domain={4,8}}, ... }   (problem shape)
+**   tunables  = { mr = {default=4, domain={1,2,4}}, ... }               (search space)
+**   constraints(p, t) -> nil | "message"     (optional; rejects a configuration)
+**   build(p, t)                               (builds the kernel with the global `kf` builder)
+** Every error (Lua error, bad value, unsatisfiable constraint, IR verification failure)
+** comes back as a message with the template's file:line.
+*/
+#ifndef KF_TEMPLATE_H
+#define KF_TEMPLATE_H
+
+#include "ir.h"
+
+#define KF_MAX_BIND 24
+#define KF_MAX_DOMAIN 64
+
+/* A list of NAME=VALUE integer assignments (a shape, or a tunable configuration). */
+typedef struct kf_binding {
+  int n;
+  char name[KF_MAX_BIND][32];
+  int64_t val[KF_MAX_BIND];
+} kf_binding;
+
+int kf_binding_parse(kf_ctx *ctx, const char *text, const char *what, kf_binding *out);
+int kf_binding_get(const kf_binding *b, const char *name, int64_t *out); /* 1 if found */
+int kf_binding_set(kf_binding *b, const char *name, int64_t v);         /* KF_OK / KF_EINVAL */
+void kf_binding_format(const kf_binding *b, kf_str *out);                /* "M=1,N=2" */
+
+typedef struct kf_tparam {
+  char name[32];
+  int required;
+  int64_t def, min;
+  int n_domain;
+  int64_t domain[KF_MAX_DOMAIN]; /* empty: any integer >= min */
+} kf_tparam;
+
+typedef struct kf_template kf_template;
+
+/* Loads and sandboxes a template: `name_or_path` is a template name (looked up in the
+** template directory: $KFORGE_TEMPLATES or the source tree's templates/) or a .lua path. */
+int kf_template_load(kf_ctx *ctx, const char *name_or_path, kf_template **out);
+void kf_template_free(kf_template *t);
+const char *kf_template_name(const kf_template *t);
+const char *kf_template_doc(const kf_template *t);
+const char *kf_template_reference(const kf_template *t);
+const char *kf_template_path(const kf_template *t);
+const char *kf_template_source_hash(const kf_template *t); /* hex FNV-1a 64 of the source */
+int kf_template_n_params(const kf_template *t);
+const kf_tparam *kf_template_param(const kf_template *t, int i);
+int kf_template_n_tunables(const kf_template *t);
+const kf_tparam *kf_template_tunable(const kf_template *t, int i);
+
+/* Validates a shape against params (unknown names, missing required, domains) and
+** fills defaults into *params. */
+int kf_template_shape(kf_ctx *ctx, kf_template *t, const kf_binding *shape, kf_binding *params);
+/* Runs the template's constraints on a full configuration: KF_OK, or KF_EINVAL with the
+** template's message. */
+int kf_template_check_config(kf_ctx *ctx, kf_template *t, const kf_binding *params,
+                             const kf_binding *config);
+/* Completes a partial configuration (--set values) with defaults; if the defaults break
+** a constraint, the first satisfying combination of the unset tunables is chosen.
+** Unknown tunables and values outside a domain are errors. */
+int kf_template_config(kf_ctx *ctx, kf_template *t, const kf_binding *params,
+                       const kf_binding *sets, kf_binding *config);
+/* Runs build(p, t) and verifies the IR. */
+int kf_template_build(kf_ctx *ctx, kf_template *t, const kf_binding *params,
+                      const kf_binding *config, kf_ir_kernel **out);
+
+/* Directory holding the bundled templates. */
+const char *kf_template_dir(void);
+
+#endif

@@ -1,0 +1,697 @@
+/*
+** lower.c: tile IR -> LIR for the CPU targets.
+**
+** This is where CPU speed is decided (DESIGN.md section 3.1): register tiles become
+** arrays of vector variables; mma becomes a register-blocked microkernel that loads a
+** weight panel once per k step and applies it to every row and every MSD pass
+** (vpdpbusd on packed n16k4 weights, or an in-register dequant + FMA for n16k1);
+** quantize is the MSD activation decomposition, one sweep over each row.
+**
+** u8 x s8 exactness: vpdpbusd multiplies unsigned by signed bytes. Weights are stored
+** offset-binary (u = q + off, off = 128 for 8 bits, 8 for 4 bits) and used as the
+** unsigned operand; activation codes are the signed one. Then
+**     sum_k u_k x_k = sum_k q_k x_k + off * sum_k x_k,
+** and quantize also produces sum_k x_k per accumulation span, so scale_acc subtracts
+** off * sum exactly in int32 before converting to float.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lower.h"
+
+typedef struct lw {
+  kf_ctx *ctx;
+  const kf_ir_kernel *ir;
+  const kf_target *t;
+  kf_lir_func *f;
+  int vl;             /* 32-bit lanes */
+  int *var_of_loop;   /* ir loop var -> lir var */
+  int *buf_of;        /* ir buf -> lir buf (-1 for REG) */
+  int **reg_vars;     /* ir REG buf -> [rows * (cols/vl)] lir vars */
+  int n_tmp;
+} lw;
+
+#define ERR_AT(L, node, ...) lower_err(L, (node)->loc, __VA_ARGS__)
+static int lower_err(lw *L, kf_loc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int lower_err(lw *L, kf_loc loc, const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  return kf_err(L->ctx, KF_EINVAL, "%s:%d: %s (target %s)", loc.file ? loc.file : "?", loc.line,
+                msg, L->t->name);
+}
+
+/* ---- small LIR helpers ---- */
+
+static kf_ty ty(kf_scalar s, int lanes) { return kf_ty_of(s, lanes); }
+static kf_lir_expr *i64c(lw *L, int64_t v) { return kf_lc_i64(L->f, v); }
+static kf_lir_expr *add(lw *L, kf_lir_expr *a, kf_lir_expr *b) {
+  if (b->op == KF_L_CONST && b->ival == 0 && b->ty.s == KF_I64) return a;
+  return kf_lbin(L->f, KF_L_ADD, a, b);
+}
+static kf_lir_expr *mul(lw *L, kf_lir_expr *a, kf_lir_expr *b) { return kf_lbin(L->f, KF_L_MUL, a, b); }
+static kf_lir_expr *muli(lw *L, kf_lir_expr *a, int64_t k) {
+  if (k == 1) return a;
+  return mul(L, a, i64c(L, k));
+}
+static kf_lir_expr *addi(lw *L, kf_lir_expr *a, int64_t k) { return k ? add(L, a, i64c(L, k)) : a; }
+static kf_lir_expr *min64(lw *L, kf_lir_expr *a, kf_lir_expr *b) { return kf_lbin(L->f, KF_L_MIN, a, b); }
+static kf_lir_expr *fconst(lw *L, int lanes, double v) {
+  return kf_lbcast(L->f, lanes, kf_lc_f(L->f, ty(KF_F32, 1), v));
+}
+static kf_lir_expr *iconst(lw *L, kf_scalar s, int lanes, int64_t v) {
+  return kf_lbcast(L->f, lanes, kf_lc_i(L->f, ty(s, 1), v));
+}
+static int tmp(lw *L, const char *base, kf_ty t) {
+  char name[64];
+  snprintf(name, sizeof name, "%s%d", base, L->n_tmp++);
+  return kf_lir_var_add(L->f, name, t);
+}
+static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+static kf_lir_expr *ix_expr(lw *L, const kf_ix *x) {
+  kf_lir_expr *e = i64c(L, x->c);
+  for (int i = 0; i < x->n; i++)
+    if (x->coef[i]) {
+      kf_lir_expr *term = muli(L, kf_lv(L->f, L->var_of_loop[x->var[i]]), x->coef[i]);
+      e = (e->op == KF_L_CONST && e->ival == 0) ? term : add(L, e, term);
+    }
+  if (x->cap != INT64_MAX) e = min64(L, e, i64c(L, x->cap));
+  return e;
+}
+
+/* Element index of a row-major tile origin plus static offsets per dim. */
+static kf_lir_expr *tile_index(lw *L, const kf_tile *tl, const int64_t *extra) {
+  const kf_ir_buf *b = &L->ir->bufs.data[tl->buf];
+  kf_lir_expr *e = NULL;
+  int64_t stride = 1;
+  for (int d = b->rank - 1; d >= 0; d--) {
+    kf_ix off = tl->off[d];
+    kf_lir_expr *od = ix_expr(L, &off);
+    if (extra && extra[d]) od = addi(L, od, extra[d]);
+    kf_lir_expr *term = muli(L, od, stride);
+    e = e ? add(L, term, e) : term;
+    stride *= b->dims[d];
+  }
+  return e;
+}
+
+/* ---- weights ---- */
+
+typedef struct wgeom {
+  int bits, pack;     /* pack 0 = n16k4, 1 = n16k1 */
+  int64_t n, k, n_pad, k_pad, group, n_groups;
+} wgeom;
+
+static wgeom weight_geom(const kf_ir_buf *b) {
+  wgeom g;
+  g.bits = b->wbits;
+  g.pack = b->wlayout;
+  g.n = b->dims[0];
+  g.k = b->dims[1];
+  g.n_pad = round_up(g.n, 16);
+  g.k_pad = round_up(g.k, 8);
+  g.group = b->wgroup;
+  g.n_groups = (g.k + g.group - 1) / g.group;
+  return g;
+}
+
+/* ---- register tiles ---- */
+
+static int reg_var(lw *L, const kf_tile *tl, int row, int col_vec) {
+  const kf_ir_buf *b = &L->ir->bufs.data[tl->buf];
+  int nv = (int)(b->dims[1] / L->vl);
+  return L->reg_vars[tl->buf][row * nv + col_vec];
+}
+
+static int check_reg(lw *L, const kf_ir_node *n, int ti, kf_scalar want) {
+  const kf_tile *tl = &n->t[ti];
+  const kf_ir_buf *b = &L->ir->bufs.data[tl->buf];
+  if (b->level != KF_LVL_REG)
+    return ERR_AT(L, n, "%s: operand '%s' must be a register tile (kf.reg)", kf_ir_opname(n->op), b->name);
+  if (b->dtype != want)
+    return ERR_AT(L, n, "%s: register tile '%s' must be %s", kf_ir_opname(n->op), b->name,
+                  kf_scalar_name(want));
+  return KF_OK;
+}
+
+/* ---- ops ---- */
+
+static int lower_zero(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
+  const kf_tile *tl = &n->t[0];
+  const kf_ir_buf *b = &L->ir->bufs.data[tl->buf];
+  if (b->level != KF_LVL_REG) return ERR_AT(L, n, "zero: only register tiles can be zeroed");
+  int nv = (int)(b->dims[1] / L->vl);
+  for (int r = 0; r < b->dims[0]; r++)
+    for (int j = 0; j < nv; j++) {
+      kf_lir_expr *z = b->dtype == KF_F32 ? fconst(L, L->vl, 0.0) : iconst(L, b->dtype, L->vl, 0);
+      kf_lassign(L->f, blk, reg_var(L, tl, r, j), z);
+    }
+  return KF_OK;
+}
+
+/* Emits a vector sweep over `len` (static) elements starting at element index `base`:
+** full vectors in a loop, then one partial vector. body(L, blk, idx, lanes_valid) is
+** called for the loop body (lanes_valid = vl) and for the tail (lanes_valid < vl). */
+typedef void (*sweep_fn)(lw *L, kf_lir_block *blk, kf_lir_expr *idx, kf_lir_expr *koff, int valid, void *ud);
+static void sweep(lw *L, kf_lir_block *blk, kf_lir_expr *koff0, int64_t len, sweep_fn fn, void *ud) {
+  int vl = L->vl;
+  int64_t full = len / vl * vl;
+  if (full) {
+    int kv = tmp(L, "k", ty(KF_I64, 1));
+    kf_lir_stmt *s = kf_lfor(L->f, blk, kv, i64c(L, 0), i64c(L, full), vl);
+    fn(L, &s->body, kf_lv(L->f, kv), add(L, koff0, kf_lv(L->f, kv)), vl, ud);
+  }
+  if (len > full) fn(L, blk, i64c(L, full), add(L, koff0, i64c(L, full)), (int)(len - full), ud);
+}
+
+typedef struct qctx {
+  int src_buf, codes_buf;
+  kf_lir_expr *src_row;   /* element index of the row start in src */
+  kf_lir_expr *codes_row; /* element index of (pass 0, row, k=0) in codes */
+  int64_t codes_pass_stride;
+  int passes;
+  int amax_var;
+  int inv_var[4], s_var[4];
+  int sum_var;            /* for the sums sweep */
+  int pass;
+} qctx;
+
+static kf_lir_expr *load_src(lw *L, qctx *q, kf_lir_expr *koff, int valid) {
+  kf_lir_expr *idx = add(L, q->src_row, koff);
+  kf_lir_expr *raw = valid == L->vl ? kf_lload(L->f, ty(KF_BF16, L->vl), q->src_buf, idx)
+                                    : kf_lloadn(L->f, ty(KF_BF16, L->vl), q->src_buf, idx, i64c(L, valid));
+  return kf_lcvt(L->f, ty(KF_F32, L->vl), raw);
+}
+
+static void amax_body(lw *L, kf_lir_block *blk, kf_lir_expr *idx, kf_lir_expr *koff, int valid, void *ud) {
+  (void)idx;
+  qctx *q = ud;
+  kf_lir_expr *v = load_src(L, q, koff, valid);
+  kf_lir_expr *a = kf_lop(L->f, KF_L_ABS, v->ty, v, NULL, NULL);
+  kf_lassign(L->f, blk, q->amax_var, kf_lbin(L->f, KF_L_MAX, kf_lv(L->f, q->amax_var), a));
+}
+
+static void codes_body(lw *L, kf_lir_block *blk, kf_lir_expr *idx, kf_lir_expr *koff, int valid, void *ud) {
+  (void)idx;
+  qctx *q = ud;
+  int vl = L->vl;
+  int res = tmp(L, "res", ty(KF_F32, vl));
+  kf_lassign(L->f, blk, res, load_src(L, q, koff, valid));
+  for (int p = 0; p < q->passes; p++) {
+    /* q_p = clamp(round(res * inv_p), -127, 127); res -= q_p * s_p */
+    kf_lir_expr *scaled = kf_lbin(L->f, KF_L_MUL, kf_lv(L->f, res), kf_lbcast(L->f, vl, kf_lv(L->f, q->inv_var[p])));
+    kf_lir_expr *r = kf_lop(L->f, KF_L_ROUND, scaled->ty, scaled, NULL, NULL);
+    r = kf_lbin(L->f, KF_L_MIN, r, fconst(L, vl, 127.0));
+    r = kf_lbin(L->f, KF_L_MAX, r, fconst(L, vl, -127.0));
+    int qv = tmp(L, "q", ty(KF_F32, vl));
+    kf_lassign(L->f, blk, qv, r);
+    if (p + 1 < q->passes) {
+      kf_lir_expr *neg_s = kf_lbcast(L->f, vl, kf_lop(L->f, KF_L_NEG, ty(KF_F32, 1), kf_lv(L->f, q->s_var[p]), NULL, NULL));
+      kf_lassign(L->f, blk, res, kf_lop(L->f, KF_L_FMA, ty(KF_F32, vl), kf_lv(L->f, qv), neg_s, kf_lv(L->f, res)));
+    }
+    kf_lir_expr *codes = kf_lcvt(L->f, ty(KF_I8, vl), kf_lcvt(L->f, ty(KF_I32, vl), kf_lv(L->f, qv)));
+    kf_lir_expr *at = add(L, addi(L, q->codes_row, p * q->codes_pass_stride), koff);
+    if (valid == vl) kf_lstore(L->f, blk, q->codes_buf, at, codes);
+    else kf_lstoren(L->f, blk, q->codes_buf, at, codes, i64c(L, valid));
+  }
+}
+
+static void sums_body(lw *L, kf_lir_block *blk, kf_lir_expr *idx, kf_lir_expr *koff, int valid, void *ud) {
+  (void)idx;
+  qctx *q = ud;
+  kf_lir_expr *at = add(L, addi(L, q->codes_row, q->pass * q->codes_pass_stride), koff);
+  kf_lir_expr *c = valid == L->vl ? kf_lload(L->f, ty(KF_I8, L->vl), q->codes_buf, at)
+                                  : kf_lloadn(L->f, ty(KF_I8, L->vl), q->codes_buf, at, i64c(L, valid));
+  kf_lassign(L->f, blk, q->sum_var,
+             kf_lbin(L->f, KF_L_ADD, kf_lv(L->f, q->sum_var), kf_lcvt(L->f, ty(KF_I32, L->vl), c)));
+}
+
+/* MSD activation decomposition (DESIGN.md section 4): per row (or per act group) s1 =
+** amax/127, q1 = round(x/s1); pass p quantizes the residual with s_p = s1/254^(p-1). */
+static int lower_quantize(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
+  const kf_tile *src = &n->t[0], *codes = &n->t[1], *scales = &n->t[2], *sums = &n->t[3];
+  const kf_ir_buf *bs = &L->ir->bufs.data[src->buf], *bc = &L->ir->bufs.data[codes->buf];
+  const kf_ir_buf *bsc = &L->ir->bufs.data[scales->buf], *bsu = &L->ir->bufs.data[sums->buf];
+  int passes = (int)n->i[0];
+  if (passes < 1 || passes > 4) return ERR_AT(L, n, "quantize: passes must be 1..4, got %d", passes);
+  if (bs->dtype != KF_BF16 || bs->rank != 2) return ERR_AT(L, n, "quantize: src must be a bf16 matrix");
+  if (bc->dtype != KF_I8 || bc->rank != 3 || bc->dims[0] != passes)
+    return ERR_AT(L, n, "quantize: codes must be i8 {passes, rows, Kp}");
+  if (bsc->dtype != KF_F32 || bsc->rank != 3 || bsu->dtype != KF_I32 || bsu->rank != 3)
+    return ERR_AT(L, n, "quantize: scales must be f32 and sums i32, both {passes, rows, groups}");
+  int64_t K = bs->dims[1], M = bs->dims[0], Kp = bc->dims[2], rows = src->ext[0];
+  if (Kp < K || Kp % 8) return ERR_AT(L, n, "quantize: codes row length %lld must be K rounded up to 8", (long long)Kp);
+  if (bc->dims[1] < rows) return ERR_AT(L, n, "quantize: codes buffer has fewer rows than the tile");
+  int64_t ag = n->i[1] > 0 ? n->i[1] : K, sg = n->i[2] > 0 ? n->i[2] : Kp;
+  if (ag < K && ag % L->vl) return ERR_AT(L, n, "quantize: act_group %lld must be a multiple of %d", (long long)ag, L->vl);
+  int64_t n_ag = (K + ag - 1) / ag, n_sg = (Kp + sg - 1) / sg;
+  if (bsc->dims[2] < n_ag) return ERR_AT(L, n, "quantize: scales need %lld groups", (long long)n_ag);
+  if (bsu->dims[2] < n_sg) return ERR_AT(L, n, "quantize: sums need %lld groups", (long long)n_sg);
+  int vl = L->vl;
+
+  kf_lcomment(L->f, blk, "MSD quantize: %d pass(es), act group %lld, sum group %lld", passes, (long long)ag, (long long)sg);
+  int rv = tmp(L, "r", ty(KF_I64, 1));
+  kf_lir_stmt *rloop = kf_lfor(L->f, blk, rv, i64c(L, 0), i64c(L, rows), 1);
+  kf_lir_block *rb = &rloop->body;
+  /* rows past M repeat row M-1 (their results are never stored) */
+  kf_lir_expr *m = min64(L, add(L, ix_expr(L, &src->off[0]), kf_lv(L->f, rv)), i64c(L, M - 1));
+  qctx q;
+  memset(&q, 0, sizeof q);
+  q.src_buf = L->buf_of[src->buf];
+  q.codes_buf = L->buf_of[codes->buf];
+  q.passes = passes;
+  q.codes_pass_stride = bc->dims[1] * Kp;
+  int src_row = tmp(L, "xrow", ty(KF_I64, 1)), codes_row = tmp(L, "crow", ty(KF_I64, 1));
+  kf_lassign(L->f, rb, src_row, add(L, muli(L, m, K), ix_expr(L, &src->off[1])));
+  int64_t zero3[4] = {0};
+  kf_tile ct = *codes;
+  (void)zero3;
+  kf_lassign(L->f, rb, codes_row,
+             add(L, tile_index(L, &ct, NULL), muli(L, kf_lv(L->f, rv), Kp)));
+  q.src_row = kf_lv(L->f, src_row);
+  q.codes_row = kf_lv(L->f, codes_row);
+  q.amax_var = tmp(L, "amax", ty(KF_F32, vl));
+  for (int p = 0; p < passes; p++) {
+    q.inv_var[p] = tmp(L, "inv", ty(KF_F32, 1));
+    q.s_var[p] = tmp(L, "s", ty(KF_F32, 1));
+  }
+  for (int64_t g = 0; g < n_ag; g++) {
+    int64_t k_lo = g * ag, len = (k_lo + ag <= K ? ag : K - k_lo);
+    kf_lassign(L->f, rb, q.amax_var, fconst(L, vl, 0.0));
+    sweep(L, rb, i64c(L, k_lo), len, amax_body, &q);
+    int amax = tmp(L, "am", ty(KF_F32, 1));
+    kf_lassign(L->f, rb, amax, kf_lop(L->f, KF_L_REDUCE_MAX, ty(KF_F32, 1), kf_lv(L->f, q.amax_var), NULL, NULL));
+    /* s1 = amax/127; inv1 = 127/amax (0 for an all-zero group) */
+    kf_lir_expr *pos = kf_lbin(L->f, KF_L_LT, kf_lc_f(L->f, ty(KF_F32, 1), 0.0), kf_lv(L->f, amax));
+    kf_lir_expr *safe = kf_lop(L->f, KF_L_SELECT, ty(KF_F32, 1), pos, kf_lv(L->f, amax), kf_lc_f(L->f, ty(KF_F32, 1), 1.0));
+    kf_lir_expr *inv = kf_lbin(L->f, KF_L_DIV, kf_lc_f(L->f, ty(KF_F32, 1), 127.0), safe);
+    kf_lassign(L->f, rb, q.inv_var[0],
+               kf_lop(L->f, KF_L_SELECT, ty(KF_F32, 1), kf_lbin(L->f, KF_L_LT, kf_lc_f(L->f, ty(KF_F32, 1), 0.0), kf_lv(L->f, amax)),
+                      inv, kf_lc_f(L->f, ty(KF_F32, 1), 0.0)));
+    kf_lassign(L->f, rb, q.s_var[0], kf_lbin(L->f, KF_L_DIV, kf_lv(L->f, amax), kf_lc_f(L->f, ty(KF_F32, 1), 127.0)));
+    for (int p = 1; p < passes; p++) {
+      kf_lassign(L->f, rb, q.s_var[p], kf_lbin(L->f, KF_L_DIV, kf_lv(L->f, q.s_var[p - 1]), kf_lc_f(L->f, ty(KF_F32, 1), 254.0)));
+      kf_lassign(L->f, rb, q.inv_var[p], kf_lbin(L->f, KF_L_MUL, kf_lv(L->f, q.inv_var[p - 1]), kf_lc_f(L->f, ty(KF_F32, 1), 254.0)));
+    }
+    for (int p = 0; p < passes; p++) {
+      int64_t extra[4] = {p, 0, g, 0};
+      kf_lir_expr *at = add(L, tile_index(L, scales, extra), muli(L, kf_lv(L->f, rv), bsc->dims[2]));
+      kf_lstore(L->f, rb, L->buf_of[scales->buf], at, kf_lv(L->f, q.s_var[p]));
+    }
+    sweep(L, rb, i64c(L, k_lo), len, codes_body, &q);
+  }
+  /* zero the padding columns [K, Kp) of every pass */
+  if (Kp > K)
+    for (int p = 0; p < passes; p++) {
+      kf_lir_expr *at = add(L, addi(L, q.codes_row, p * q.codes_pass_stride), i64c(L, K));
+      kf_lstoren(L->f, rb, q.codes_buf, at, iconst(L, KF_I8, 8, 0), i64c(L, Kp - K));
+    }
+  /* sums of codes per sum group (for the offset-binary weight correction) */
+  q.sum_var = tmp(L, "sum", ty(KF_I32, vl));
+  for (int p = 0; p < passes; p++) {
+    q.pass = p;
+    for (int64_t g = 0; g < n_sg; g++) {
+      int64_t k_lo = g * sg, len = (k_lo + sg <= Kp ? sg : Kp - k_lo);
+      kf_lassign(L->f, rb, q.sum_var, iconst(L, KF_I32, vl, 0));
+      sweep(L, rb, i64c(L, k_lo), len, sums_body, &q);
+      int64_t extra[4] = {p, 0, g, 0};
+      kf_lir_expr *at = add(L, tile_index(L, sums, extra), muli(L, kf_lv(L->f, rv), bsu->dims[2]));
+      kf_lstore(L->f, rb, L->buf_of[sums->buf], at,
+                kf_lop(L->f, KF_L_REDUCE_ADD, ty(KF_I32, 1), kf_lv(L->f, q.sum_var), NULL, NULL));
+    }
+  }
+  return KF_OK;
+}
+
+/* int8 mma: acc[P*MR][NR] (i32) += codes[P][MR][k-span] x W[NR][k-span] with vpdpbusd. */
+static int lower_mma_i8(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
+  const kf_tile *acc = &n->t[0], *a = &n->t[1], *b = &n->t[2];
+  const kf_ir_buf *ba = &L->ir->bufs.data[a->buf], *bw = &L->ir->bufs.data[b->buf];
+  const kf_ir_buf *bacc = &L->ir->bufs.data[acc->buf];
+  int rc = check_reg(L, n, 0, KF_I32);
+  if (rc) return rc;
+  if (ba->dtype != KF_I8 || ba->rank != 3) return ERR_AT(L, n, "mma: int8 'a' must be codes {passes, rows, Kp}");
+  if (bw->layout != KF_LAYOUT_QW || bw->wlayout != 0)
+    return ERR_AT(L, n, "mma: int8 'b' must be quantized weights packed n16k4");
+  wgeom g = weight_geom(bw);
+  int passes = (int)a->ext[0];
+  int64_t mr = a->ext[1], nr = b->ext[0], span = a->ext[2];
+  if (bacc->dims[0] != passes * mr || bacc->dims[1] != nr)
+    return ERR_AT(L, n, "mma: acc must be {passes*mr, nr} = {%lld, %lld}", (long long)(passes * mr), (long long)nr);
+  if (nr % 16) return ERR_AT(L, n, "mma: nr=%lld must be a multiple of 16 (n16 weight packing)", (long long)nr);
+  if (b->ext[1] != span) return ERR_AT(L, n, "mma: k extents of a and b differ");
+  if (span % 8) return ERR_AT(L, n, "mma: k extent %lld must be a multiple of 8", (long long)span);
+  if (ba->dims[2] != g.k_pad) return ERR_AT(L, n, "mma: codes row length must be Kp=%lld", (long long)g.k_pad);
+  int vl = L->vl, nv = (int)(nr / vl);
+  if (passes * mr * nv + nv + 2 > 40)
+    return ERR_AT(L, n, "mma: register tile too large: %d passes x mr=%lld x nr=%lld needs %lld vector registers",
+                  passes, (long long)mr, (long long)nr, (long long)(passes * mr * nv + nv));
+
+  kf_lcomment(L->f, blk, "mma int8 (vpdpbusd): %d pass(es) x %lld rows x %lld cols, w%d", passes, (long long)mr, (long long)nr, g.bits);
+  kf_lir_expr *k0 = ix_expr(L, &b->off[1]);
+  kf_lir_expr *n1 = ix_expr(L, &b->off[0]);
+  int kv = tmp(L, "kk", ty(KF_I64, 1));
+  int64_t kstep = g.bits == 8 ? 4 : 8;
+  kf_lir_stmt *loop = kf_lfor(L->f, blk, kv, k0, min64(L, addi(L, k0, span), i64c(L, g.k_pad)), kstep);
+  kf_lir_block *lb = &loop->body;
+  kf_lir_expr *kk = kf_lv(L->f, kv);
+  /* weight row base: 8-bit: nb*Kp*16 + kk*16; 4-bit: nb*Kp*8 + kk*8, nb = n1/16 */
+  int wbase = tmp(L, "wb", ty(KF_I64, 1));
+  int64_t per_nb = g.bits == 8 ? g.k_pad * 16 : g.k_pad * 8;
+  kf_lassign(L->f, lb, wbase,
+             add(L, muli(L, kf_lbin(L->f, KF_L_DIV, n1, i64c(L, 16)), per_nb), muli(L, kk, g.bits == 8 ? 16 : 8)));
+  int wv[2][16];
+  for (int j = 0; j < nv; j++) {
+    int64_t col = (int64_t)j * vl, nb_off = col / 16, part = (col % 16) / vl;
+    kf_lir_expr *at = addi(L, kf_lv(L->f, wbase), nb_off * per_nb + part * vl * 4);
+    kf_lir_expr *raw = kf_lload(L->f, ty(KF_U8, 4 * vl), L->buf_of[b->buf], at);
+    wv[0][j] = tmp(L, "w", ty(KF_U8, 4 * vl));
+    if (g.bits == 8) {
+      kf_lassign(L->f, lb, wv[0][j], raw);
+    } else {
+      int rawv = tmp(L, "wr", ty(KF_U8, 4 * vl));
+      kf_lassign(L->f, lb, rawv, raw);
+      wv[1][j] = tmp(L, "w", ty(KF_U8, 4 * vl));
+      kf_lassign(L->f, lb, wv[0][j], kf_lbin(L->f, KF_L_AND, kf_lv(L->f, rawv), iconst(L, KF_U8, 4 * vl, 15)));
+      kf_lassign(L->f, lb, wv[1][j], kf_lbin(L->f, KF_L_SHR, kf_lv(L->f, rawv), iconst(L, KF_U8, 4 * vl, 4)));
+    }
+  }
+  int halves = g.bits == 8 ? 1 : 2;
+  for (int h = 0; h < halves; h++)
+    for (int p = 0; p < passes; p++)
+      for (int64_t m = 0; m < mr; m++) {
+        /* broadcast 4 activation codes (one i32) */
+        int64_t extra[4] = {p, m, 0, 0};
+        kf_lir_expr *at = add(L, tile_index(L, a, extra), add(L, kf_lbin(L->f, KF_L_SUB, kk, k0), i64c(L, 4 * h)));
+        kf_lir_expr *x4 = kf_lbitcast(L->f, ty(KF_I32, 1), kf_lload(L->f, ty(KF_I8, 4), L->buf_of[a->buf], at));
+        int xb = tmp(L, "xb", ty(KF_I8, 4 * vl));
+        kf_lassign(L->f, lb, xb, kf_lbitcast(L->f, ty(KF_I8, 4 * vl), kf_lbcast(L->f, vl, x4)));
+        for (int j = 0; j < nv; j++) {
+          int av = reg_var(L, acc, (int)(p * mr + m), j);
+          kf_lassign(L->f, lb, av,
+                     kf_lop(L->f, KF_L_DPBUSD, ty(KF_I32, vl), kf_lv(L->f, av), kf_lv(L->f, wv[h][j]), kf_lv(L->f, xb)));
+        }
+      }
+  return KF_OK;
+}
+
+/* float mma with in-register dequant (the baseline): acc[MR][NR] (f32) +=
+** x[MR][k-span] (bf16) x dequant(W[NR][k-span]) with W = (u - off) * scale. */
+static int lower_mma_dq(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
+  const kf_tile *acc = &n->t[0], *a = &n->t[1], *b = &n->t[2];
+  const kf_ir_buf *ba = &L->ir->bufs.data[a->buf], *bw = &L->ir->bufs.data[b->buf];
+  const kf_ir_buf *bacc = &L->ir->bufs.data[acc->buf];
+  int rc = check_reg(L, n, 0, KF_F32);
+  if (rc) return rc;
+  if (n->n_tiles < 4) return ERR_AT(L, n, "mma: dequant mma needs b_scales");
+  const kf_tile *sc = &n->t[3];
+  const kf_ir_buf *bsc = &L->ir->bufs.data[sc->buf];
+  if (ba->dtype != KF_BF16 || ba->rank != 2) return ERR_AT(L, n, "mma: 'a' must be a bf16 matrix");
+  if (bw->layout != KF_LAYOUT_QW || bw->wlayout != 1)
+    return ERR_AT(L, n, "mma: dequant 'b' must be quantized weights packed n16k1");
+  if (bsc->dtype != KF_F32 || bsc->rank != 2) return ERR_AT(L, n, "mma: b_scales must be f32 {groups, Npad}");
+  wgeom g = weight_geom(bw);
+  int64_t mr = a->ext[0], nr = b->ext[0], span = a->ext[1];
+  if (bacc->dims[0] != mr || bacc->dims[1] != nr) return ERR_AT(L, n, "mma: acc must be {mr, nr}");
+  if (nr % 16) return ERR_AT(L, n, "mma: nr=%lld must be a multiple of 16", (long long)nr);
+  int vl = L->vl, nv = (int)(nr / vl);
+  int64_t M = ba->dims[0], K = ba->dims[1];
+  int64_t off = g.bits == 8 ? 128 : 8;
+
+  kf_lcomment(L->f, blk, "mma dequant+fma: %lld rows x %lld cols, w%d", (long long)mr, (long long)nr, g.bits);
+  kf_lir_expr *k0 = ix_expr(L, &a->off[1]);
+  kf_lir_expr *m1 = ix_expr(L, &a->off[0]);
+  kf_lir_expr *n1 = ix_expr(L, &b->off[0]);
+  /* per-vector weight scales of this group */
+  int sv[16];
+  for (int j = 0; j < nv; j++) {
+    int64_t extra[4] = {0, (int64_t)j * vl};
+    sv[j] = tmp(L, "sc", ty(KF_F32, vl));
+    kf_lassign(L->f, blk, sv[j], kf_lload(L->f, ty(KF_F32, vl), L->buf_of[sc->buf], tile_index(L, sc, extra)));
+  }
+  /* x row indices, clamped to M-1 (rows past M are computed but never stored) */
+  int xrow[64];
+  if (mr > 64) return ERR_AT(L, n, "mma: mr too large");
+  for (int64_t m = 0; m < mr; m++) {
+    xrow[m] = tmp(L, "xr", ty(KF_I64, 1));
+    kf_lassign(L->f, blk, xrow[m], muli(L, min64(L, addi(L, m1, m), i64c(L, M - 1)), K));
+  }
+  int kv = tmp(L, "kk", ty(KF_I64, 1));
+  int kstep = g.bits == 8 ? 1 : 2;
+  kf_lir_stmt *loop = kf_lfor(L->f, blk, kv, k0, min64(L, addi(L, k0, span), i64c(L, K)), kstep);
+  kf_lir_block *lb = &loop->body;
+  kf_lir_expr *kk = kf_lv(L->f, kv);
+  int64_t per_nb = g.bits == 8 ? g.k_pad * 16 : g.k_pad * 8;
+  int wbase = tmp(L, "wb", ty(KF_I64, 1));
+  kf_lassign(L->f, lb, wbase,
+             add(L, muli(L, kf_lbin(L->f, KF_L_DIV, n1, i64c(L, 16)), per_nb), muli(L, kk, g.bits == 8 ? 16 : 8)));
+  int halves = g.bits == 8 ? 1 : 2;
+  int wf[2][16];
+  for (int j = 0; j < nv; j++) {
+    int64_t col = (int64_t)j * vl, nb_off = col / 16, part = (col % 16) / vl;
+    kf_lir_expr *at = addi(L, kf_lv(L->f, wbase), nb_off * per_nb + part * vl);
+    int raw = tmp(L, "wr", ty(KF_U8, vl));
+    kf_lassign(L->f, lb, raw, kf_lload(L->f, ty(KF_U8, vl), L->buf_of[b->buf], at));
+    for (int h = 0; h < halves; h++) {
+      kf_lir_expr *u = kf_lv(L->f, raw);
+      if (g.bits == 4)
+        u = h == 0 ? kf_lbin(L->f, KF_L_AND, u, iconst(L, KF_U8, vl, 15)) : kf_lbin(L->f, KF_L_SHR, u, iconst(L, KF_U8, vl, 4));
+      kf_lir_expr *qi = kf_lbin(L->f, KF_L_SUB, kf_lcvt(L->f, ty(KF_I32, vl), u), iconst(L, KF_I32, vl, off));
+      wf[h][j] = tmp(L, "wf", ty(KF_F32, vl));
+      kf_lassign(L->f, lb, wf[h][j], kf_lbin(L->f, KF_L_MUL, kf_lcvt(L->f, ty(KF_F32, vl), qi), kf_lv(L->f, sv[j])));
+    }
+  }
+  for (int h = 0; h < halves; h++)
+    for (int64_t m = 0; m < mr; m++) {
+      kf_lir_expr *col = addi(L, kk, h);
+      if (h == 1 && (K % 2)) col = min64(L, col, i64c(L, K - 1)); /* padding weight is 0 */
+      kf_lir_expr *xv = kf_lcvt(L->f, ty(KF_F32, 1), kf_lload(L->f, ty(KF_BF16, 1), L->buf_of[a->buf], add(L, kf_lv(L->f, xrow[m]), col)));
+      int xb = tmp(L, "xb", ty(KF_F32, vl));
+      kf_lassign(L->f, lb, xb, kf_lbcast(L->f, vl, xv));
+      for (int j = 0; j < nv; j++) {
+        int av = reg_var(L, acc, (int)m, j);
+        kf_lassign(L->f, lb, av, kf_lop(L->f, KF_L_FMA, ty(KF_F32, vl), kf_lv(L->f, wf[h][j]), kf_lv(L->f, xb), kf_lv(L->f, av)));
+      }
+    }
+  return KF_OK;
+}
+
+static int lower_mma(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
+  const kf_ir_buf *ba = &L->ir->bufs.data[n->t[1].buf];
+  if (ba->dtype == KF_I8) return lower_mma_i8(L, n, blk);
+  if (ba->dtype == KF_BF16) return lower_mma_dq(L, n, blk);
+  return ERR_AT(L, n, "mma: unsupported operand type %s for 'a' (i8 codes or bf16)", kf_scalar_name(ba->dtype));
+}
+
+/* accf[m][n] += sum_p (acci[p*MR+m][n] - off*sums[p][m]) * act_scale[p][m] * w_scale[n] */
+static int lower_scale_acc(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
+  const kf_tile *accf = &n->t[0], *acci = &n->t[1], *xs = &n->t[2], *xsum = &n->t[3], *wsc = &n->t[4];
+  int rc;
+  if ((rc = check_reg(L, n, 0, KF_F32)) || (rc = check_reg(L, n, 1, KF_I32))) return rc;
+  const kf_ir_buf *bf = &L->ir->bufs.data[accf->buf];
+  int passes = (int)n->i[0];
+  int64_t mr = bf->dims[0], nr = bf->dims[1], off = n->i[1];
+  const kf_ir_buf *bi = &L->ir->bufs.data[acci->buf];
+  if (bi->dims[0] != passes * mr || bi->dims[1] != nr) return ERR_AT(L, n, "scale_acc: src must be {passes*mr, nr}");
+  int vl = L->vl, nv = (int)(nr / vl);
+  kf_lcomment(L->f, blk, "scale_acc: %d pass(es), weight offset %lld", passes, (long long)off);
+  int wv[16];
+  for (int j = 0; j < nv; j++) {
+    int64_t extra[4] = {0, (int64_t)j * vl};
+    wv[j] = tmp(L, "ws", ty(KF_F32, vl));
+    kf_lassign(L->f, blk, wv[j], kf_lload(L->f, ty(KF_F32, vl), L->buf_of[wsc->buf], tile_index(L, wsc, extra)));
+  }
+  for (int p = 0; p < passes; p++)
+    for (int64_t m = 0; m < mr; m++) {
+      int64_t extra[4] = {p, m, 0, 0};
+      kf_lir_expr *s = kf_lload(L->f, ty(KF_F32, 1), L->buf_of[xs->buf], tile_index(L, xs, extra));
+      kf_lir_expr *sum = kf_lload(L->f, ty(KF_I32, 1), L->buf_of[xsum->buf], tile_index(L, xsum, extra));
+      int sb = tmp(L, "sx", ty(KF_F32, vl)), corr = tmp(L, "corr", ty(KF_I32, vl));
+      kf_lassign(L->f, blk, sb, kf_lbcast(L->f, vl, s));
+      kf_lassign(L->f, blk, corr, kf_lbcast(L->f, vl, kf_lbin(L->f, KF_L_MUL, sum, kf_lc_i(L->f, ty(KF_I32, 1), off))));
+      for (int j = 0; j < nv; j++) {
+        int iv = reg_var(L, acci, (int)(p * mr + m), j), fv = reg_var(L, accf, (int)m, j);
+        kf_lir_expr *exact = kf_lbin(L->f, KF_L_SUB, kf_lv(L->f, iv), kf_lv(L->f, corr));
+        kf_lir_expr *fl = kf_lcvt(L->f, ty(KF_F32, vl), exact);
+        kf_lir_expr *scale = kf_lbin(L->f, KF_L_MUL, kf_lv(L->f, wv[j]), kf_lv(L->f, sb));
+        kf_lassign(L->f, blk, fv, kf_lop(L->f, KF_L_FMA, ty(KF_F32, vl), fl, scale, kf_lv(L->f, fv)));
+      }
+    }
+  return KF_OK;
+}
+
+/* Memory <-> register tile moves, clamped at the buffer's edges (rows by IF, columns by
+** a partial vector). mode: 0 load, 1 store, 2 accumulate-store. */
+static int lower_move(lw *L, const kf_ir_node *n, kf_lir_block *blk, int mode) {
+  const kf_tile *mem = mode == 0 ? &n->t[1] : &n->t[0];
+  const kf_tile *reg = mode == 0 ? &n->t[0] : &n->t[1];
+  const kf_ir_buf *bm = &L->ir->bufs.data[mem->buf], *br = &L->ir->bufs.data[reg->buf];
+  if (br->level != KF_LVL_REG) return ERR_AT(L, n, "%s: the register operand must be a kf.reg tile", kf_ir_opname(n->op));
+  if (bm->level == KF_LVL_REG || bm->rank != 2 || bm->dtype != br->dtype)
+    return ERR_AT(L, n, "%s: memory operand must be a 2-D %s buffer", kf_ir_opname(n->op), kf_scalar_name(br->dtype));
+  if (mode == 0 && bm->level == KF_LVL_ARG_OUT) { /* fine: outputs may be read */ }
+  if (mode != 0 && bm->level == KF_LVL_ARG_IN) return ERR_AT(L, n, "%s: cannot write input '%s'", kf_ir_opname(n->op), bm->name);
+  int vl = L->vl, nv = (int)(br->dims[1] / vl);
+  int64_t rows = br->dims[0], R = bm->dims[0], C = bm->dims[1];
+  kf_lir_expr *r0 = ix_expr(L, &mem->off[0]), *c0 = ix_expr(L, &mem->off[1]);
+  int c0v = tmp(L, "c0", ty(KF_I64, 1));
+  kf_lassign(L->f, blk, c0v, c0);
+  kf_lir_expr *full = kf_lbin(L->f, KF_L_LE, addi(L, kf_lv(L->f, c0v), br->dims[1]), i64c(L, C));
+  kf_lir_stmt *sel = kf_lif(L->f, blk, full);
+  for (int variant = 0; variant < 2; variant++) {
+    kf_lir_block *vb = variant == 0 ? &sel->body : &sel->els;
+    for (int64_t r = 0; r < rows; r++) {
+      kf_lir_expr *row = addi(L, r0, r);
+      kf_lir_stmt *guard = kf_lif(L->f, vb, kf_lbin(L->f, KF_L_LT, row, i64c(L, R)));
+      for (int j = 0; j < nv; j++) {
+        kf_lir_expr *col = addi(L, kf_lv(L->f, c0v), (int64_t)j * vl);
+        kf_lir_expr *at = add(L, muli(L, row, C), col);
+        kf_lir_expr *cnt = NULL;
+        if (variant == 1) {
+          kf_lir_expr *left = kf_lbin(L->f, KF_L_SUB, i64c(L, C), col);
+          cnt = kf_lbin(L->f, KF_L_MAX, i64c(L, 0), min64(L, left, i64c(L, vl)));
+        }
+        int rv = reg_var(L, reg, (int)r, j);
+        kf_ty vt = ty(br->dtype, vl);
+        if (mode == 0) {
+          kf_lir_expr *v = cnt ? kf_lloadn(L->f, vt, L->buf_of[mem->buf], at, cnt) : kf_lload(L->f, vt, L->buf_of[mem->buf], at);
+          kf_lassign(L->f, &guard->body, rv, v);
+        } else {
+          kf_lir_expr *v = kf_lv(L->f, rv);
+          if (mode == 2) {
+            kf_lir_expr *old = cnt ? kf_lloadn(L->f, vt, L->buf_of[mem->buf], at, cnt) : kf_lload(L->f, vt, L->buf_of[mem->buf], at);
+            v = kf_lbin(L->f, KF_L_ADD, old, v);
+          }
+          if (cnt) kf_lstoren(L->f, &guard->body, L->buf_of[mem->buf], at, v, cnt);
+          else kf_lstore(L->f, &guard->body, L->buf_of[mem->buf], at, v);
+        }
+      }
+      if (mode == 0) { /* rows past the edge read as zero */
+        for (int j = 0; j < nv; j++) {
+          kf_lir_expr *z = br->dtype == KF_F32 ? fconst(L, vl, 0.0) : iconst(L, br->dtype, vl, 0);
+          kf_lassign(L->f, &guard->els, reg_var(L, reg, (int)r, j), z);
+        }
+      }
+    }
+  }
+  return KF_OK;
+}
+
+static int lower_block(lw *L, const kf_ir_block *b, kf_lir_block *out);
+
+static int lower_node(lw *L, const kf_ir_node *n, kf_lir_block *out) {
+  switch (n->op) {
+  case KF_OP_LOOP: {
+    int v = L->var_of_loop[n->var];
+    kf_lir_expr *lo = ix_expr(L, &n->lo), *hi = ix_expr(L, &n->hi);
+    if (n->parallel) {
+      int64_t clo = n->lo.c, chi = n->hi.cap < n->hi.c ? n->hi.cap : n->hi.c;
+      L->f->par_total = chi > clo ? (chi - clo + n->step - 1) / n->step : 0;
+      lo = addi(L, muli(L, kf_lv(L->f, L->f->par_lo_var), n->step), clo);
+      hi = min64(L, addi(L, muli(L, kf_lv(L->f, L->f->par_hi_var), n->step), clo), i64c(L, chi));
+    }
+    kf_lir_stmt *s = kf_lfor(L->f, out, v, lo, hi, n->step);
+    return lower_block(L, &n->body, &s->body);
+  }
+  case KF_OP_ZERO: return lower_zero(L, n, out);
+  case KF_OP_QUANTIZE: return lower_quantize(L, n, out);
+  case KF_OP_MMA: return lower_mma(L, n, out);
+  case KF_OP_SCALE_ACC: return lower_scale_acc(L, n, out);
+  case KF_OP_LOAD: return lower_move(L, n, out, 0);
+  case KF_OP_STORE: return lower_move(L, n, out, 1);
+  case KF_OP_ACCUM_STORE: return lower_move(L, n, out, 2);
+  case KF_OP_N_OPS: break;
+  }
+  return ERR_AT(L, n, "op %s is not supported on CPU targets", kf_ir_opname(n->op));
+}
+
+static int lower_block(lw *L, const kf_ir_block *b, kf_lir_block *out) {
+  for (size_t i = 0; i < b->len; i++) {
+    int rc = lower_node(L, b->data[i], out);
+    if (rc) return rc;
+  }
+  return KF_OK;
+}
+
+int64_t kf_ir_buf_elems(const kf_ir_buf *b) {
+  if (b->layout == KF_LAYOUT_QW) {
+    wgeom g = weight_geom(b);
+    return g.n_pad * g.k_pad * g.bits / 8;
+  }
+  int64_t n = 1;
+  for (int d = 0; d < b->rank; d++) n *= b->dims[d];
+  return n;
+}
+
+int kf_lower_cpu(kf_ctx *ctx, const kf_ir_kernel *ir, const kf_target *t, const char *fn_name,
+                 const char *header, kf_lir_func **out) {
+  *out = NULL;
+  lw L;
+  memset(&L, 0, sizeof L);
+  L.ctx = ctx;
+  L.ir = ir;
+  L.t = t;
+  L.vl = t->vl32;
+  L.f = kf_lir_func_new(fn_name);
+  L.f->header = kf_arena_strdup(&L.f->arena, header ? header : "");
+  L.var_of_loop = kf_xcalloc(ir->vars.len + 1, sizeof(int));
+  L.buf_of = kf_xcalloc(ir->bufs.len + 1, sizeof(int));
+  L.reg_vars = kf_xcalloc(ir->bufs.len + 1, sizeof(int *));
+  int rc = KF_OK;
+  for (size_t i = 0; i < ir->vars.len; i++)
+    L.var_of_loop[i] = kf_lir_var_add(L.f, ir->vars.data[i].name, ty(KF_I64, 1));
+  for (size_t i = 0; i < ir->bufs.len && !rc; i++) {
+    const kf_ir_buf *b = &ir->bufs.data[i];
+    L.buf_of[i] = -1;
+    if (b->level == KF_LVL_REG) {
+      if (b->rank != 2 || b->dims[1] % L.vl) {
+        rc = lower_err(&L, b->loc, "register tile '%s' must be 2-D with columns a multiple of %d", b->name, L.vl);
+        break;
+      }
+      if (b->dtype != KF_F32 && b->dtype != KF_I32) {
+        rc = lower_err(&L, b->loc, "register tile '%s' must be f32 or i32", b->name);
+        break;
+      }
+      int nv = (int)(b->dims[0] * (b->dims[1] / L.vl));
+      if (nv > 64) {
+        rc = lower_err(&L, b->loc, "register tile '%s' needs %d vector registers (at most 64)", b->name, nv);
+        break;
+      }
+      L.reg_vars[i] = kf_xcalloc((size_t)nv, sizeof(int));
+      for (int v = 0; v < nv; v++) {
+        char name[64];
+        snprintf(name, sizeof name, "%s_%d", b->name, v);
+        L.reg_vars[i][v] = kf_lir_var_add(L.f, name, ty(b->dtype, L.vl));
+      }
+      continue;
+    }
+    kf_buf_kind kind = b->level == KF_LVL_ARG_IN ? KF_BUF_IN : b->level == KF_LVL_ARG_OUT ? KF_BUF_OUT : KF_BUF_LOCAL;
+    kf_scalar elem = b->layout == KF_LAYOUT_QW ? KF_U8 : b->dtype;
+    L.buf_of[i] = kf_lir_buf_add(L.f, b->name, elem, kf_ir_buf_elems(b), kind);
+  }
+  int has_parallel = 0;
+  for (size_t i = 0; i < ir->body.len; i++) has_parallel |= ir->body.data[i]->parallel;
+  if (!rc) {
+    if (has_parallel) rc = lower_block(&L, &ir->body, &L.f->body);
+    else {
+      L.f->par_total = 1;
+      kf_lir_stmt *s = kf_lif(L.f, &L.f->body, kf_lbin(L.f, KF_L_LT, kf_lv(L.f, L.f->par_lo_var), kf_lv(L.f, L.f->par_hi_var)));
+      rc = lower_block(&L, &ir->body, &s->body);
+    }
+  }
+  if (!rc) rc = kf_lir_verify(ctx, L.f);
+  for (size_t i = 0; i < ir->bufs.len; i++) free(L.reg_vars[i]);
+  free(L.reg_vars);
+  free(L.var_of_loop);
+  free(L.buf_of);
+  if (rc) {
+    kf_lir_func_free(L.f);
+    return rc;
+  }
+  *out = L.f;
+  return KF_OK;
+}
