@@ -21,11 +21,18 @@ static const char *elem_c_type(kf_scalar s) {
   case KF_I64: return "int64_t";
   case KF_F32: return "float";
   case KF_F64: return "double";
-  case KF_BF16: return "uint16_t /* bf16 bits */";
-  case KF_BOOL: return "uint8_t /* bool */";
+  case KF_BF16: return "uint16_t (bf16 bits)";
+  case KF_BOOL: return "uint8_t (bool)";
   case KF_N_SCALAR: break;
   }
   return "?";
+}
+
+/* Appends text[0..n) for use inside a C comment: a "*" "/" pair would end the comment,
+** so its slash becomes '|'. */
+static void comment_text(kf_str *out, const char *text, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    kf_str_printf(out, "%c", (text[i] == '/' && i > 0 && text[i - 1] == '*') ? '|' : text[i]);
 }
 
 void kf_emit_header(const kf_lir_func *f, const kf_target *t, kf_str *out) {
@@ -44,8 +51,7 @@ void kf_emit_header(const kf_lir_func *f, const kf_target *t, kf_str *out) {
     for (const char *p = f->header; *p;) {
       size_t n = strcspn(p, "\n");
       kf_str_puts(out, "** ");
-      for (size_t i = 0; i < n; i++) /* keep the comment closed: no "*" "/" inside */
-        kf_str_printf(out, "%c", (p[i] == '/' && i > 0 && p[i - 1] == '*') ? '|' : p[i]);
+      comment_text(out, p, n);
       kf_str_puts(out, "\n");
       p += n;
       if (*p) p++;
@@ -62,19 +68,24 @@ void kf_emit_header(const kf_lir_func *f, const kf_target *t, kf_str *out) {
   for (size_t i = 0; i < f->bufs.len; i++) {
     const kf_lir_buf *b = &f->bufs.data[i];
     if (b->kind == KF_BUF_LOCAL) continue;
-    kf_str_printf(out, "**   %5d  %-20s %-13s %-12lld %s\n", b->arg_index, b->name,
-                  kf_scalar_name(b->elem), (long long)b->n_elems,
+    kf_str_printf(out, "**   %5d  ", b->arg_index);
+    comment_text(out, b->name, strlen(b->name));
+    kf_str_printf(out, "%*s %-13s %-12lld %s\n", (int)(strlen(b->name) < 20 ? 20 - strlen(b->name) : 0),
+                  "", kf_scalar_name(b->elem), (long long)b->n_elems,
                   b->kind == KF_BUF_IN ? "in" : "out");
   }
   kf_str_puts(out, "*/\n");
+  /* Per argument: NAME_ARG_<BUF> (its index in args[]) and NAME_ARG_<BUF>_ELEMS. */
   for (size_t i = 0; i < f->bufs.len; i++) {
     const kf_lir_buf *b = &f->bufs.data[i];
     if (b->kind == KF_BUF_LOCAL) continue;
-    kf_str_printf(out, "#define %s_ARG_", name);
+    kf_str macro = {0};
+    kf_str_printf(&macro, "%s_ARG_", name);
     for (const char *p = b->name; *p; p++)
-      kf_str_printf(out, "%c", isalnum((unsigned char)*p) ? toupper((unsigned char)*p) : '_');
-    kf_str_printf(out, " %d /* %s[%lld] */\n", b->arg_index, elem_c_type(b->elem),
-                  (long long)b->n_elems);
+      kf_str_printf(&macro, "%c", isalnum((unsigned char)*p) ? toupper((unsigned char)*p) : '_');
+    kf_str_printf(out, "#define %s %d /* %s */\n", macro.data, b->arg_index, elem_c_type(b->elem));
+    kf_str_printf(out, "#define %s_ELEMS %lld\n", macro.data, (long long)b->n_elems);
+    kf_str_free(&macro);
   }
   kf_str_printf(out, "#define %s_N_ARGS %d\n", name, f->n_args);
   kf_str_printf(out, "#define %s_WS_BYTES %lld /* workspace per call, 64-byte aligned */\n",
