@@ -509,11 +509,13 @@ static LLVMValueRef expr(lctx *L, const kf_lir_expr *e) {
   }
   case KF_L_NEG:
     if (fl) return LLVMBuildFNeg(L->B, a, "");
+    if (s == KF_BOOL) return a; /* -1 wraps to true, -0 is false */
     if (s == KF_BF16) return LLVMBuildXor(L->B, a, splat_i(ty, 0x8000), "");
     if (!is_int(s)) break;
     return LLVMBuildNeg(L->B, a, "");
   case KF_L_ABS:
     if (fl) return intr_same(L, "llvm.fabs", &a, 1);
+    if (s == KF_BOOL) return a;
     if (s == KF_BF16) return LLVMBuildAnd(L->B, a, splat_i(ty, 0x7fff), "");
     if (!is_int(s)) break;
     if (!is_signed(s)) return a;
@@ -606,8 +608,9 @@ static void stmt(lctx *L, const kf_lir_stmt *s) {
   }
   case KF_S_FOR: {
     LLVMValueRef slot = L->var_slot[s->var];
-    LLVMBuildStore(L->B, expr(L, s->lo), slot);
-    LLVMValueRef hi = expr(L, s->hi); /* evaluated once, before the first iteration */
+    /* lo and hi are evaluated once, both before the loop variable is set */
+    LLVMValueRef lo = expr(L, s->lo), hi = expr(L, s->hi);
+    LLVMBuildStore(L->B, lo, slot);
     LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(L->C, L->body_fn, "for.head");
     LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(L->C, L->body_fn, "for.body");
     LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(L->C, L->body_fn, "for.exit");
