@@ -108,27 +108,80 @@ const char *kf_ir_opname(kf_ir_opkind op) { return op < KF_OP_N_OPS ? opnames[op
 
 /* ---- verifier ---- */
 
+/* Range analysis: every loop variable v is lo_v + t_v with t_v in [0, span_v - 1], lo_v
+** expanded in the same way, so an index like m1 - m0 (m1 starting at m0) is seen as
+** t_m1, not as the difference of two independent ranges. */
+#define EXP_TERMS 16
+typedef struct expanded {
+  int64_t c;
+  int n;
+  int var[EXP_TERMS];
+  int64_t coef[EXP_TERMS];
+} expanded;
+
 typedef struct vstate {
   kf_ctx *ctx;
   const kf_ir_kernel *k;
-  kf_ix_range *ranges; /* per loop var; valid while inside its loop */
+  expanded *lo;    /* per loop var, while active */
+  int64_t *t_hi;   /* per loop var: max of t_v */
+  kf_ix_range *abs; /* per loop var: absolute range (uses the cap of a min() bound) */
+  int64_t *align;   /* per loop var: every value is a multiple of this */
   char *active;
-  int depth;
 } vstate;
 
+static int exp_add_term(expanded *e, int var, int64_t coef) {
+  for (int i = 0; i < e->n; i++)
+    if (e->var[i] == var) {
+      e->coef[i] += coef;
+      return 0;
+    }
+  if (e->n == EXP_TERMS) return -1;
+  e->var[e->n] = var;
+  e->coef[e->n++] = coef;
+  return 0;
+}
+
+static int expand(const vstate *v, const kf_ix *x, expanded *out) {
+  memset(out, 0, sizeof *out);
+  out->c = x->c;
+  for (int i = 0; i < x->n; i++) {
+    int var = x->var[i];
+    if (!x->coef[i]) continue;
+    if (!v->active[var]) return -1;
+    const expanded *lo = &v->lo[var];
+    out->c += x->coef[i] * lo->c;
+    for (int j = 0; j < lo->n; j++)
+      if (exp_add_term(out, lo->var[j], x->coef[i] * lo->coef[j])) return -2;
+    if (exp_add_term(out, var, x->coef[i])) return -2;
+  }
+  return 0;
+}
+
+static void exp_range(const vstate *v, const expanded *e, int64_t *lo, int64_t *hi) {
+  *lo = *hi = e->c;
+  for (int i = 0; i < e->n; i++) {
+    int64_t a = 0, b = e->coef[i] * v->t_hi[e->var[i]];
+    *lo += a < b ? a : b;
+    *hi += a < b ? b : a;
+  }
+}
+
 static int ix_range(const vstate *v, const kf_ix *x, kf_ix_range *out) {
+  expanded e;
+  if (expand(v, x, &e)) return -1;
+  exp_range(v, &e, &out->lo, &out->hi);
+  /* intersect with the non-relational range from each variable's absolute range */
   int64_t lo = x->c, hi = x->c;
   for (int i = 0; i < x->n; i++) {
-    if (!v->active[x->var[i]]) return -1;
-    kf_ix_range r = v->ranges[x->var[i]];
+    kf_ix_range r = v->abs[x->var[i]];
     int64_t a = x->coef[i] * r.lo, b = x->coef[i] * r.hi;
     lo += a < b ? a : b;
     hi += a < b ? b : a;
   }
-  if (hi > x->cap) hi = x->cap;
-  if (lo > x->cap) lo = x->cap;
-  out->lo = lo;
-  out->hi = hi;
+  if (lo > out->lo) out->lo = lo;
+  if (hi < out->hi) out->hi = hi;
+  if (out->hi > x->cap) out->hi = x->cap;
+  if (out->lo > x->cap) out->lo = x->cap;
   return 0;
 }
 
@@ -155,12 +208,13 @@ static int verify_tile(vstate *v, const kf_ir_node *n, int ti) {
     if (ix_range(v, &t->off[d], &r))
       return at(v, n->loc, "%s: tile of '%s' uses a loop variable outside its loop",
                 kf_ir_opname(n->op), b->name);
-    if (r.lo < 0 || r.hi >= b->dims[d])
+    int64_t size = b->dims[d];
+    if (b->layout == KF_LAYOUT_QW) size = (size + (d == 0 ? 15 : 7)) / (d == 0 ? 16 : 8) * (d == 0 ? 16 : 8);
+    if (r.lo < 0 || r.hi >= size)
       return at(v, n->loc,
                 "%s: tile of '%s' starts outside the buffer in dim %d (offset range %lld..%lld, "
                 "size %lld)",
-                kf_ir_opname(n->op), b->name, d, (long long)r.lo, (long long)r.hi,
-                (long long)b->dims[d]);
+                kf_ir_opname(n->op), b->name, d, (long long)r.lo, (long long)r.hi, (long long)size);
     if (t->ext[d] <= 0)
       return at(v, n->loc, "%s: tile of '%s' has extent %lld in dim %d", kf_ir_opname(n->op),
                 b->name, (long long)t->ext[d], d);
@@ -176,25 +230,48 @@ static int verify_block(vstate *v, const kf_ir_block *blk, int top) {
     const kf_ir_node *n = blk->data[i];
     int rc;
     if (n->op == KF_OP_LOOP) {
+      const char *vname = v->k->vars.data[n->var].name;
       kf_ix_range lo, hi;
       if (ix_range(v, &n->lo, &lo) || ix_range(v, &n->hi, &hi))
-        return at(v, n->loc, "loop '%s': bound uses a variable outside its loop",
-                  v->k->vars.data[n->var].name);
+        return at(v, n->loc, "loop '%s': bound uses a variable outside its loop (or is too complex)", vname);
       if (n->step <= 0)
-        return at(v, n->loc, "loop '%s': step must be positive, got %lld",
-                  v->k->vars.data[n->var].name, (long long)n->step);
+        return at(v, n->loc, "loop '%s': step must be positive, got %lld", vname, (long long)n->step);
       if (n->parallel && !top)
-        return at(v, n->loc, "loop '%s': only an outermost loop can be parallel",
-                  v->k->vars.data[n->var].name);
+        return at(v, n->loc, "loop '%s': only an outermost loop can be parallel", vname);
       if (n->parallel && (!kf_ix_is_const(&n->lo) || !kf_ix_is_const(&n->hi)))
-        return at(v, n->loc, "parallel loop '%s' needs constant bounds",
-                  v->k->vars.data[n->var].name);
-      if (v->active[n->var])
-        return at(v, n->loc, "loop variable '%s' reused inside its own loop",
-                  v->k->vars.data[n->var].name);
-      v->ranges[n->var].lo = lo.lo;
-      v->ranges[n->var].hi = hi.hi - 1 < lo.lo ? lo.lo : hi.hi - 1;
+        return at(v, n->loc, "parallel loop '%s' needs constant bounds", vname);
+      if (v->active[n->var]) return at(v, n->loc, "loop variable '%s' reused inside its own loop", vname);
+      if (n->lo.cap != INT64_MAX) return at(v, n->loc, "loop '%s': the lower bound cannot be a min()", vname);
+      /* span = max(hi - lo): hi uncapped minus lo, and cap minus lo when capped */
+      kf_ix hi_free = n->hi, neg_lo, diff;
+      hi_free.cap = INT64_MAX;
+      kf_ix_range span;
+      if (kf_ix_scale(&neg_lo, n->lo, -1) || kf_ix_add(&diff, hi_free, neg_lo) || ix_range(v, &diff, &span))
+        return at(v, n->loc, "loop '%s': bounds too complex to analyze", vname);
+      int64_t t_hi = span.hi - 1;
+      if (n->hi.cap != INT64_MAX) {
+        kf_ix capx = kf_ix_const(n->hi.cap), d2;
+        kf_ix_range r2;
+        if (!kf_ix_add(&d2, capx, neg_lo) && !ix_range(v, &d2, &r2) && r2.hi - 1 < t_hi) t_hi = r2.hi - 1;
+      }
+      if (t_hi < 0) t_hi = 0;
+      t_hi = t_hi / n->step * n->step; /* t_v = i * step */
+      /* alignment: lo aligned to step => every value is a multiple of step */
+      int aligned = n->lo.c % n->step == 0;
+      for (int ti = 0; ti < n->lo.n; ti++)
+        if ((n->lo.coef[ti] * v->align[n->lo.var[ti]]) % n->step) aligned = 0;
+      if (expand(v, &n->lo, &v->lo[n->var])) return at(v, n->loc, "loop '%s': bounds too complex", vname);
+      v->t_hi[n->var] = t_hi;
+      v->abs[n->var].lo = lo.lo;
+      v->abs[n->var].hi = hi.hi - 1 < lo.lo ? lo.lo : hi.hi - 1;
+      v->align[n->var] = aligned ? n->step : 1;
       v->active[n->var] = 1;
+      {
+        kf_ix_range rel;
+        kf_ix self = kf_ix_var(n->var);
+        if (!ix_range(v, &self, &rel) && rel.hi < v->abs[n->var].hi) v->abs[n->var].hi = rel.hi;
+        if (aligned && v->abs[n->var].hi >= 0) v->abs[n->var].hi = v->abs[n->var].hi / n->step * n->step;
+      }
       rc = verify_block(v, &n->body, 0);
       v->active[n->var] = 0;
       if (rc) return rc;
@@ -217,10 +294,14 @@ int kf_ir_verify(kf_ctx *ctx, const kf_ir_kernel *k) {
         return kf_err(ctx, KF_EINVAL, "%s:%d: buffer '%s' has size %lld in dim %d", b->loc.file,
                       b->loc.line, b->name, (long long)b->dims[d], d);
   }
-  vstate v = {ctx, k, kf_xcalloc(k->vars.len + 1, sizeof(kf_ix_range)),
-              kf_xcalloc(k->vars.len + 1, 1), 0};
+  vstate v = {ctx, k, kf_xcalloc(k->vars.len + 1, sizeof(expanded)),
+              kf_xcalloc(k->vars.len + 1, sizeof(int64_t)), kf_xcalloc(k->vars.len + 1, sizeof(kf_ix_range)),
+              kf_xcalloc(k->vars.len + 1, sizeof(int64_t)), kf_xcalloc(k->vars.len + 1, 1)};
   int rc = verify_block(&v, &k->body, 1);
-  free(v.ranges);
+  free(v.lo);
+  free(v.t_hi);
+  free(v.abs);
+  free(v.align);
   free(v.active);
   return rc;
 }

@@ -1,7 +1,517 @@
-/* kforge CLI (placeholder until the driver lands). */
+/*
+** main.c: the kforge command line. The one file that knows every part of kforge.
+*/
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
-#include "kf.h"
-int main(void) {
-  printf("kforge %s\n", KF_VERSION);
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+
+#include "check.h"
+#include "kernel.h"
+#include "kf_bench.h"
+#include "kf_ref.h"
+#include "template.h"
+#ifdef HAVE_KFORGE_PEERS
+#include "kf_peers.h"
+#endif
+#ifdef HAVE_KFORGE_LOPT_CLI
+#include "kf_lopt_cli.h"
+#endif
+
+static const char *prog = "kforge";
+
+static int fail(kf_ctx *ctx, int rc) {
+  fprintf(stderr, "%s: error: %s\n", prog, kf_errmsg(ctx));
+  return rc == KF_ECHECK ? 1 : 2;
+}
+
+static int usage_error(const char *verb, const char *fmt, const char *arg) {
+  fprintf(stderr, "%s %s: ", prog, verb);
+  fprintf(stderr, fmt, arg);
+  fprintf(stderr, " (see '%s %s --help')\n", prog, verb);
+  return 2;
+}
+
+/* ---- shared options of gen/check/bench ---- */
+
+typedef struct opts {
+  const char *tmpl, *shape, *target, *emit, *out, *dist;
+  const char *sets[KF_MAX_BIND];
+  int n_sets;
+  int threads, seed, peers, verbose, cold, warm;
+  double budget;
+  const char *vs;
+} opts;
+
+static int parse_opts(const char *verb, int argc, char **argv, opts *o, const char *help) {
+  memset(o, 0, sizeof *o);
+  o->seed = 1;
+  o->threads = 0;
+  o->budget = 1.0;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+#define TAKE(field)                                                            \
+  do {                                                                         \
+    if (!val) return usage_error(verb, "option %s needs a value", a);          \
+    o->field = val;                                                            \
+    i++;                                                                       \
+  } while (0)
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      fputs(help, stdout);
+      return -1;
+    } else if (!strcmp(a, "--shape")) TAKE(shape);
+    else if (!strcmp(a, "--target")) TAKE(target);
+    else if (!strcmp(a, "--emit")) TAKE(emit);
+    else if (!strcmp(a, "-o")) TAKE(out);
+    else if (!strcmp(a, "--dist")) TAKE(dist);
+    else if (!strcmp(a, "--vs")) TAKE(vs);
+    else if (!strcmp(a, "--set")) {
+      if (!val) return usage_error(verb, "option %s needs a value", a);
+      if (o->n_sets == KF_MAX_BIND) return usage_error(verb, "too many %s options", a);
+      o->sets[o->n_sets++] = val;
+      i++;
+    } else if (!strcmp(a, "--threads") || !strcmp(a, "--seed")) {
+      if (!val) return usage_error(verb, "option %s needs a value", a);
+      char *end;
+      long v = strtol(val, &end, 10);
+      if (*end || v < 0 || v > 4096) return usage_error(verb, "bad number '%s'", val);
+      if (a[2] == 't') o->threads = (int)v;
+      else o->seed = (int)v;
+      i++;
+    } else if (!strcmp(a, "--budget")) {
+      if (!val) return usage_error(verb, "option %s needs a value", a);
+      char *end;
+      o->budget = strtod(val, &end);
+      if (*end || !(o->budget > 0) || o->budget > 3600) return usage_error(verb, "bad --budget '%s'", val);
+      i++;
+    } else if (!strcmp(a, "--peers")) o->peers = 1;
+    else if (!strcmp(a, "--cold")) o->cold = 1;
+    else if (!strcmp(a, "--warm")) o->warm = 1;
+    else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) o->verbose = 1;
+    else if (a[0] == '-') return usage_error(verb, "unknown option '%s'", a);
+    else if (!o->tmpl) o->tmpl = a;
+    else return usage_error(verb, "unexpected argument '%s'", a);
+#undef TAKE
+  }
+  if (!o->tmpl) return usage_error(verb, "%s", "missing TEMPLATE");
+  if (!o->shape) return usage_error(verb, "%s", "missing --shape NAME=VALUE,...");
   return 0;
+}
+
+/* Loads the template and builds the kernel for the options. */
+static int build_kernel(kf_ctx *ctx, const opts *o, kf_template **tmpl, kf_kernel *k) {
+  kf_binding shape, sets;
+  memset(&shape, 0, sizeof shape);
+  memset(&sets, 0, sizeof sets);
+  kf_target target;
+  int rc = kf_binding_parse(ctx, o->shape, "--shape", &shape);
+  for (int i = 0; !rc && i < o->n_sets; i++) rc = kf_binding_parse(ctx, o->sets[i], "--set", &sets);
+  if (!rc) rc = kf_target_get(ctx, o->target, &target);
+  if (!rc) rc = kf_template_load(ctx, o->tmpl, tmpl);
+  if (!rc) rc = kf_kernel_build(ctx, *tmpl, &shape, &sets, &target, k);
+  return rc;
+}
+
+static void describe_kernel(const kf_kernel *k, FILE *f) {
+  kf_str p = {0}, c = {0};
+  kf_binding_format(&k->params, &p);
+  kf_binding_format(&k->config, &c);
+  fprintf(f, "%s  shape %s  tunables %s  target %s\n", kf_template_name(k->tmpl), p.data ? p.data : "",
+          c.data ? c.data : "(none)", k->target.name);
+  kf_str_free(&p);
+  kf_str_free(&c);
+}
+
+/* ---- kforge list ---- */
+
+static int cmd_list(kf_ctx *ctx, int argc, char **argv) {
+  if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+    printf("usage: kforge list [TEMPLATE]\n\nLists the templates in %s with their parameters and tunables.\n",
+           kf_template_dir());
+    return 0;
+  }
+  const char *dir = kf_template_dir();
+  DIR *d = opendir(dir);
+  if (!d) return fail(ctx, kf_err(ctx, KF_EIO, "%s: cannot open template directory: %s", dir, strerror(errno)));
+  char names[64][256];
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) && n < 64) {
+    size_t l = strlen(e->d_name);
+    if (l > 4 && !strcmp(e->d_name + l - 4, ".lua") && l < 250) {
+      memcpy(names[n], e->d_name, l - 4);
+      names[n++][l - 4] = 0;
+    }
+  }
+  closedir(d);
+  for (int i = 1; i < n; i++)
+    for (int j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
+      char tmp[256];
+      memcpy(tmp, names[j], 256);
+      memcpy(names[j], names[j - 1], 256);
+      memcpy(names[j - 1], tmp, 256);
+    }
+  int status = 0;
+  for (int i = 0; i < n; i++) {
+    if (argc > 1 && strcmp(argv[1], names[i])) continue;
+    kf_template *t;
+    if (kf_template_load(ctx, names[i], &t)) {
+      fprintf(stderr, "%s: error: %s\n", prog, kf_errmsg(ctx));
+      status = 2;
+      continue;
+    }
+    printf("%s — %s\n  reference: %s\n  params:  ", kf_template_name(t), kf_template_doc(t), kf_template_reference(t));
+    for (int j = 0; j < kf_template_n_params(t); j++) {
+      const kf_tparam *p = kf_template_param(t, j);
+      if (p->required) printf(" %s", p->name);
+      else printf(" %s=%lld", p->name, (long long)p->def);
+      if (p->n_domain) {
+        printf("{");
+        for (int v = 0; v < p->n_domain; v++) printf("%s%lld", v ? "," : "", (long long)p->domain[v]);
+        printf("}");
+      }
+    }
+    printf("\n  tunables:");
+    for (int j = 0; j < kf_template_n_tunables(t); j++) {
+      const kf_tparam *p = kf_template_tunable(t, j);
+      printf(" %s=%lld{", p->name, (long long)p->def);
+      for (int v = 0; v < p->n_domain; v++) printf("%s%lld", v ? "," : "", (long long)p->domain[v]);
+      printf("}");
+    }
+    printf("\n");
+    kf_template_free(t);
+  }
+  return status;
+}
+
+/* ---- kforge gen ---- */
+
+static const char gen_help[] =
+    "usage: kforge gen TEMPLATE --shape M=..,N=..,K=.. [--target T] [--set NAME=VALUE ...]\n"
+    "                  --emit ir|lir|c|ll|s|o|h [-o FILE]\n\n"
+    "Generates the kernel and writes one stage of it:\n"
+    "  ir   tile IR as the template built it      lir  the CPU lowering (vector-level IR)\n"
+    "  c    C source (C emitter)                  ll   LLVM IR (LLVM emitter, optimized)\n"
+    "  s    assembly (LLVM)                       o    object file (LLVM; needs -o)\n"
+    "  h    C header for the .o (signature, arguments, workspace size)\n"
+    "Targets: cpu-host (default), cpu-generic, cpu-avx2, cpu-avx2-vnni, cpu-avx512, cpu-avx512-vnni.\n"
+    "Text goes to stdout unless -o is given.\n";
+
+static int write_out(kf_ctx *ctx, const char *path, const kf_str *s) {
+  if (!path || !strcmp(path, "-")) {
+    fwrite(s->data, 1, s->len, stdout);
+    return KF_OK;
+  }
+  return kf_write_file(ctx, path, s->data, s->len);
+}
+
+static int cmd_gen(kf_ctx *ctx, int argc, char **argv) {
+  opts o;
+  int prc = parse_opts("gen", argc, argv, &o, gen_help);
+  if (prc) return prc < 0 ? 0 : prc;
+  const char *emit = o.emit ? o.emit : "c";
+  static const char *const kinds[] = {"ir", "lir", "c", "ll", "s", "o", "h", NULL};
+  int ok = 0;
+  for (int i = 0; kinds[i]; i++) ok |= !strcmp(kinds[i], emit);
+  if (!ok) return usage_error("gen", "unknown --emit '%s' (ir, lir, c, ll, s, o, h)", emit);
+  if (!strcmp(emit, "o") && !o.out) return usage_error("gen", "%s", "--emit o needs -o FILE");
+  kf_template *t = NULL;
+  kf_kernel k;
+  memset(&k, 0, sizeof k);
+  int rc = build_kernel(ctx, &o, &t, &k);
+  kf_str s = {0};
+  if (!rc) {
+    if (!strcmp(emit, "ir")) kf_ir_print(k.ir, &s);
+    else if (!strcmp(emit, "lir")) kf_lir_print(k.lir, &s);
+    else if (!strcmp(emit, "c")) rc = kf_emit_c(ctx, k.lir, &k.target, &s);
+    else if (!strcmp(emit, "ll")) rc = kf_llvm_emit_string(ctx, k.lir, &k.target, KF_LLVM_LL, &s);
+    else if (!strcmp(emit, "s")) rc = kf_llvm_emit_string(ctx, k.lir, &k.target, KF_LLVM_ASM, &s);
+    else if (!strcmp(emit, "h")) kf_emit_header(k.lir, &k.target, &s);
+    else rc = kf_llvm_emit_file(ctx, k.lir, &k.target, KF_LLVM_OBJ, o.out);
+  }
+  if (!rc && strcmp(emit, "o")) rc = write_out(ctx, o.out, &s);
+  kf_str_free(&s);
+  kf_kernel_free(&k);
+  kf_template_free(t);
+  return rc ? fail(ctx, rc) : 0;
+}
+
+/* ---- kforge check ---- */
+
+static const char check_help[] =
+    "usage: kforge check TEMPLATE --shape ... [--set NAME=VALUE ...] [--target T]\n"
+    "                    [--emit c|llvm|both] [--dist gauss|uniform|student_t3|laplace|outlier]\n"
+    "                    [--seed N] [--threads N]\n\n"
+    "Runs the kernel on random inputs and compares it with the fp64 reference. Prints the max\n"
+    "and relative L2 error, the error bound derived from the kernel's arithmetic, and the\n"
+    "effective bits log2(max|ref| / max|err|). Exit status 1 if any output exceeds its bound.\n"
+    "With --emit both (default) the C and LLVM outputs must also agree within the bound.\n";
+
+static void print_result(const char *label, const kf_check_result *r) {
+  printf("  %-5s max|err| %.3e  rel L2 %.3e  worst err/bound %.3f  eff bits %.2f  (bound: %s)\n", label,
+         r->max_abs, r->rel_l2, r->max_ratio, r->eff_bits, r->bound_desc);
+}
+
+static int cmd_check(kf_ctx *ctx, int argc, char **argv) {
+  opts o;
+  int prc = parse_opts("check", argc, argv, &o, check_help);
+  if (prc) return prc < 0 ? 0 : prc;
+  const char *emit = o.emit ? o.emit : "both";
+  int do_c = !strcmp(emit, "c") || !strcmp(emit, "both"), do_llvm = !strcmp(emit, "llvm") || !strcmp(emit, "both");
+  if (!do_c && !do_llvm) return usage_error("check", "unknown --emit '%s' (c, llvm, both)", emit);
+  int dist = o.dist ? kf_ref_dist_parse(o.dist) : 0;
+  if (dist < 0) return usage_error("check", "unknown --dist '%s'", o.dist);
+  kf_template *t = NULL;
+  kf_kernel k;
+  memset(&k, 0, sizeof k);
+  kf_problem *p = NULL;
+  kf_pool *pool = NULL;
+  int rc = build_kernel(ctx, &o, &t, &k), worst = 0;
+  if (!rc) rc = kf_problem_new(ctx, &k, (uint64_t)o.seed, dist, &p);
+  float *first = NULL;
+  if (!rc) {
+    describe_kernel(&k, stdout);
+    pool = kf_pool_new(o.threads);
+  }
+  for (int pass = 0; !rc && pass < 2; pass++) {
+    if ((pass == 0 && !do_c) || (pass == 1 && !do_llvm)) continue;
+    if ((rc = kf_kernel_load(ctx, &k, pass ? KF_EMIT_LLVM : KF_EMIT_C))) break;
+    kf_runner *r = kf_runner_new(&k, pool);
+    kf_problem_poison_outputs(p);
+    kf_runner_run(r, kf_problem_args(p));
+    kf_runner_free(r);
+    kf_check_result res;
+    int crc = kf_problem_check(ctx, p, &res);
+    print_result(pass ? "llvm" : "c", &res);
+    if (crc) {
+      fprintf(stderr, "%s: check failed (%s): %s\n", prog, pass ? "llvm" : "c", kf_errmsg(ctx));
+      worst = 1;
+      if (crc != KF_ECHECK) rc = crc;
+    }
+    int64_t n;
+    const float *out = kf_problem_output(p, &n);
+    if (!first) {
+      first = kf_xmalloc((size_t)n * sizeof(float));
+      memcpy(first, out, (size_t)n * sizeof(float));
+    } else {
+      double maxdiff = 0;
+      for (int64_t i = 0; i < n; i++) maxdiff = fmax(maxdiff, fabs((double)first[i] - (double)out[i]));
+      printf("  c vs llvm: max |diff| %.3e\n", maxdiff);
+      if (!(maxdiff <= 2 * res.max_abs + 1e-30) && maxdiff > 0) {
+        /* both are within their bounds individually; a larger gap means one of them is wrong */
+        fprintf(stderr, "%s: C and LLVM outputs disagree by %.3e (more than twice the max error %.3e)\n", prog,
+                maxdiff, res.max_abs);
+        worst = 1;
+      }
+    }
+  }
+  free(first);
+  kf_pool_free(pool);
+  kf_problem_free(p);
+  kf_kernel_free(&k);
+  kf_template_free(t);
+  if (rc) return fail(ctx, rc);
+  printf("%s\n", worst ? "FAIL" : "ok");
+  return worst;
+}
+
+/* ---- kforge bench ---- */
+
+static const char bench_help[] =
+    "usage: kforge bench TEMPLATE --shape ... [--set NAME=VALUE ...] [--target T] [--emit c|llvm]\n"
+    "                    [--threads N] [--budget SECONDS] [--warm|--cold] [--vs TEMPLATE] [--peers]\n\n"
+    "Times the kernel: warm-up, then repeated runs for the time budget (default 1 s per case);\n"
+    "prints the median, min and spread, GFLOPS and GB/s. Weights are timed cache-warm and cold\n"
+    "(a rotating set of weight copies at least twice the last-level cache); --warm/--cold pick one.\n"
+    "--vs TEMPLATE times another template (e.g. dequant_gemm) on the same shape; --peers times\n"
+    "oneDNN bf16 and u8s8 matmul and OpenBLAS dequant+sgemm on the same M, N, K. Every other\n"
+    "line is printed as a ratio: its time / the first kernel's time.\n";
+
+typedef struct bench_arg {
+  kf_runner *r;
+  void **args;
+  int warg;
+  kf_bench_rot *rot;
+} bench_arg;
+
+static int bench_call(void *varg, int64_t iter) {
+  bench_arg *b = varg;
+  b->args[b->warg] = kf_bench_rot_get(b->rot, iter);
+  kf_runner_run(b->r, b->args);
+  return 0;
+}
+
+typedef struct bench_row {
+  char name[160];
+  double med[2];
+  int ok[2];
+} bench_row;
+
+static int bench_kernel(kf_ctx *ctx, const opts *o, const char *tmpl_name, kf_pool *pool, bench_row *row,
+                        int64_t *mnk) {
+  opts o2 = *o;
+  o2.tmpl = tmpl_name;
+  if (strcmp(tmpl_name, o->tmpl)) o2.n_sets = 0;
+  kf_template *t = NULL;
+  kf_kernel k;
+  memset(&k, 0, sizeof k);
+  kf_problem *p = NULL;
+  int rc = build_kernel(ctx, &o2, &t, &k);
+  const char *emit = o->emit ? o->emit : "llvm";
+  if (!rc && strcmp(emit, "c") && strcmp(emit, "llvm"))
+    rc = kf_err(ctx, KF_EINVAL, "bench: unknown --emit '%s' (c, llvm)", emit);
+  if (!rc) rc = kf_problem_new(ctx, &k, (uint64_t)o->seed, 0, &p);
+  if (!rc) rc = kf_kernel_load(ctx, &k, strcmp(emit, "c") ? KF_EMIT_LLVM : KF_EMIT_C);
+  kf_runner *r = NULL;
+  if (!rc) {
+    r = kf_runner_new(&k, pool);
+    kf_problem_poison_outputs(p);
+    kf_runner_run(r, kf_problem_args(p));
+    kf_check_result res;
+    rc = kf_problem_check(ctx, p, &res);
+    if (rc) kf_err_prefix(ctx, rc, "%s is wrong, not timing it", tmpl_name);
+  }
+  if (!rc) {
+    kf_str c = {0};
+    kf_binding_format(&k.config, &c);
+    snprintf(row->name, sizeof row->name, "%.40s [%s %.100s]", kf_template_name(t), emit, c.data ? c.data : "");
+    kf_str_free(&c);
+    mnk[0] = 0;
+    kf_binding_get(&k.params, "M", &mnk[0]);
+    kf_binding_get(&k.params, "N", &mnk[1]);
+    kf_binding_get(&k.params, "K", &mnk[2]);
+    int n_args = kf_kernel_n_args(&k);
+    void **args = kf_xcalloc((size_t)n_args, sizeof(void *));
+    memcpy(args, kf_problem_args(p), (size_t)n_args * sizeof(void *));
+    size_t wbytes;
+    int warg = kf_problem_weight_arg(p, &wbytes);
+    for (int cold = 0; cold < 2 && !rc; cold++) {
+      if ((cold && o->warm && !o->cold) || (!cold && o->cold && !o->warm)) continue;
+      kf_bench_rot rot;
+      char err[256];
+      if (kf_bench_rot_init(&rot, args[warg], wbytes, cold, 0, err, sizeof err)) {
+        rc = kf_err(ctx, KF_EIO, "bench: %s", err);
+        break;
+      }
+      bench_arg ba = {r, args, warg, &rot};
+      kf_bench_opts bo = {2, 5, 100000, o->budget};
+      kf_bench_stats st;
+      kf_bench_run(bench_call, &ba, &bo, &st);
+      kf_bench_rot_free(&rot);
+      row->med[cold] = st.median_s;
+      row->ok[cold] = 1;
+      double fl = kf_problem_flops(p), by = kf_problem_bytes(p);
+      printf("  %-58s %-4s median %9.1f us  min %9.1f us  spread %5.1f%%  %7.1f GFLOPS  %6.1f GB/s  (%d runs)\n",
+             row->name, cold ? "cold" : "warm", st.median_s * 1e6, st.min_s * 1e6, 100 * st.spread,
+             fl / st.median_s * 1e-9, by / st.median_s * 1e-9, st.n_runs);
+      fflush(stdout);
+    }
+    free(args);
+  }
+  kf_runner_free(r);
+  kf_problem_free(p);
+  kf_kernel_free(&k);
+  kf_template_free(t);
+  return rc;
+}
+
+static int cmd_bench(kf_ctx *ctx, int argc, char **argv) {
+  opts o;
+  int prc = parse_opts("bench", argc, argv, &o, bench_help);
+  if (prc) return prc < 0 ? 0 : prc;
+  kf_str host = {0};
+  kf_host_describe(&host);
+  char llc_src[128] = "";
+  int64_t llc = kf_bench_llc_bytes(llc_src, sizeof llc_src);
+  kf_pool *pool = kf_pool_new(o.threads);
+  printf("host: %s; LLC %.1f MiB (%s); threads %d\n", host.data, (double)llc / 1048576.0, llc_src, kf_pool_size(pool));
+  kf_str_free(&host);
+  bench_row rows[8];
+  int n_rows = 0;
+  memset(rows, 0, sizeof rows);
+  int64_t mnk[3] = {0, 0, 0};
+  int rc = bench_kernel(ctx, &o, o.tmpl, pool, &rows[n_rows++], mnk);
+  if (!rc && o.vs) rc = bench_kernel(ctx, &o, o.vs, pool, &rows[n_rows++], mnk);
+  if (rc) {
+    kf_pool_free(pool);
+    return fail(ctx, rc);
+  }
+  if (o.peers) {
+#ifdef HAVE_KFORGE_PEERS
+    for (int cold = 0; cold < 2; cold++) {
+      if ((cold && o.warm && !o.cold) || (!cold && o.cold && !o.warm)) continue;
+      kf_peer_result pr[8];
+      int np = kf_peers_gemm(mnk[0], mnk[1], mnk[2], kf_pool_size(pool), cold, o.budget, pr, 8);
+      for (int i = 0; i < np; i++) {
+        bench_row *row = NULL;
+        for (int j = 0; j < n_rows; j++)
+          if (!strcmp(rows[j].name, pr[i].name)) row = &rows[j];
+        if (!row && n_rows < 8) {
+          row = &rows[n_rows++];
+          snprintf(row->name, sizeof row->name, "%.47s", pr[i].name);
+        }
+        if (!row) continue;
+        row->ok[cold] = pr[i].ok;
+        row->med[cold] = pr[i].median_s;
+        if (pr[i].ok)
+          printf("  %-58s %-4s median %9.1f us  min %9.1f us  (%d runs; %s)\n", pr[i].name, cold ? "cold" : "warm",
+                 pr[i].median_s * 1e6, pr[i].min_s * 1e6, pr[i].n_runs, pr[i].note);
+        else
+          printf("  %-58s %-4s unavailable: %s\n", pr[i].name, cold ? "cold" : "warm", pr[i].note);
+      }
+    }
+#else
+    printf("  peers: not built (needs libdnnl-dev and libopenblas-dev at build time)\n");
+#endif
+  }
+  if (n_rows > 1) {
+    printf("ratios: time / time of %s (> 1: the first kernel is faster)\n", rows[0].name);
+  }
+  for (int j = 1; j < n_rows; j++)
+    for (int cold = 0; cold < 2; cold++)
+      if (rows[0].ok[cold] && rows[j].ok[cold])
+        printf("  %-58s %-4s %6.2fx\n", rows[j].name, cold ? "cold" : "warm", rows[j].med[cold] / rows[0].med[cold]);
+  kf_pool_free(pool);
+  return 0;
+}
+
+/* ---- main ---- */
+
+static const char main_help[] =
+    "usage: kforge VERB [options]   (kforge VERB --help for each)\n\n"
+    "Kernel generator and autotuner for quantized LLM inference.\n"
+    "  list       templates, their parameters and tunables\n"
+    "  gen        generate a kernel: tile IR, LIR, C, LLVM IR, assembly, object + header\n"
+    "  check      run a kernel against its fp64 reference and error bound\n"
+    "  bench      time a kernel (warm and cold weights), against other templates and peers\n"
+#ifdef HAVE_KFORGE_LOPT_CLI
+    "  tokenize   byte-level BPE tokenizer (Hugging Face tokenizer.json) with LoPT\n"
+#endif
+    "  version    print the version\n";
+
+int main(int argc, char **argv) {
+  kf_ctx ctx;
+  kf_ctx_init(&ctx);
+  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+    fputs(main_help, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  const char *verb = argv[1];
+  if (getenv("KFORGE_VERBOSE")) ctx.verbose = 1;
+  if (!strcmp(verb, "list")) return cmd_list(&ctx, argc - 1, argv + 1);
+  if (!strcmp(verb, "gen")) return cmd_gen(&ctx, argc - 1, argv + 1);
+  if (!strcmp(verb, "check")) return cmd_check(&ctx, argc - 1, argv + 1);
+  if (!strcmp(verb, "bench")) return cmd_bench(&ctx, argc - 1, argv + 1);
+#ifdef HAVE_KFORGE_LOPT_CLI
+  if (!strcmp(verb, "tokenize")) return kf_tokenize_main(argc - 1, argv + 1);
+#endif
+  if (!strcmp(verb, "version") || !strcmp(verb, "--version")) {
+    printf("kforge %s\n", KF_VERSION);
+    return 0;
+  }
+  fprintf(stderr, "%s: unknown verb '%s'\n%s", prog, verb, main_help);
+  return 2;
 }

@@ -1,0 +1,43 @@
+/*
+** check.h: problems = inputs + fp64 reference + error bounds for a kernel, chosen by the
+** template's `reference` name. Shared by `kforge check`, `kforge bench`, the tuner and
+** the tests.
+**
+** Bounds come from the arithmetic (DESIGN.md section 4), per output element:
+**  - float GEMM on dequantized weights (f32 FMA chain over K terms, one rounding of each
+**    dequantized weight): gamma_{K+2} * sum_k |w||x|;
+**  - MSD with P passes: sum_k |w| * s_P/2 (the activation decomposition, s_P =
+**    amax/127/254^(P-1) of the row or group, plus 2^-10 for f32 rounding of the scales),
+**    plus gamma_{P*spans+3} * sum_k |w|(|x| + s_P/2) for the f32 combination of the exact
+**    int32 span sums.
+*/
+#ifndef KF_CHECK_H
+#define KF_CHECK_H
+
+#include "kernel.h"
+
+typedef struct kf_problem kf_problem;
+
+typedef struct kf_check_result {
+  double max_abs, rel_l2, max_ratio, eff_bits, snr_bits, ref_max;
+  int64_t n_out, n_nonfinite, worst_index;
+  char bound_desc[160];
+} kf_check_result;
+
+/* Input distribution for activations (kf_ref_dist names: gauss, uniform, ...). */
+int kf_problem_new(kf_ctx *ctx, const kf_kernel *k, uint64_t seed, int act_dist, kf_problem **out);
+void kf_problem_free(kf_problem *p);
+void *const *kf_problem_args(const kf_problem *p);
+/* Index of the argument holding the weights (for cold-cache rotation), its size, and the
+** flops and bytes of one call (for GFLOPS/GB/s). */
+int kf_problem_weight_arg(const kf_problem *p, size_t *bytes);
+double kf_problem_flops(const kf_problem *p);
+double kf_problem_bytes(const kf_problem *p);
+/* Clears the outputs (NaN) so a kernel that writes nothing fails the check. */
+void kf_problem_poison_outputs(kf_problem *p);
+/* Compares the kernel's outputs (already computed in the args) with the fp64 reference. */
+int kf_problem_check(kf_ctx *ctx, kf_problem *p, kf_check_result *res);
+/* Float outputs of the last run (for comparing two emitters). */
+const float *kf_problem_output(const kf_problem *p, int64_t *n);
+
+#endif

@@ -1,0 +1,61 @@
+-- dequant_gemm: the baseline MSD replaces. y = W x with W8/W4 weights (per channel or
+-- per K-group scales) and BF16 activations: each weight vector is converted to f32
+-- ((u - offset) * scale) in registers, then a float FMA GEMM (register-blocked).
+local T = {
+  name = "dequant_gemm",
+  doc = "Dequant-then-GEMM baseline: y[M,N] = x[M,K] (bf16) * dequant(W[N,K])^T in f32",
+  reference = "gemm_q",
+  params = {
+    M = { min = 1 }, N = { min = 1 }, K = { min = 1 },
+    bits = { default = 8, domain = { 4, 8 } },
+    group = { default = 0, domain = { 0, 32, 64, 128 } },
+  },
+  tunables = {
+    mr = { default = 4, domain = { 1, 2, 3, 4, 6, 8 } },
+    nr = { default = 32, domain = { 16, 32, 48, 64 } },
+    nc = { default = 256, domain = { 64, 128, 256, 512, 1024 } },
+    kc = { default = 512, domain = { 128, 256, 512, 1024, 2048 } },
+  },
+}
+
+local function up(x, m) return (x + m - 1) // m * m end
+
+function T.constraints(p, t)
+  local regs = t.mr * (t.nr // 16) + (t.nr // 16) * (p.bits == 4 and 2 or 1)
+  if regs > 30 then return string.format("register tile needs %d zmm registers (<= 30)", regs) end
+  if t.nc % t.nr ~= 0 then return "nc must be a multiple of nr" end
+  if p.group > 0 and t.kc % p.group ~= 0 and p.group % t.kc ~= 0 then
+    return "kc and the weight group must divide one another"
+  end
+  if t.mr > p.M and t.mr > 1 then return "mr larger than M" end
+end
+
+function T.build(p, t)
+  local M, N, K = p.M, p.N, p.K
+  local Np = up(N, 16)
+  local ks = p.group > 0 and math.min(t.kc, p.group) or t.kc
+  local nspan = (K + ks - 1) // ks
+  local wng = p.group > 0 and (K + p.group - 1) // p.group or 1
+  local x = kf.arg{ name = "x", dtype = "bf16", dims = { M, K } }
+  local w = kf.arg{ name = "w", dtype = "u8", dims = { N, K }, layout = "qweight", bits = p.bits,
+                    group = p.group, pack = "n16k1" }
+  local ws = kf.arg{ name = "w_scale", dtype = "f32", dims = { wng, Np } }
+  local y = kf.arg{ name = "y", dtype = "f32", dims = { M, N }, out = true }
+  local acc = kf.reg{ name = "acc", dtype = "f32", dims = { t.mr, t.nr } }
+  kf.loop("n0", 0, Np, t.nc, function(n0)
+    kf.loop("m1", 0, M, t.mr, function(m1)
+      kf.loop("n1", n0, kf.min(n0 + t.nc, Np), t.nr, function(n1)
+        kf.zero(acc)
+        kf.loop("g", 0, nspan, 1, function(g)
+          local wg = p.group > 0 and g or 0 -- ks == group when grouped (kc >= 128 >= group)
+          kf.mma{ acc = acc, a = x:tile({ m1, g * ks }, { t.mr, ks }),
+                  b = w:tile({ n1, g * ks }, { t.nr, ks }),
+                  b_scales = ws:tile({ wg, n1 }, { 1, t.nr }) }
+        end)
+        kf.store(y:tile({ m1, n1 }, { t.mr, t.nr }), acc)
+      end)
+    end)
+  end, { parallel = true })
+end
+
+return T
