@@ -18,6 +18,11 @@ int kf_kernel_build(kf_ctx *ctx, kf_template *tmpl, const kf_binding *shape,
   out->target = *target;
   kf_binding none;
   memset(&none, 0, sizeof none);
+  kf_template_set_target(tmpl, target->name, target->vl32, target->has_vnni, target->has_bf16,
+                         /* AVX2 has 16 ymm; AVX-512 32 zmm; the portable path (16 xmm)
+                         ** is given 32 since n16 weight packing needs 4 xmm per tile
+                         ** row: there the compiler spills, correctness is what counts */
+                         target->isa == KF_ISA_AVX2 ? 16 : 32);
   int rc = kf_template_shape(ctx, tmpl, shape, &out->params);
   if (!rc) rc = kf_template_config(ctx, tmpl, &out->params, sets ? sets : &none, &out->config);
   if (!rc) rc = kf_template_build(ctx, tmpl, &out->params, &out->config, &out->ir);

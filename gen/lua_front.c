@@ -30,6 +30,8 @@ struct kf_template {
   int ref_table; /* registry ref to the returned table */
   int n_params, n_tunables;
   kf_tparam params[KF_MAX_BIND], tunables[KF_MAX_BIND];
+  char target_name[48];
+  int target_vl, target_vnni, target_bf16, target_regs;
   /* during build */
   kf_ir_kernel *ir;
   kf_ir_block *cur;
@@ -812,6 +814,29 @@ static void push_binding(lua_State *L, const kf_binding *b) {
   }
 }
 
+void kf_template_set_target(kf_template *t, const char *name, int vl, int vnni, int bf16, int regs) {
+  snprintf(t->target_name, sizeof t->target_name, "%s", name);
+  t->target_vl = vl;
+  t->target_vnni = vnni;
+  t->target_bf16 = bf16;
+  t->target_regs = regs;
+}
+
+static void push_target(kf_template *t) {
+  lua_State *L = t->L;
+  lua_createtable(L, 0, 5);
+  lua_pushstring(L, t->target_name[0] ? t->target_name : "cpu-generic");
+  lua_setfield(L, -2, "name");
+  lua_pushinteger(L, t->target_vl ? t->target_vl : 4);
+  lua_setfield(L, -2, "vl");
+  lua_pushinteger(L, t->target_vnni);
+  lua_setfield(L, -2, "vnni");
+  lua_pushinteger(L, t->target_bf16);
+  lua_setfield(L, -2, "bf16");
+  lua_pushinteger(L, t->target_regs ? t->target_regs : 16);
+  lua_setfield(L, -2, "regs");
+}
+
 int kf_template_check_config(kf_ctx *ctx, kf_template *t, const kf_binding *params,
                              const kf_binding *config) {
   lua_State *L = t->L;
@@ -824,7 +849,8 @@ int kf_template_check_config(kf_ctx *ctx, kf_template *t, const kf_binding *para
   }
   push_binding(L, params);
   push_binding(L, config);
-  int rc = pcall(ctx, t, 2, 1, "constraints");
+  push_target(t);
+  int rc = pcall(ctx, t, 3, 1, "constraints");
   if (rc) return rc;
   if (lua_isnil(L, -1) || (lua_isboolean(L, -1) && lua_toboolean(L, -1))) {
     lua_pop(L, 1);
@@ -909,7 +935,8 @@ int kf_template_build(kf_ctx *ctx, kf_template *t, const kf_binding *params,
   lua_remove(L, -2);
   push_binding(L, params);
   push_binding(L, config);
-  int rc = pcall(ctx, t, 2, 0, "build");
+  push_target(t);
+  int rc = pcall(ctx, t, 3, 0, "build");
   t->building = 0;
   kf_ir_kernel *ir = t->ir;
   t->ir = NULL;

@@ -55,6 +55,11 @@ const kf_tparam *kf_template_param(const kf_template *t, int i);
 int kf_template_n_tunables(const kf_template *t);
 const kf_tparam *kf_template_tunable(const kf_template *t, int i);
 
+/* Sets the target the template is specialized for; constraints(p, t, target) and
+** build(p, t, target) get a third table {name=, vl=32-bit lanes, vnni=0/1, bf16=0/1,
+** regs=vector registers}. */
+void kf_template_set_target(kf_template *t, const char *name, int vl, int vnni, int bf16, int regs);
+
 /* Validates a shape against params (unknown names, missing required, domains) and
 ** fills defaults into *params. */
 int kf_template_shape(kf_ctx *ctx, kf_template *t, const kf_binding *shape, kf_binding *params);

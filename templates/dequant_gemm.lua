@@ -20,9 +20,12 @@ local T = {
 
 local function up(x, m) return (x + m - 1) // m * m end
 
-function T.constraints(p, t)
-  local regs = t.mr * (t.nr // 16) + (t.nr // 16) * (p.bits == 4 and 2 or 1)
-  if regs > 30 then return string.format("register tile needs %d zmm registers (<= 30)", regs) end
+function T.constraints(p, t, target)
+  local nv = t.nr // target.vl
+  local regs = t.mr * nv + nv * (p.bits == 4 and 3 or 2) + 1
+  if regs > target.regs then
+    return string.format("register tile needs %d vector registers, %s has %d", regs, target.name, target.regs)
+  end
   if t.nc % t.nr ~= 0 then return "nc must be a multiple of nr" end
   if p.group > 0 and t.kc % p.group ~= 0 and p.group % t.kc ~= 0 then
     return "kc and the weight group must divide one another"

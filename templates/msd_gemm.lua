@@ -34,10 +34,12 @@ local function span(p, t)
   return math.min(t.kc, Kp)
 end
 
-function T.constraints(p, t)
-  local vecregs = t.passes * t.mr * (t.nr // 16) + t.mr * (t.nr // 16)
-  if vecregs > 28 then
-    return string.format("register tile needs %d zmm accumulators (passes*mr*nr/16 + mr*nr/16 <= 28)", vecregs)
+function T.constraints(p, t, target)
+  -- accumulators: passes*mr int32 rows + mr f32 rows, nr/vl vectors each; plus nr/vl weights
+  local nv = t.nr // target.vl
+  local vecregs = (t.passes + 1) * t.mr * nv + nv * (p.bits == 4 and 2 or 1) + 1
+  if vecregs > target.regs then
+    return string.format("register tile needs %d vector registers, %s has %d", vecregs, target.name, target.regs)
   end
   if t.nc % t.nr ~= 0 then return "nc must be a multiple of nr" end
   if p.group > 0 and p.act_group > 0 and p.group ~= p.act_group then

@@ -347,7 +347,7 @@ static int lower_mma_i8(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
   if (span % 8) return ERR_AT(L, n, "mma: k extent %lld must be a multiple of 8", (long long)span);
   if (ba->dims[2] != g.k_pad) return ERR_AT(L, n, "mma: codes row length must be Kp=%lld", (long long)g.k_pad);
   int vl = L->vl, nv = (int)(nr / vl);
-  if (passes * mr * nv + nv + 2 > 40)
+  if (passes * mr * nv + nv + 2 > 96)
     return ERR_AT(L, n, "mma: register tile too large: %d passes x mr=%lld x nr=%lld needs %lld vector registers",
                   passes, (long long)mr, (long long)nr, (long long)(passes * mr * nv + nv));
 
