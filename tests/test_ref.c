@@ -97,7 +97,8 @@ static void test_rng(void) {
     same &= x == y;
     differ += x != z;
   }
-  report(same && differ > 990, "rng_deterministic", "same seed same stream, %d/1000 differ", differ);
+  report(same && differ > 990, "rng_deterministic", "same seed same stream, %d/1000 differ",
+         differ);
 
   /* Moments over n draws: the tolerance is 6 standard errors of the estimate. */
   const int n = 200000;
@@ -286,8 +287,8 @@ static void test_attn_hand(void) {
   report(fabs(out_big - want) < 1e-15 && fabs(out_neg - want) < 1e-15, "attn_hand_pm1000",
          "out %.15f / %.15f (%.15f)", out_big, out_neg, want);
 
-  /* Two heads of D = 2 sharing one kv head, S = 3, DV = 2, hand-checked softmax: head 0 q = (0, 0) -> uniform
-  ** -> mean of v = (2, 10/3); head 1 q = (1, 0), keys (0,0),(ln 2,0),(0,0) with scale 1 ->
+  /* Two heads of D = 2 sharing one kv head, S = 3, DV = 2, hand-checked softmax: head 0
+  ** q = (0, 0) -> uniform -> mean of v = (2, 10/3); head 1 q = (1, 0), keys (0,0),(ln 2,0),(0,0) with scale 1 ->
   ** p = [1/4, 1/2, 1/4] -> out = (1/4·1 + 1/2·2 + 1/4·3, 1/4·0 + 1/2·4 + 1/4·6) = (2, 3.5). */
   const float q2[] = {0, 0, 1, 0};
   float k2[] = {0, 0, (float)log(2.0), 0, 0, 0};

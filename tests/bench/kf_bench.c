@@ -165,6 +165,37 @@ void kf_bench_cpu_model(char *buf, size_t len) {
   fclose(f);
 }
 
+void kf_bench_cpu_flags(char *buf, size_t len) {
+  static const char *const wanted[] = {"avx2",        "fma",         "avx512f",  "avx512bw",
+                                       "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile",
+                                       "amx_int8",    "amx_bf16"};
+  snprintf(buf, len, "unknown");
+  FILE *f = fopen("/proc/cpuinfo", "r");
+  if (!f) return;
+  /* The flags line is long (~1.5 KB); read it whole. */
+  char *line = NULL;
+  size_t cap = 0;
+  while (getline(&line, &cap, f) > 0) {
+    if (strncmp(line, "flags", 5) != 0) continue;
+    size_t used = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < sizeof wanted / sizeof wanted[0]; i++) {
+      /* whole-word match */
+      size_t wl = strlen(wanted[i]);
+      for (const char *p = strstr(line, wanted[i]); p; p = strstr(p + 1, wanted[i])) {
+        if (p[-1] == ' ' && (p[wl] == ' ' || p[wl] == '\n' || p[wl] == 0)) {
+          int w = snprintf(buf + used, len - used, "%s%s", used ? " " : "", wanted[i]);
+          if (w > 0 && (size_t)w < len - used) used += (size_t)w;
+          break;
+        }
+      }
+    }
+    break;
+  }
+  free(line);
+  fclose(f);
+}
+
 int kf_bench_rot_init(kf_bench_rot *rot, const void *src, size_t bytes, int cold,
                       int64_t llc_bytes, char *err, size_t err_len) {
   memset(rot, 0, sizeof *rot);

@@ -53,11 +53,16 @@ int64_t kf_bench_llc_bytes(char *source, size_t source_len);
 
 /* CPU model name from /proc/cpuinfo ("model name"), or "unknown". */
 void kf_bench_cpu_model(char *buf, size_t len);
+/* The GEMM-relevant ISA features of /proc/cpuinfo "flags" present on this CPU, space-separated
+** (avx2 fma avx512f avx512bw avx512_vnni avx512_bf16 avx_vnni amx_tile amx_int8 amx_bf16), or
+** "unknown". Recorded with bench results (DESIGN.md §3.1: the CPU under kforge varies). */
+void kf_bench_cpu_flags(char *buf, size_t len);
 
 /* Rotating set of copies of one buffer. cold = 0: a single copy (warm: the same bytes every call).
 ** cold = 1: n = max(1, ceil(2·llc_bytes / bytes)) distinct copies (at a 64-byte-aligned stride
-** in one allocation, each written once so its pages exist), total ≥ 2× LLC. llc_bytes ≤ 0 means "detect"; when detection
-** fails, kf_bench_rot_init fails with a message instead of assuming a size. */
+** in one allocation, each written once so its pages exist), total ≥ 2× LLC. llc_bytes ≤ 0 means
+** "detect"; when detection fails, kf_bench_rot_init fails with a message instead of assuming a
+** size. */
 typedef struct kf_bench_rot {
   void *base;       /* one allocation holding every copy */
   void **copies;

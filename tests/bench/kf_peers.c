@@ -373,6 +373,61 @@ void kf_peer_destroy(kf_peer *p) {
 /* ------------------------------------------------------------------------------------------- */
 /* One shape, every peer                                                                      */
 
+/* Checks up to 64 sampled outputs of one run against an fp64 dot product over the operands the
+** peer reads, with the bound of its arithmetic (see test_peers.c for the derivation): a peer that
+** computes a wrong result is reported as failed, never timed. Returns 0 or -1 with a message. */
+static int check_sample(kf_peer *peer, const int8_t *wq, const float *w_scale, const float *x,
+                        char *err, size_t err_len) {
+  int64_t M = peer->M, N = peer->N, K = peer->K;
+  uint8_t *u = NULL;
+  float s_x = 1;
+  if (peer->kind == KF_PEER_DNNL_U8S8) {
+    u = malloc((size_t)(M * K));
+    if (!u) {
+      set_err(err, err_len, "%s: out of memory for the result check", peer_names[peer->kind]);
+      return -1;
+    }
+    s_x = kf_peer_quantize_u8(x, M * K, u);
+  }
+  if (kf_peer_run(peer, 0, err, err_len)) {
+    free(u);
+    return -1;
+  }
+  kf_rng rng;
+  kf_rng_seed(&rng, 1);
+  int rc = 0;
+  for (int i = 0; i < 64 && rc == 0; i++) {
+    int64_t m = (int64_t)kf_rng_below(&rng, (uint64_t)M);
+    int64_t n = (int64_t)kf_rng_below(&rng, (uint64_t)N);
+    double y = 0, abs_y = 0;
+    for (int64_t k = 0; k < K; k++) {
+      int8_t c = wq[n * K + k];
+      double term;
+      if (peer->kind == KF_PEER_DNNL_U8S8) term = (double)c * ((int)u[m * K + k] - 128);
+      else if (peer->kind == KF_PEER_DNNL_BF16)
+        term = (double)kf_peer_bf16_weight(c, w_scale[n]) * (double)kf_ref_bf16_round(x[m * K + k]);
+      else term = (double)c * (double)w_scale[n] * (double)kf_ref_bf16_round(x[m * K + k]);
+      y += term;
+      abs_y += fabs(term);
+    }
+    double bound;
+    if (peer->kind == KF_PEER_DNNL_U8S8) {
+      y *= (double)(s_x * w_scale[n]);
+      bound = 2 * 0x1p-24 * fabs(y);
+    } else {
+      bound = (double)(K + 2) * 0x1p-24 * abs_y;
+    }
+    double got = peer->y[m * N + n];
+    if (!(fabs(got - y) <= bound)) {
+      set_err(err, err_len, "%s: wrong result y[%lld][%lld] = %.9g, reference %.9g, bound %.3g",
+              peer_names[peer->kind], (long long)m, (long long)n, got, y, bound);
+      rc = -1;
+    }
+  }
+  free(u);
+  return rc;
+}
+
 typedef struct timed_call {
   kf_peer *peer;
   char *err;
@@ -431,6 +486,13 @@ int kf_peers_gemm(int64_t M, int64_t N, int64_t K, int threads, int cold, double
     /* Let the previous peer's spinning worker threads (OpenMP / OpenBLAS) go idle. */
     struct timespec pause = {0, 100 * 1000 * 1000};
     nanosleep(&pause, NULL);
+    if (check_sample(peer, wq, w_scale, x, err, sizeof err)) {
+      snprintf(r->note, sizeof r->note, "%s", err);
+      r->weight_bytes = kf_peer_weight_bytes(peer);
+      r->n_copies = kf_peer_n_copies(peer);
+      kf_peer_destroy(peer);
+      continue;
+    }
     timed_call call = {peer, err, sizeof err};
     kf_bench_opts opts = {.warmup = 2, .min_runs = 3, .budget_s = budget_s > 0 ? budget_s : 1.0};
     kf_bench_stats st;

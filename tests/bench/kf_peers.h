@@ -35,7 +35,9 @@ typedef struct {
   int n_copies;         /* weight copies in the rotating set (1 when warm) */
 } kf_peer_result;
 
-/* Times every peer on one shape with random data (fixed seed). cold = 1 uses a rotating set of
+/* Times every peer on one shape with random data (fixed seed), after checking 64 sampled outputs
+** of a first run against an fp64 reference within the peer's error bound (a wrong peer is
+** reported with ok = 0, never timed). cold = 1 uses a rotating set of
 ** weight copies ≥ 2× the LLC. budget_s: timing budget per peer (≤ 0: 1 s). Returns the number of
 ** results written (≤ max_out; failed peers are written too, with ok = 0), or -1 for a bad shape
 ** (M, N, K ≤ 0, threads < 1), with out[0].note saying why when max_out ≥ 1. */

@@ -17,7 +17,8 @@
 static void usage(FILE *f) {
   fprintf(f,
           "usage: kf-peers [--threads T] [--budget SECONDS] [--shape M,N,K]... [--warm|--cold]\n"
-          "Times oneDNN bf16 / u8s8 matmul and OpenBLAS dequant+sgemm on y = W x (W N x K, x M x K)\n"
+          "Times oneDNN bf16 / u8s8 matmul and OpenBLAS dequant+sgemm on y = W x\n"
+          "(W N x K, x M x K)\n"
           "  --threads T      threads for every peer (default 2)\n"
           "  --budget S       timing budget per peer and shape, seconds (default 1)\n"
           "  --shape M,N,K    a shape (repeatable; default: M in {1,16,512} x (4096,14336) and\n"
@@ -101,8 +102,9 @@ int main(int argc, char **argv) {
       for (int i = 0; i < 3; i++) shapes[n_shapes++] = (shape){ms[i], nk[j][0], nk[j][1]};
   }
 
-  char cpu[256], llc_src[64], libs[512], load[128] = "?";
+  char cpu[256], flags[256], llc_src[64], libs[512], load[128] = "?";
   kf_bench_cpu_model(cpu, sizeof cpu);
+  kf_bench_cpu_flags(flags, sizeof flags);
   int64_t llc = kf_bench_llc_bytes(llc_src, sizeof llc_src);
   kf_peers_describe(libs, sizeof libs);
   FILE *f = fopen("/proc/loadavg", "r");
@@ -111,7 +113,7 @@ int main(int argc, char **argv) {
     load[strcspn(load, "\n")] = 0;
     fclose(f);
   }
-  printf("# CPU: %s; LLC %.1f MiB (%s); threads %d; budget %.2f s per peer\n", cpu,
+  printf("# CPU: %s [%s]; LLC %.1f MiB (%s); threads %d; budget %.2f s per peer\n", cpu, flags,
          (double)llc / (1 << 20), llc_src, threads, budget);
   printf("# %s\n# load average at start: %s\n", libs, load);
   printf("%-6s %-6s %-6s %-5s %-10s %9s %9s %9s %9s %8s %7s %4s  %s\n", "M", "N", "K", "mode",
@@ -131,13 +133,12 @@ int main(int argc, char **argv) {
         const kf_peer_result *r = &res[i];
         double flops = 2.0 * (double)shapes[s].M * (double)shapes[s].N * (double)shapes[s].K;
         double act_bytes = (double)(shapes[s].M * shapes[s].K) * (i == KF_PEER_DNNL_U8S8 ? 1 : 2);
-        double bytes = (double)r->weight_bytes + act_bytes + 4.0 * (double)(shapes[s].M * shapes[s].N);
+        double bytes =
+            (double)r->weight_bytes + act_bytes + 4.0 * (double)(shapes[s].M * shapes[s].N);
         if (!r->ok) {
           failures++;
-          printf("%-6" PRId64 " %-6" PRId64 " %-6" PRId64 " %-5s %-10s %9s %9s %9s %9s %8s %7s %4s  "
-                 "FAILED: %s\n",
-                 shapes[s].M, shapes[s].N, shapes[s].K, cold ? "cold" : "warm", r->name, "-", "-",
-                 "-", "-", "-", "-", "-", r->note);
+          printf("%-6" PRId64 " %-6" PRId64 " %-6" PRId64 " %-5s %-10s FAILED: %s\n", shapes[s].M,
+                 shapes[s].N, shapes[s].K, cold ? "cold" : "warm", r->name, r->note);
           continue;
         }
         printf("%-6" PRId64 " %-6" PRId64 " %-6" PRId64 " %-5s %-10s %9.3f %9.3f %9.3f %9.3f %8.1f "

@@ -50,7 +50,8 @@ static void *xmalloc(size_t n) {
 }
 
 static problem make_problem(int64_t M, int64_t N, int64_t K, uint64_t seed) {
-  problem p = {M, N, K, xmalloc((size_t)(N * K)), xmalloc((size_t)N * 4), xmalloc((size_t)(M * K) * 4)};
+  problem p = {M, N, K, xmalloc((size_t)(N * K)), xmalloc((size_t)N * 4),
+               xmalloc((size_t)(M * K) * 4)};
   kf_rng rng;
   kf_rng_seed(&rng, seed);
   for (int64_t i = 0; i < N * K; i++) p.wq[i] = (int8_t)((int)kf_rng_below(&rng, 255) - 127);
@@ -170,6 +171,21 @@ static void test_bench_helpers(void) {
   char src[64];
   int64_t llc = kf_bench_llc_bytes(src, sizeof src);
   report(llc >= (1 << 20), "llc_detected", "%.1f MiB from %s", (double)llc / (1 << 20), src);
+
+  /* CPU description: a model name, and flags that are whole words of the known list. */
+  char model[256], flags[256], copy[256];
+  kf_bench_cpu_model(model, sizeof model);
+  kf_bench_cpu_flags(flags, sizeof flags);
+  snprintf(copy, sizeof copy, "%s", flags);
+  int flags_ok = strcmp(flags, "unknown") != 0;
+  const char *known = " avx2 fma avx512f avx512bw avx512_vnni avx512_bf16 avx_vnni amx_tile "
+                      "amx_int8 amx_bf16 ";
+  for (char *tok = strtok(copy, " "); tok; tok = strtok(NULL, " ")) {
+    char word[64];
+    snprintf(word, sizeof word, " %s ", tok);
+    flags_ok &= strstr(known, word) != NULL;
+  }
+  report(model[0] && flags_ok, "cpu_model_and_flags", "%s [%s]", model, flags);
 
   /* Rotating set: total ≥ 2× the given LLC, copies distinct and equal to the source. */
   char buf[1000], err[200];
