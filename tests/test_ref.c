@@ -278,6 +278,17 @@ static void test_attn_hand(void) {
   int rc = kf_ref_attn_decode(1, 1, 1, 2, 1, 1, log(3.0), q, k, v, &out);
   report(rc == 0 && fabs(out - 2.5) < 1e-15, "attn_hand_ln3", "out %.17g (2.5)", out);
 
+  /* Double inputs (kf_ref_attn_decode_d): k = ln 3 in double is not a float, scale 1. MLA _d:
+  ** D = 2, DV = 1, the value is the first column of the latent row: kv = [(1, 0), (3, ln 3)],
+  ** q = (0, 1) -> p = [1/4, 3/4] -> out = 2.5. */
+  const double qd[] = {1}, kd[] = {0, log(3.0)}, vd[] = {1, 3};
+  const double qm[] = {0, 1}, kvm[] = {1, 0, 3, log(3.0)};
+  double out_d, out_m;
+  rc = kf_ref_attn_decode_d(1, 1, 1, 2, 1, 1, 1.0, qd, kd, vd, &out_d);
+  rc |= kf_ref_mla_decode_d(1, 1, 2, 2, 1, 1.0, qm, kvm, &out_m);
+  report(rc == 0 && fabs(out_d - 2.5) < 1e-15 && fabs(out_m - 2.5) < 1e-15, "attn_hand_double",
+         "out %.17g, mla %.17g (2.5)", out_d, out_m);
+
   /* Very large / very negative scores are fine thanks to the max subtraction:
   ** scores [1000, 999] -> p = [e/(1+e), 1/(1+e)]. Same with [-999, -1000]. */
   const float kbig[] = {1000, 999}, kneg[] = {-999, -1000}, v2[] = {1, 0};

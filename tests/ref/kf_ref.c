@@ -216,14 +216,14 @@ double kf_ref_gamma(int64_t n, int mantissa_bits) {
 /* Decode attention for one query row q (D) over S keys at k + j·k_stride (D each) and values at
 ** v + j·v_stride (DV each): out = Σ_j p_j v_j with p = softmax(scale·q·k_j), max subtracted.
 ** `scores` is S doubles of scratch. */
-static void attn_row(int64_t S, int64_t D, int64_t DV, double scale, const float *q,
-                     const float *k, int64_t k_stride, const float *v, int64_t v_stride,
+static void attn_row(int64_t S, int64_t D, int64_t DV, double scale, const double *q,
+                     const double *k, int64_t k_stride, const double *v, int64_t v_stride,
                      double *scores, double *out) {
   double row_max = -INFINITY;
   int any_nan = 0;
   for (int64_t j = 0; j < S; j++) {
     double dot = 0;
-    for (int64_t d = 0; d < D; d++) dot += (double)q[d] * (double)k[j * k_stride + d];
+    for (int64_t d = 0; d < D; d++) dot += q[d] * k[j * k_stride + d];
     scores[j] = scale * dot;
     if (isnan(scores[j])) any_nan = 1;
     if (scores[j] > row_max) row_max = scores[j];
@@ -238,7 +238,7 @@ static void attn_row(int64_t S, int64_t D, int64_t DV, double scale, const float
   for (int64_t j = 0; j < S; j++) {
     double p = exp(scores[j] - row_max); /* ≤ 1; the max itself gives exactly 1 */
     denom += p;
-    for (int64_t c = 0; c < DV; c++) out[c] += p * (double)v[j * v_stride + c];
+    for (int64_t c = 0; c < DV; c++) out[c] += p * v[j * v_stride + c];
   }
   for (int64_t c = 0; c < DV; c++) out[c] /= denom;
 }
@@ -247,9 +247,9 @@ static int attn_shape_ok(int64_t B, int64_t H, int64_t HKV, int64_t S, int64_t D
   return B > 0 && H > 0 && HKV > 0 && S > 0 && D > 0 && DV > 0 && H % HKV == 0;
 }
 
-int kf_ref_attn_decode(int64_t B, int64_t H, int64_t HKV, int64_t S, int64_t D, int64_t DV,
-                       double scale, const float *q, const float *k, const float *v,
-                       double *out) {
+int kf_ref_attn_decode_d(int64_t B, int64_t H, int64_t HKV, int64_t S, int64_t D, int64_t DV,
+                         double scale, const double *q, const double *k, const double *v,
+                         double *out) {
   if (!attn_shape_ok(B, H, HKV, S, D, DV) || !q || !k || !v || !out) return KF_REF_EINVAL;
   double *scores = malloc((size_t)S * sizeof *scores);
   if (!scores) return KF_REF_EINVAL;
@@ -265,19 +265,48 @@ int kf_ref_attn_decode(int64_t B, int64_t H, int64_t HKV, int64_t S, int64_t D, 
   return 0;
 }
 
-int kf_ref_mla_decode(int64_t B, int64_t H, int64_t S, int64_t D, int64_t DV, double scale,
-                      const float *q, const float *kv, double *out) {
+int kf_ref_mla_decode_d(int64_t B, int64_t H, int64_t S, int64_t D, int64_t DV, double scale,
+                        const double *q, const double *kv, double *out) {
   if (!attn_shape_ok(B, H, 1, S, D, DV) || DV > D || !q || !kv || !out) return KF_REF_EINVAL;
   double *scores = malloc((size_t)S * sizeof *scores);
   if (!scores) return KF_REF_EINVAL;
   for (int64_t b = 0; b < B; b++) {
-    const float *cache = kv + b * S * D;
+    const double *cache = kv + b * S * D;
     for (int64_t h = 0; h < H; h++)
       attn_row(S, D, DV, scale, q + (b * H + h) * D, cache, D, cache, D, scores,
                out + (b * H + h) * DV);
   }
   free(scores);
   return 0;
+}
+
+/* float -> double copy of n values; NULL on allocation failure. */
+static double *widen(const float *x, int64_t n) {
+  double *d = malloc((size_t)n * sizeof *d);
+  if (d)
+    for (int64_t i = 0; i < n; i++) d[i] = (double)x[i];
+  return d;
+}
+
+int kf_ref_attn_decode(int64_t B, int64_t H, int64_t HKV, int64_t S, int64_t D, int64_t DV,
+                       double scale, const float *q, const float *k, const float *v,
+                       double *out) {
+  if (!attn_shape_ok(B, H, HKV, S, D, DV) || !q || !k || !v || !out) return KF_REF_EINVAL;
+  double *qd = widen(q, B * H * D), *kd = widen(k, B * HKV * S * D);
+  double *vd = widen(v, B * HKV * S * DV);
+  int rc = qd && kd && vd ? kf_ref_attn_decode_d(B, H, HKV, S, D, DV, scale, qd, kd, vd, out)
+                          : KF_REF_EINVAL;
+  free(qd), free(kd), free(vd);
+  return rc;
+}
+
+int kf_ref_mla_decode(int64_t B, int64_t H, int64_t S, int64_t D, int64_t DV, double scale,
+                      const float *q, const float *kv, double *out) {
+  if (!attn_shape_ok(B, H, 1, S, D, DV) || DV > D || !q || !kv || !out) return KF_REF_EINVAL;
+  double *qd = widen(q, B * H * D), *kvd = widen(kv, B * S * D);
+  int rc = qd && kvd ? kf_ref_mla_decode_d(B, H, S, D, DV, scale, qd, kvd, out) : KF_REF_EINVAL;
+  free(qd), free(kvd);
+  return rc;
 }
 
 int kf_ref_attn_scores(int64_t B, int64_t H, int64_t HKV, int64_t S, int64_t D, double scale,

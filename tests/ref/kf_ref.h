@@ -113,6 +113,14 @@ int kf_ref_attn_decode(int64_t B, int64_t H, int64_t HKV, int64_t S, int64_t D, 
 int kf_ref_mla_decode(int64_t B, int64_t H, int64_t S, int64_t D, int64_t DV, double scale,
                       const float *q, const float *kv, double *out);
 
+/* The same two references on double inputs, for exact operands that float cannot hold (e.g. a
+** dequantized KV cache code·scale): same shapes and rules. */
+int kf_ref_attn_decode_d(int64_t B, int64_t H, int64_t HKV, int64_t S, int64_t D, int64_t DV,
+                         double scale, const double *q, const double *k, const double *v,
+                         double *out);
+int kf_ref_mla_decode_d(int64_t B, int64_t H, int64_t S, int64_t D, int64_t DV, double scale,
+                        const double *q, const double *kv, double *out);
+
 /* The raw scores scale·q·kᵀ in double, B × H × S (for checking generators and softmax pieces).
 ** For MLA pass HKV = 1 and the latent cache as k. */
 int kf_ref_attn_scores(int64_t B, int64_t H, int64_t HKV, int64_t S, int64_t D, double scale,
