@@ -1,0 +1,134 @@
+/* kf_lopt: byte-level BPE tokenizer for Hugging Face tokenizer.json, and LoPT (lossless parallel
+ * tokenization).
+ *
+ * The tokenizer loads a tokenizer.json of a byte-level BPE model (Qwen, Llama-3, GPT-2 style):
+ * NFC normalizer, one Split-regex pre-tokenizer (PCRE2, JIT), ByteLevel mapping, BPE merges by
+ * rank (ignore_merges, byte_fallback, unk), added/special tokens matched before the split as the
+ * reference does. Input bytes that are not valid UTF-8 are replaced by U+FFFD, one per maximal
+ * invalid subpart (the WHATWG decoder, which is what a JavaScript or Rust caller of the reference
+ * does when it turns bytes into a string). No BOS/EOS is added (add_special_tokens = false).
+ *
+ * Offsets are byte offsets into the caller's input. A tokenizer is immutable after load, so any
+ * number of threads may encode with it at once.
+ *
+ * LoPT (kf_lopt_encode_parallel) cuts the text into chunks at UTF-8 boundaries with an overlap,
+ * tokenizes the chunks on a thread pool, and joins neighbours at a pre-token that both chunks
+ * produce with the same (start, end, id) inside the overlap and that the left chunk proved
+ * independent of its truncation (PCRE2 hard partial matching); with no such token the overlap is
+ * widened and the pair retried, and after max_rounds the span is tokenized sequentially. The result
+ * is always identical to kf_lopt_encode. kf_lopt_encode_naive is the lossy split-and-concatenate
+ * baseline. */
+#ifndef KF_LOPT_H
+#define KF_LOPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum kf_lopt_status {
+  KF_LOPT_OK = 0,
+  KF_LOPT_EINVAL,       /* bad argument */
+  KF_LOPT_ENOMEM,       /* allocation failed */
+  KF_LOPT_EIO,          /* file missing or unreadable */
+  KF_LOPT_EPARSE,       /* tokenizer.json is not valid JSON or lacks a required field */
+  KF_LOPT_EUNSUPPORTED, /* a tokenizer kind or option this library does not implement */
+  KF_LOPT_ETHREAD       /* thread creation failed */
+} kf_lopt_status;
+
+/* Error sink: status plus a message naming what was wrong and where. */
+typedef struct kf_lopt_error {
+  kf_lopt_status status;
+  char msg[512];
+} kf_lopt_error;
+
+typedef struct kf_lopt_tokenizer kf_lopt_tokenizer;
+typedef struct kf_lopt_pool kf_lopt_pool;
+
+/* Token output: ids[i] covers input bytes [start[i], end[i]). Arrays are owned by the struct;
+ * zero-initialize before first use, reuse across calls, release with kf_lopt_tokens_free. */
+typedef struct kf_lopt_tokens {
+  uint32_t *ids;
+  uint32_t *start;
+  uint32_t *end;
+  size_t n;
+  size_t cap;
+} kf_lopt_tokens;
+
+void kf_lopt_tokens_free(kf_lopt_tokens *toks);
+
+/* Load a tokenizer.json from a file, or from memory (name is used in messages). */
+kf_lopt_status kf_lopt_load(const char *path, kf_lopt_tokenizer **out, kf_lopt_error *err);
+kf_lopt_status kf_lopt_load_json(const char *json, size_t len, const char *name,
+                                 kf_lopt_tokenizer **out, kf_lopt_error *err);
+void kf_lopt_free(kf_lopt_tokenizer *tok);
+
+/* Facts about a loaded tokenizer (for the CLI and tests). */
+typedef struct kf_lopt_info {
+  size_t vocab_size;      /* model vocabulary entries */
+  size_t n_merges;
+  size_t n_added;         /* added tokens (special or not) */
+  int normalizer_nfc;     /* 1 if the NFC normalizer is applied */
+  int byte_level;         /* 1 if the ByteLevel byte->char mapping is used */
+  int parallel_safe;      /* 1 if LoPT may cut inside text (else it falls back to sequential) */
+  const char *pattern;    /* the split regex as given in the file (NULL if none) */
+} kf_lopt_info;
+void kf_lopt_get_info(const kf_lopt_tokenizer *tok, kf_lopt_info *info);
+
+/* Sequential encode of len bytes (any bytes; invalid UTF-8 is repaired as described above).
+ * Inputs must be shorter than 4 GiB. */
+kf_lopt_status kf_lopt_encode(const kf_lopt_tokenizer *tok, const char *text, size_t len,
+                              kf_lopt_tokens *out, kf_lopt_error *err);
+
+/* Decode ids to bytes (malloc'd, NUL-terminated for convenience; *out_len excludes the NUL).
+ * Special tokens are kept. Unknown ids are an error naming the index. */
+kf_lopt_status kf_lopt_decode(const kf_lopt_tokenizer *tok, const uint32_t *ids, size_t n,
+                              char **out, size_t *out_len, kf_lopt_error *err);
+
+/* Thread pool: n_threads >= 1 workers including the caller (n_threads - 1 pthreads). */
+kf_lopt_status kf_lopt_pool_create(int n_threads, kf_lopt_pool **out, kf_lopt_error *err);
+int kf_lopt_pool_threads(const kf_lopt_pool *pool);
+void kf_lopt_pool_free(kf_lopt_pool *pool);
+
+typedef struct kf_lopt_par_opts {
+  int chunks_per_thread;  /* chunks = threads * chunks_per_thread (default 1 when 0) */
+  size_t chunk_bytes;     /* fixed chunk length; 0 = adaptive: len / chunks, at least min_chunk */
+  size_t min_chunk_bytes; /* adaptive lower bound (default 64 KiB when 0) */
+  size_t overlap_bytes;   /* initial overlap (default 256 when 0) */
+  int max_rounds;         /* overlap doublings before the sequential fallback (default 6) */
+  uint64_t seed;          /* if nonzero: random chunk lengths in [chunk/4, 2*chunk] (testing) */
+} kf_lopt_par_opts;
+
+typedef struct kf_lopt_par_stats {
+  size_t n_chunks;        /* chunks tokenized in the first round */
+  size_t n_cuts_clean;    /* cuts that fell on added-token / piece boundaries (no merge needed) */
+  size_t n_cuts_matched;  /* cuts joined at a matching token in the overlap */
+  size_t n_retries;       /* overlap widenings */
+  size_t n_fallbacks;     /* cuts resolved by sequential tokenization of the span */
+  size_t n_mismatch;      /* naive only: tokens not equal to sequential, by (start, end, id) */
+  size_t n_seq_tokens;    /* naive only: tokens of the sequential encoding */
+} kf_lopt_par_stats;
+
+/* LoPT: identical output to kf_lopt_encode. opts and stats may be NULL. */
+kf_lopt_status kf_lopt_encode_parallel(const kf_lopt_tokenizer *tok, kf_lopt_pool *pool,
+                                       const char *text, size_t len,
+                                       const kf_lopt_par_opts *opts, kf_lopt_tokens *out,
+                                       kf_lopt_par_stats *stats, kf_lopt_error *err);
+
+/* Naive lossy baseline: cut into threads*chunks_per_thread pieces at UTF-8 boundaries, no
+ * overlap, tokenize each independently, concatenate. */
+kf_lopt_status kf_lopt_encode_naive(const kf_lopt_tokenizer *tok, kf_lopt_pool *pool,
+                                    const char *text, size_t len, const kf_lopt_par_opts *opts,
+                                    kf_lopt_tokens *out, kf_lopt_error *err);
+
+/* Count tokens of a that are not in b (both sorted by start), comparing (start, end, id). */
+size_t kf_lopt_tokens_diff(const kf_lopt_tokens *a, const kf_lopt_tokens *b);
+
+const char *kf_lopt_status_name(kf_lopt_status s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,572 @@
+/* kf_lopt encoding: sequential encode, the thread pool, LoPT and the naive split. */
+#include "kf_lopt_int.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+void kf_lopt_tokens_free(kf_lopt_tokens *t) {
+  if (!t) return;
+  free(t->ids);
+  free(t->start);
+  free(t->end);
+  memset(t, 0, sizeof *t);
+}
+
+/* Offsets of final-text tokens -> offsets into the caller's input. */
+static void map_offsets(const lopt_prepared *pp, kf_lopt_tokens *t) {
+  if (pp->map_nfc.n == 0 && pp->map_repair.n == 0) return;
+  for (size_t i = 0; i < t->n; i++) {
+    uint32_t a = lopt_map_pos(&pp->map_nfc, t->start[i], 0);
+    uint32_t b = lopt_map_pos(&pp->map_nfc, t->end[i], 1);
+    t->start[i] = lopt_map_pos(&pp->map_repair, a, 0);
+    t->end[i] = lopt_map_pos(&pp->map_repair, b, 1);
+  }
+}
+
+/* Hand a chunk's token arrays to out (out's old arrays are released). */
+static void move_tokens(kf_lopt_tokens *out, lopt_chunk *c) {
+  kf_lopt_tokens_free(out);
+  *out = c->toks;
+  memset(&c->toks, 0, sizeof c->toks);
+}
+
+kf_lopt_status kf_lopt_encode(const kf_lopt_tokenizer *tok, const char *text, size_t len,
+                              kf_lopt_tokens *out, kf_lopt_error *err) {
+  if (!tok || !out || (!text && len))
+    return kf_lopt_fail(err, KF_LOPT_EINVAL, "kf_lopt_encode: NULL argument");
+  lopt_prepared pp;
+  kf_lopt_status st = lopt_prepare(tok, text, len, &pp, err);
+  if (st) return st;
+  lopt_scratch *s = lopt_scratch_new(tok);
+  lopt_chunk c = {0};
+  if (!s || lopt_encode_range(tok, s, &pp, 0, (uint32_t)pp.len, &c) < 0) {
+    lopt_scratch_free(s);
+    lopt_chunk_free(&c);
+    lopt_prepared_free(&pp);
+    return kf_lopt_fail(err, KF_LOPT_ENOMEM, "kf_lopt_encode: out of memory (%zu bytes)", len);
+  }
+  map_offsets(&pp, &c.toks);
+  move_tokens(out, &c);
+  lopt_chunk_free(&c);
+  lopt_scratch_free(s);
+  lopt_prepared_free(&pp);
+  return KF_LOPT_OK;
+}
+
+/* ---------------------------------------------------------------- thread pool */
+
+typedef void (*pool_fn)(void *arg, size_t item, int worker);
+
+struct kf_lopt_pool {
+  int n_threads;
+  pthread_t *th;
+  int n_started;
+  pthread_mutex_t mu;
+  pthread_cond_t cv_work, cv_done;
+  pool_fn fn;
+  void *arg;
+  size_t n_items, next, done;
+  unsigned long gen;
+  int quit;
+};
+
+typedef struct worker_arg {
+  kf_lopt_pool *pool;
+  int index;
+} worker_arg;
+
+/* Take items until none are left; returns when this worker finds the queue empty. */
+static void pool_drain(kf_lopt_pool *p, int worker) {
+  for (;;) {
+    pthread_mutex_lock(&p->mu);
+    if (p->next >= p->n_items) {
+      pthread_mutex_unlock(&p->mu);
+      return;
+    }
+    size_t item = p->next++;
+    pool_fn fn = p->fn;
+    void *arg = p->arg;
+    pthread_mutex_unlock(&p->mu);
+    fn(arg, item, worker);
+    pthread_mutex_lock(&p->mu);
+    if (++p->done == p->n_items) pthread_cond_broadcast(&p->cv_done);
+    pthread_mutex_unlock(&p->mu);
+  }
+}
+
+static void *pool_main(void *varg) {
+  worker_arg *wa = varg;
+  kf_lopt_pool *p = wa->pool;
+  int index = wa->index;
+  free(wa);
+  unsigned long seen = 0;
+  for (;;) {
+    pthread_mutex_lock(&p->mu);
+    while (!p->quit && p->gen == seen) pthread_cond_wait(&p->cv_work, &p->mu);
+    if (p->quit) {
+      pthread_mutex_unlock(&p->mu);
+      return NULL;
+    }
+    seen = p->gen;
+    pthread_mutex_unlock(&p->mu);
+    pool_drain(p, index);
+  }
+}
+
+kf_lopt_status kf_lopt_pool_create(int n_threads, kf_lopt_pool **out, kf_lopt_error *err) {
+  if (!out) return kf_lopt_fail(err, KF_LOPT_EINVAL, "kf_lopt_pool_create: NULL out");
+  *out = NULL;
+  if (n_threads < 1 || n_threads > 1024)
+    return kf_lopt_fail(err, KF_LOPT_EINVAL, "threads must be in [1, 1024], got %d", n_threads);
+  kf_lopt_pool *p = calloc(1, sizeof *p);
+  if (!p) return kf_lopt_fail(err, KF_LOPT_ENOMEM, "out of memory");
+  p->n_threads = n_threads;
+  pthread_mutex_init(&p->mu, NULL);
+  pthread_cond_init(&p->cv_work, NULL);
+  pthread_cond_init(&p->cv_done, NULL);
+  p->th = calloc((size_t)n_threads, sizeof *p->th);
+  if (!p->th) {
+    kf_lopt_pool_free(p);
+    return kf_lopt_fail(err, KF_LOPT_ENOMEM, "out of memory");
+  }
+  for (int i = 1; i < n_threads; i++) {
+    worker_arg *wa = malloc(sizeof *wa);
+    if (!wa) {
+      kf_lopt_pool_free(p);
+      return kf_lopt_fail(err, KF_LOPT_ENOMEM, "out of memory");
+    }
+    wa->pool = p;
+    wa->index = i;
+    if (pthread_create(&p->th[i], NULL, pool_main, wa) != 0) {
+      free(wa);
+      kf_lopt_pool_free(p);
+      return kf_lopt_fail(err, KF_LOPT_ETHREAD, "cannot start worker thread %d of %d", i,
+                          n_threads);
+    }
+    p->n_started++;
+  }
+  *out = p;
+  return KF_LOPT_OK;
+}
+
+int kf_lopt_pool_threads(const kf_lopt_pool *pool) { return pool ? pool->n_threads : 1; }
+
+void kf_lopt_pool_free(kf_lopt_pool *p) {
+  if (!p) return;
+  pthread_mutex_lock(&p->mu);
+  p->quit = 1;
+  pthread_cond_broadcast(&p->cv_work);
+  pthread_mutex_unlock(&p->mu);
+  for (int i = 1; i <= p->n_started; i++) pthread_join(p->th[i], NULL);
+  pthread_mutex_destroy(&p->mu);
+  pthread_cond_destroy(&p->cv_work);
+  pthread_cond_destroy(&p->cv_done);
+  free(p->th);
+  free(p);
+}
+
+/* Run fn(arg, i, worker) for i in [0, n) on the pool; the caller is worker 0. */
+static void pool_run(kf_lopt_pool *p, size_t n, pool_fn fn, void *arg) {
+  if (!p || p->n_threads == 1 || n <= 1) {
+    for (size_t i = 0; i < n; i++) fn(arg, i, 0);
+    return;
+  }
+  pthread_mutex_lock(&p->mu);
+  p->fn = fn;
+  p->arg = arg;
+  p->n_items = n;
+  p->next = 0;
+  p->done = 0;
+  p->gen++;
+  pthread_cond_broadcast(&p->cv_work);
+  pthread_mutex_unlock(&p->mu);
+  pool_drain(p, 0);
+  pthread_mutex_lock(&p->mu);
+  while (p->done < p->n_items) pthread_cond_wait(&p->cv_done, &p->mu);
+  p->n_items = 0;
+  pthread_mutex_unlock(&p->mu);
+}
+
+/* ---------------------------------------------------------------- LoPT */
+
+typedef struct lopt_item {
+  lopt_chunk c;
+  uint32_t from;       /* range start (a cut) */
+  uint32_t ext;        /* range end: next cut, plus the overlap if that cut is inside text */
+  uint32_t sync;       /* tokens are those of the full text from here on */
+  size_t keep_lo, keep_hi;
+  int alive;
+} lopt_item;
+
+typedef struct lopt_job {
+  const kf_lopt_tokenizer *tok;
+  const lopt_prepared *pp;
+  lopt_item *items;
+  lopt_scratch **scratch;
+  int failed;
+} lopt_job;
+
+static void job_encode(void *varg, size_t i, int worker) {
+  lopt_job *j = varg;
+  if (!j->scratch[worker]) j->scratch[worker] = lopt_scratch_new(j->tok);
+  lopt_item *it = &j->items[i];
+  if (!j->scratch[worker] ||
+      lopt_encode_range(j->tok, j->scratch[worker], j->pp, it->from, it->ext, &it->c) < 0)
+    it->c.failed = 1;
+}
+
+static uint64_t rng_next(uint64_t *s) {
+  *s += 0x9E3779B97F4A7C15ull;
+  uint64_t z = *s;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+typedef struct cut_plan {
+  uint32_t *pos;
+  uint8_t *inside; /* 1 if the cut lies inside a text piece (needs an overlap join) */
+  size_t n;
+} cut_plan;
+
+/* Cuts every ~chunk bytes (or random lengths when seeded), moved to a UTF-8 character start and
+ * out of added tokens. */
+static int plan_cuts(const lopt_prepared *pp, size_t chunk, uint64_t seed, cut_plan *cp) {
+  size_t n = pp->len;
+  size_t max_cuts = n / (chunk / 4 + 1) + 2;
+  cp->pos = malloc(max_cuts * sizeof *cp->pos);
+  cp->inside = malloc(max_cuts);
+  cp->n = 0;
+  if (!cp->pos || !cp->inside) return -1;
+  const unsigned char *t = (const unsigned char *)pp->text;
+  uint64_t rs = seed;
+  size_t x = 0;
+  for (;;) {
+    size_t step = chunk;
+    if (seed) step = chunk / 4 + (size_t)(rng_next(&rs) % (chunk * 2 - chunk / 4 + 1));
+    if (step == 0) step = 1;
+    x += step;
+    if (x >= n) break;
+    while (x < n && (t[x] & 0xC0) == 0x80) x++;
+    if (x >= n) break;
+    size_t pi = lopt_find_piece(&pp->pieces, (uint32_t)x);
+    int inside = 0;
+    if (pi < pp->pieces.n && pp->pieces.p[pi].start < x) {
+      if (pp->pieces.p[pi].added >= 0) x = pp->pieces.p[pi].end;
+      else inside = 1;
+    }
+    if (x >= n) break;
+    if (cp->n && cp->pos[cp->n - 1] >= x) continue;
+    if (cp->n == max_cuts) break;
+    cp->pos[cp->n] = (uint32_t)x;
+    cp->inside[cp->n] = (uint8_t)inside;
+    cp->n++;
+  }
+  return 0;
+}
+
+/* Overlap end for a cut inside a text piece. */
+static uint32_t ext_end(const lopt_prepared *pp, uint32_t cut, size_t overlap) {
+  size_t pi = lopt_find_piece(&pp->pieces, cut);
+  uint32_t pe = pp->pieces.p[pi].end;
+  uint64_t e = (uint64_t)cut + overlap;
+  const unsigned char *t = (const unsigned char *)pp->text;
+  if (e >= pe) return pe;
+  while (e < pe && (t[e] & 0xC0) == 0x80) e++;
+  return (uint32_t)e;
+}
+
+/* Index of the first segment of c starting at or after pos. */
+static size_t seg_lower(const lopt_chunk *c, uint32_t pos) {
+  size_t lo = 0, hi = c->n_seg;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (c->seg_pos[mid] < pos) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/* Join point of L and R at or after `from`: a position where L (exact before L.frontier) and R
+ * both start a segment, so both put the same token (start, end, id) there and everything before it
+ * comes from L and from it on from R. Returns 1 and the indices if found. */
+static int find_join(const lopt_chunk *L, const lopt_chunk *R, uint32_t from, uint32_t *p,
+                     size_t *tok_l, size_t *tok_r) {
+  size_t i = seg_lower(L, from), j = seg_lower(R, from);
+  for (;;) {
+    uint32_t pl;
+    int l_end = 0;
+    if (i < L->n_seg && L->seg_pos[i] < L->frontier) pl = L->seg_pos[i];
+    else {
+      pl = L->frontier; /* the frontier itself is a segment start of the full text */
+      l_end = 1;
+      if (pl < from) return 0;
+    }
+    while (j < R->n_seg && R->seg_pos[j] < pl) j++;
+    if (j >= R->n_seg || R->seg_pos[j] >= R->frontier) return 0;
+    if (R->seg_pos[j] == pl) {
+      *p = pl;
+      *tok_l = l_end ? L->toks.n : L->seg_tok[i];
+      *tok_r = R->seg_tok[j];
+      return 1;
+    }
+    if (l_end) return 0;
+    i++;
+  }
+}
+
+/* Last segment start of L at or before pos that is exact and not before L's sync point; L's
+ * tokens from there can be recomputed without touching what precedes. */
+static size_t restart_seg(const lopt_item *L, uint32_t pos, uint32_t *where) {
+  size_t k = seg_lower(&L->c, pos + 1);
+  while (k > 0) {
+    uint32_t sp = L->c.seg_pos[k - 1];
+    if (sp < L->sync) break;
+    if (sp < L->c.frontier && sp <= pos) {
+      *where = sp;
+      return k - 1;
+    }
+    k--;
+  }
+  *where = L->sync;
+  return seg_lower(&L->c, L->sync);
+}
+
+kf_lopt_status kf_lopt_encode_parallel(const kf_lopt_tokenizer *tok, kf_lopt_pool *pool,
+                                       const char *text, size_t len,
+                                       const kf_lopt_par_opts *opts, kf_lopt_tokens *out,
+                                       kf_lopt_par_stats *stats, kf_lopt_error *err) {
+  if (!tok || !out || (!text && len))
+    return kf_lopt_fail(err, KF_LOPT_EINVAL, "kf_lopt_encode_parallel: NULL argument");
+  kf_lopt_par_opts o = {0};
+  if (opts) o = *opts;
+  if (o.chunks_per_thread <= 0) o.chunks_per_thread = 1;
+  if (o.min_chunk_bytes == 0) o.min_chunk_bytes = 64 * 1024;
+  if (o.overlap_bytes == 0) o.overlap_bytes = 256;
+  if (o.max_rounds <= 0) o.max_rounds = 6;
+  kf_lopt_par_stats st = {0};
+  int threads = kf_lopt_pool_threads(pool);
+
+  lopt_prepared pp;
+  kf_lopt_status rc = lopt_prepare(tok, text, len, &pp, err);
+  if (rc) return rc;
+  size_t n = pp.len;
+  size_t n_chunks = (size_t)threads * (size_t)o.chunks_per_thread;
+  size_t chunk = o.chunk_bytes;
+  if (!chunk) {
+    chunk = (n + n_chunks - 1) / n_chunks;
+    if (chunk < o.min_chunk_bytes) chunk = o.min_chunk_bytes;
+  }
+  cut_plan cp = {0};
+  if (tok->parallel_safe && n > chunk && plan_cuts(&pp, chunk, o.seed, &cp) < 0) {
+    free(cp.pos);
+    free(cp.inside);
+    lopt_prepared_free(&pp);
+    return kf_lopt_fail(err, KF_LOPT_ENOMEM, "out of memory planning chunks");
+  }
+  size_t m = cp.n + 1;
+  lopt_item *items = calloc(m, sizeof *items);
+  lopt_scratch **scratch = calloc((size_t)threads, sizeof *scratch);
+  lopt_job job = {tok, &pp, items, scratch, 0};
+  if (!items || !scratch) goto nomem;
+  for (size_t k = 0; k < m; k++) {
+    items[k].from = k ? cp.pos[k - 1] : 0;
+    items[k].sync = items[k].from;
+    items[k].alive = 1;
+    if (k < cp.n)
+      items[k].ext = cp.inside[k] ? ext_end(&pp, cp.pos[k], o.overlap_bytes) : cp.pos[k];
+    else
+      items[k].ext = (uint32_t)n;
+  }
+  st.n_chunks = m;
+  pool_run(pool, m, job_encode, &job);
+  for (size_t k = 0; k < m; k++)
+    if (items[k].c.failed) goto nomem;
+  if (!scratch[0] && !(scratch[0] = lopt_scratch_new(tok))) goto nomem;
+
+  /* join neighbours left to right */
+  size_t left = 0;
+  items[0].keep_lo = 0;
+  for (size_t k = 1; k < m; k++) {
+    lopt_item *L = &items[left], *R = &items[k];
+    uint32_t cut = cp.pos[k - 1];
+    if (!cp.inside[k - 1]) {
+      L->keep_hi = L->c.toks.n;
+      R->keep_lo = 0;
+      st.n_cuts_clean++;
+      left = k;
+      continue;
+    }
+    size_t overlap = o.overlap_bytes;
+    int joined = 0;
+    for (int round = 0;; round++) {
+      uint32_t p;
+      size_t tl, tr;
+      uint32_t from = cut > L->sync ? cut : L->sync;
+      if (find_join(&L->c, &R->c, from, &p, &tl, &tr)) {
+        L->keep_hi = tl;
+        R->keep_lo = tr;
+        R->sync = p;
+        joined = 1;
+        if (round == 0) st.n_cuts_matched++;
+        break;
+      }
+      /* widen L's overlap, unless it can no longer help */
+      uint32_t next_ext = ext_end(&pp, cut, overlap * 2);
+      if (round >= o.max_rounds || next_ext <= L->ext || L->ext >= R->c.frontier) break;
+      overlap *= 2;
+      uint32_t s0;
+      size_t k0 = restart_seg(L, cut, &s0);
+      lopt_chunk_truncate(&L->c, k0);
+      L->ext = next_ext;
+      if (lopt_encode_range(tok, scratch[0], &pp, s0, L->ext, &L->c) < 0) goto nomem;
+      st.n_retries++;
+    }
+    if (joined) {
+      left = k;
+      continue;
+    }
+    /* sequential fallback: L takes over R's whole range */
+    uint32_t s0;
+    size_t k0 = restart_seg(L, cut, &s0);
+    lopt_chunk_truncate(&L->c, k0);
+    L->ext = R->ext;
+    if (lopt_encode_range(tok, scratch[0], &pp, s0, L->ext, &L->c) < 0) goto nomem;
+    R->alive = 0;
+    st.n_fallbacks++;
+    /* L is still the left item for the next cut */
+  }
+  items[left].keep_hi = items[left].c.toks.n;
+
+  size_t total = 0;
+  for (size_t k = 0; k < m; k++)
+    if (items[k].alive && items[k].keep_hi > items[k].keep_lo)
+      total += items[k].keep_hi - items[k].keep_lo;
+  out->n = 0;
+  if (lopt_tokens_reserve(out, total + 1) < 0) goto nomem;
+  for (size_t k = 0; k < m; k++) {
+    lopt_item *it = &items[k];
+    if (!it->alive || it->keep_hi <= it->keep_lo) continue;
+    size_t c = it->keep_hi - it->keep_lo;
+    memcpy(out->ids + out->n, it->c.toks.ids + it->keep_lo, c * sizeof *out->ids);
+    memcpy(out->start + out->n, it->c.toks.start + it->keep_lo, c * sizeof *out->start);
+    memcpy(out->end + out->n, it->c.toks.end + it->keep_lo, c * sizeof *out->end);
+    out->n += c;
+  }
+  map_offsets(&pp, out);
+  for (size_t k = 0; k < m; k++) lopt_chunk_free(&items[k].c);
+  for (int w = 0; w < threads; w++) lopt_scratch_free(scratch[w]);
+  free(items);
+  free(scratch);
+  free(cp.pos);
+  free(cp.inside);
+  lopt_prepared_free(&pp);
+  if (stats) *stats = st;
+  return KF_LOPT_OK;
+nomem:
+  if (items)
+    for (size_t k = 0; k < m; k++) lopt_chunk_free(&items[k].c);
+  if (scratch)
+    for (int w = 0; w < threads; w++) lopt_scratch_free(scratch[w]);
+  free(items);
+  free(scratch);
+  free(cp.pos);
+  free(cp.inside);
+  lopt_prepared_free(&pp);
+  return kf_lopt_fail(err, KF_LOPT_ENOMEM, "kf_lopt_encode_parallel: out of memory (%zu bytes)",
+                      len);
+}
+
+/* ---------------------------------------------------------------- naive split */
+
+typedef struct naive_job {
+  const kf_lopt_tokenizer *tok;
+  const char *text;
+  size_t *cut; /* n + 1 boundaries */
+  kf_lopt_tokens *parts;
+  kf_lopt_status *status;
+  kf_lopt_error *errs;
+} naive_job;
+
+static void job_naive(void *varg, size_t i, int worker) {
+  (void)worker;
+  naive_job *j = varg;
+  j->status[i] = kf_lopt_encode(j->tok, j->text + j->cut[i], j->cut[i + 1] - j->cut[i],
+                                &j->parts[i], &j->errs[i]);
+}
+
+kf_lopt_status kf_lopt_encode_naive(const kf_lopt_tokenizer *tok, kf_lopt_pool *pool,
+                                    const char *text, size_t len, const kf_lopt_par_opts *opts,
+                                    kf_lopt_tokens *out, kf_lopt_error *err) {
+  if (!tok || !out || (!text && len))
+    return kf_lopt_fail(err, KF_LOPT_EINVAL, "kf_lopt_encode_naive: NULL argument");
+  int cpt = opts && opts->chunks_per_thread > 0 ? opts->chunks_per_thread : 1;
+  size_t k = (size_t)kf_lopt_pool_threads(pool) * (size_t)cpt;
+  if (opts && opts->chunk_bytes) k = len / opts->chunk_bytes + 1;
+  if (k < 1) k = 1;
+  size_t *cut = malloc((k + 1) * sizeof *cut);
+  kf_lopt_tokens *parts = calloc(k, sizeof *parts);
+  kf_lopt_status *status = calloc(k, sizeof *status);
+  kf_lopt_error *errs = calloc(k, sizeof *errs);
+  kf_lopt_status rc = KF_LOPT_OK;
+  if (!cut || !parts || !status || !errs) {
+    rc = kf_lopt_fail(err, KF_LOPT_ENOMEM, "kf_lopt_encode_naive: out of memory");
+    goto done;
+  }
+  const unsigned char *t = (const unsigned char *)text;
+  cut[0] = 0;
+  for (size_t i = 1; i < k; i++) {
+    size_t x = len / k * i;
+    while (x < len && (t[x] & 0xC0) == 0x80) x++;
+    cut[i] = x < cut[i - 1] ? cut[i - 1] : x;
+  }
+  cut[k] = len;
+  naive_job j = {tok, text, cut, parts, status, errs};
+  pool_run(pool, k, job_naive, &j);
+  size_t total = 0;
+  for (size_t i = 0; i < k; i++) {
+    if (status[i]) {
+      if (err) *err = errs[i];
+      rc = status[i];
+      goto done;
+    }
+    total += parts[i].n;
+  }
+  out->n = 0;
+  if (lopt_tokens_reserve(out, total + 1) < 0) {
+    rc = kf_lopt_fail(err, KF_LOPT_ENOMEM, "kf_lopt_encode_naive: out of memory");
+    goto done;
+  }
+  for (size_t i = 0; i < k; i++) {
+    for (size_t q = 0; q < parts[i].n; q++) {
+      out->ids[out->n] = parts[i].ids[q];
+      out->start[out->n] = parts[i].start[q] + (uint32_t)cut[i];
+      out->end[out->n] = parts[i].end[q] + (uint32_t)cut[i];
+      out->n++;
+    }
+  }
+done:
+  if (parts)
+    for (size_t i = 0; i < k; i++) kf_lopt_tokens_free(&parts[i]);
+  free(parts);
+  free(cut);
+  free(status);
+  free(errs);
+  return rc;
+}
+
+size_t kf_lopt_tokens_diff(const kf_lopt_tokens *a, const kf_lopt_tokens *b) {
+  size_t miss = 0, j = 0;
+  for (size_t i = 0; i < a->n; i++) {
+    while (j < b->n && b->start[j] < a->start[i]) j++;
+    int found = 0;
+    for (size_t q = j; q < b->n && b->start[q] == a->start[i]; q++)
+      if (b->end[q] == a->end[i] && b->ids[q] == a->ids[i]) {
+        found = 1;
+        break;
+      }
+    miss += !found;
+  }
+  return miss;
+}

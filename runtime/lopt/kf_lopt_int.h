@@ -1,0 +1,215 @@
+/* kf_lopt internals: shared by kf_lopt_load.c, kf_lopt_text.c, kf_lopt_bpe.c, kf_lopt_encode.c. */
+#ifndef KF_LOPT_INT_H
+#define KF_LOPT_INT_H
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include "kf_lopt.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+
+kf_lopt_status kf_lopt_fail(kf_lopt_error *err, kf_lopt_status s, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- byte-string -> u32 hash map (open addressing, grows) ---- */
+typedef struct lopt_strmap {
+  uint64_t *hash;   /* per slot; 0 = empty (hashes are forced nonzero) */
+  uint32_t *off;    /* key offset into pool */
+  uint32_t *len;
+  uint32_t *val;
+  size_t mask;      /* slots - 1 */
+  size_t n;
+  char *pool;
+  size_t pool_len, pool_cap;
+} lopt_strmap;
+
+uint64_t lopt_hash_bytes(const void *p, size_t n);
+int lopt_strmap_init(lopt_strmap *m, size_t expect);
+void lopt_strmap_free(lopt_strmap *m);
+/* Insert or overwrite. Returns 0 on success, -1 on ENOMEM. */
+int lopt_strmap_put(lopt_strmap *m, const char *key, size_t n, uint32_t val);
+/* Returns 1 and *val if found. */
+int lopt_strmap_get(const lopt_strmap *m, const char *key, size_t n, uint32_t *val);
+
+/* ---- merge map: (left id, right id) -> (rank, new id) ---- */
+typedef struct lopt_mergemap {
+  uint64_t *key;   /* (a << 32 | b) + 1; 0 = empty */
+  uint64_t *val;   /* rank << 32 | new_id */
+  size_t mask;
+  size_t n;
+} lopt_mergemap;
+
+int lopt_mergemap_init(lopt_mergemap *m, size_t expect);
+void lopt_mergemap_free(lopt_mergemap *m);
+void lopt_mergemap_put(lopt_mergemap *m, uint32_t a, uint32_t b, uint32_t rank, uint32_t new_id);
+static inline int lopt_mergemap_get(const lopt_mergemap *m, uint32_t a, uint32_t b,
+                                    uint32_t *rank, uint32_t *new_id) {
+  uint64_t k = (((uint64_t)a << 32) | b) + 1;
+  uint64_t h = k * 0x9E3779B97F4A7C15ull;
+  size_t i = (size_t)(h >> 20) & m->mask;
+  for (;;) {
+    uint64_t s = m->key[i];
+    if (s == k) {
+      *rank = (uint32_t)(m->val[i] >> 32);
+      *new_id = (uint32_t)m->val[i];
+      return 1;
+    }
+    if (s == 0) return 0;
+    i = (i + 1) & m->mask;
+  }
+}
+
+/* ---- added tokens ---- */
+typedef struct lopt_added {
+  char *content;      /* as matched: raw, or NFC-normalized if normalized */
+  uint32_t len;
+  uint32_t id;
+  uint8_t single_word, lstrip, rstrip, normalized, special;
+} lopt_added;
+
+/* Per-first-byte candidate lists, longest first (leftmost-longest matching). */
+typedef struct lopt_added_set {
+  uint32_t *idx;        /* indices into tok->added */
+  uint32_t first[257];  /* idx[first[b] .. first[b+1]) start with byte b */
+  size_t n;
+  uint32_t max_len;
+} lopt_added_set;
+
+struct kf_lopt_tokenizer {
+  char name[256];
+  /* vocabulary */
+  lopt_strmap vocab;       /* model-space key (raw bytes when byte_level) -> id */
+  size_t vocab_size;
+  uint32_t n_ids;          /* max id + 1 over vocab and added tokens */
+  uint32_t *id_off;        /* decode bytes of each id: pool[id_off[id] .. + id_len[id]] */
+  uint32_t *id_len;
+  uint8_t *id_known;
+  char *id_pool;
+  size_t id_pool_len;
+  lopt_mergemap merges;
+  size_t n_merges;
+  int byte_level;
+  uint32_t byte_id[256];   /* byte_level: id of the 1-char token of each byte */
+  uint32_t bl_cp[256];     /* byte_level: the code point each byte maps to */
+  uint8_t byte_has[256];
+  int byte_fallback;
+  uint32_t fallback_id[256]; /* "<0xXX>" ids */
+  uint8_t fallback_has[256];
+  int ignore_merges;
+  int has_unk;
+  uint32_t unk_id;
+  int fuse_unk;
+  /* normalizer */
+  int nfc;
+  /* pre-tokenizer */
+  char *pattern;           /* as written in the file */
+  pcre2_code *re;
+  int parallel_safe;
+  /* added tokens */
+  lopt_added *added;
+  size_t n_added;
+  lopt_added_set raw_set;   /* normalized == false: matched on the input */
+  lopt_added_set norm_set;  /* normalized == true: matched on normalized pieces */
+  pcre2_code *re_word;      /* one word character (single_word) */
+};
+
+/* ---- text stage (kf_lopt_text.c) ---- */
+
+/* Changed regions of a text transform: new [nstart, nend) came from original [ostart, oend). */
+typedef struct lopt_map {
+  uint32_t *nstart, *nend, *ostart, *oend;
+  size_t n, cap;
+} lopt_map;
+void lopt_map_free(lopt_map *m);
+uint32_t lopt_map_pos(const lopt_map *m, uint32_t pos, int is_end);
+
+/* Returns 1 if s[0..n) is valid UTF-8. */
+int lopt_utf8_valid(const unsigned char *s, size_t n);
+/* WHATWG decode-with-replacement of s into a new buffer (U+FFFD per maximal invalid subpart). */
+int lopt_utf8_repair(const unsigned char *s, size_t n, char **out, size_t *out_n, lopt_map *map);
+/* Decode one code point of valid UTF-8 at s (n bytes left); returns its length. */
+static inline int lopt_utf8_next(const unsigned char *s, size_t n, uint32_t *cp) {
+  unsigned c = s[0];
+  if (c < 0x80 || n < 2) {
+    *cp = c;
+    return 1;
+  }
+  if (c < 0xE0) {
+    *cp = ((c & 0x1Fu) << 6) | (s[1] & 0x3Fu);
+    return 2;
+  }
+  if (c < 0xF0 || n < 4) {
+    *cp = ((c & 0x0Fu) << 12) | ((s[1] & 0x3Fu) << 6) | (s[2] & 0x3Fu);
+    return 3;
+  }
+  *cp = ((c & 0x07u) << 18) | ((s[1] & 0x3Fu) << 12) | ((s[2] & 0x3Fu) << 6) | (s[3] & 0x3Fu);
+  return 4;
+}
+int lopt_utf8_put(uint32_t cp, char *out);
+int lopt_is_white_space(uint32_t cp);
+
+/* NFC */
+int lopt_nfc_inert(uint32_t cp);
+/* 1 if text[0..n) (valid UTF-8) has any code point that is not inert. */
+int lopt_nfc_maybe(const unsigned char *s, size_t n);
+/* Normalize s[0..n) (valid UTF-8) to NFC, appending to *buf; records changed regions in map
+ * with original positions offset by base and new positions offset by *buf_len at entry. */
+int lopt_nfc_append(const unsigned char *s, size_t n, uint32_t base, char **buf, size_t *buf_len,
+                    size_t *buf_cap, lopt_map *map);
+
+/* ---- pieces: the text split at added tokens ---- */
+typedef struct lopt_piece {
+  uint32_t start, end;  /* in the final (repaired, normalized) text */
+  int64_t added;        /* added token id, or -1 for text */
+} lopt_piece;
+
+typedef struct lopt_pieces {
+  lopt_piece *p;
+  size_t n, cap;
+} lopt_pieces;
+
+/* The prepared text: final bytes, pieces, and maps back to the input. */
+typedef struct lopt_prepared {
+  const char *text;    /* final text (may point into the input) */
+  size_t len;
+  char *owned1, *owned2;
+  lopt_map map_repair; /* final-after-repair -> input */
+  lopt_map map_nfc;    /* final -> after-repair */
+  lopt_pieces pieces;
+} lopt_prepared;
+
+kf_lopt_status lopt_prepare(const kf_lopt_tokenizer *tok, const char *in, size_t len,
+                            lopt_prepared *pp, kf_lopt_error *err);
+void lopt_prepared_free(lopt_prepared *pp);
+
+/* ---- chunk tokenization (kf_lopt_bpe.c) ---- */
+typedef struct lopt_scratch lopt_scratch;
+lopt_scratch *lopt_scratch_new(const kf_lopt_tokenizer *tok);
+void lopt_scratch_free(lopt_scratch *s);
+
+/* Tokens of a range plus the segment (pre-token / added token) starts, which are the only places
+ * a LoPT join may happen. */
+typedef struct lopt_chunk {
+  kf_lopt_tokens toks;   /* offsets in final-text coordinates */
+  uint32_t *seg_pos;     /* segment start positions, increasing */
+  uint32_t *seg_tok;     /* index of the segment's first token */
+  size_t n_seg, cap_seg;
+  uint32_t from, to;     /* requested range */
+  uint32_t frontier;     /* tokens are exact for segments starting before this */
+  int failed;            /* ENOMEM */
+} lopt_chunk;
+void lopt_chunk_free(lopt_chunk *c);
+void lopt_chunk_truncate(lopt_chunk *c, size_t n_seg);
+
+/* Tokenize final-text range [from, to) (from a segment start or chunk cut at a char boundary)
+ * and append to c. A piece cut by `to` is matched with hard partial matching; c->frontier is
+ * set to where the result stops being provably exact. Returns 0, or -1 on ENOMEM. */
+int lopt_encode_range(const kf_lopt_tokenizer *tok, lopt_scratch *s, const lopt_prepared *pp,
+                      uint32_t from, uint32_t to, lopt_chunk *c);
+
+int lopt_tokens_reserve(kf_lopt_tokens *t, size_t need);
+size_t lopt_find_piece(const lopt_pieces *ps, uint32_t pos);
+
+#endif
