@@ -130,7 +130,8 @@ static int gemm_new(kf_ctx *ctx, kf_problem *p, uint64_t seed, int act_dist) {
   int64_t passes = 0;
   int msd = kf_binding_get(&k->config, "passes", &passes);
   if (!msd) {
-    double g = kf_ref_gamma(K + 2, 24);
+    /* f32 FMA chain; plus 2^-8 (bf16 unit roundoff) per weight when weights are rounded to bf16 */
+    double g = kf_ref_gamma(K + 2, 24) + (param(k, "wround", 0) ? ldexp(1.0, -8) : 0.0);
     for (int64_t i = 0; i < M * N; i++) p->bound[i] = g * absy[i];
   } else {
     /* e_x(m,k) = s_P/2 (1 + 2^-10): per row or per activation group */
@@ -244,7 +245,9 @@ int kf_problem_check(kf_ctx *ctx, kf_problem *p, kf_check_result *res) {
     snprintf(res->bound_desc, sizeof res->bound_desc,
              "MSD %lld-pass: sum|w|*s_P/2 + gamma(f32 combine)", (long long)passes);
   else
-    snprintf(res->bound_desc, sizeof res->bound_desc, "f32 dot: gamma_(K+2)*sum|w||x|");
+    snprintf(res->bound_desc, sizeof res->bound_desc, "%s",
+             param(p->k, "wround", 0) ? "bf16 weights: (2^-8 + gamma_(K+2))*sum|w||x|"
+                                      : "f32 dot: gamma_(K+2)*sum|w||x|");
   if (e.n_nonfinite)
     return kf_err(ctx, KF_ECHECK, "%lld of %lld outputs are not finite (first at index %lld)",
                   (long long)e.n_nonfinite, (long long)p->out_n, (long long)e.i_max);

@@ -123,12 +123,19 @@ static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 }
 
 static void count_hook(lua_State *L, lua_Debug *ar) {
-  (void)ar;
   kf_template *t = *(kf_template **)lua_getextraspace(L);
   t->insns += KF_LUA_HOOK_EVERY;
-  if (t->insns > KF_LUA_INSN_LIMIT)
-    luaL_error(L, "instruction limit exceeded (%d million VM instructions): infinite loop?",
+  if (t->insns > KF_LUA_INSN_LIMIT) {
+    /* name the line that was running, as a Lua error from that line would */
+    const char *src = "?";
+    int line = 0;
+    if (lua_getinfo(L, "Sl", ar)) {
+      src = ar->short_src;
+      line = ar->currentline;
+    }
+    luaL_error(L, "%s:%d: instruction limit exceeded (%d million VM instructions): infinite loop?", src, line,
                (int)(KF_LUA_INSN_LIMIT / 1000000));
+  }
 }
 
 static int msg_handler(lua_State *L) {
@@ -538,6 +545,7 @@ static int l_mma(lua_State *L) {
   }
   lua_pop(L, 1);
   n->i[0] = opt_int(L, 1, "passes", 1);
+  n->i[1] = opt_int(L, 1, "round_bf16", 0);
   return 0;
 }
 

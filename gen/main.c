@@ -28,7 +28,7 @@ static int fail(kf_ctx *ctx, int rc) {
 }
 
 static int usage_error(const char *verb, const char *fmt, const char *arg) {
-  fprintf(stderr, "%s %s: ", prog, verb);
+  fprintf(stderr, "%s %s: error: ", prog, verb);
   fprintf(stderr, fmt, arg);
   fprintf(stderr, " (see '%s %s --help')\n", prog, verb);
   return 2;
@@ -512,6 +512,6 @@ int main(int argc, char **argv) {
     printf("kforge %s\n", KF_VERSION);
     return 0;
   }
-  fprintf(stderr, "%s: unknown verb '%s'\n%s", prog, verb, main_help);
+  fprintf(stderr, "%s: error: unknown verb '%s' (see '%s --help')\n", prog, verb, prog);
   return 2;
 }

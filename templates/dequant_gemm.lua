@@ -9,6 +9,9 @@ local T = {
     M = { min = 1 }, N = { min = 1 }, K = { min = 1 },
     bits = { default = 8, domain = { 4, 8 } },
     group = { default = 0, domain = { 0, 32, 64, 128 } },
+    -- 1: each dequantized weight is rounded to bf16 before the GEMM, as W8A16/W4A16 kernels
+    -- that feed a BF16 matrix unit do (the baseline of the MSD paper); 0: kept in f32.
+    wround = { default = 1, domain = { 0, 1 } },
   },
   tunables = {
     mr = { default = 4, domain = { 1, 2, 3, 4, 6, 8 } },
@@ -53,7 +56,7 @@ function T.build(p, t)
           local wg = p.group > 0 and g or 0 -- ks == group when grouped (kc >= 128 >= group)
           kf.mma{ acc = acc, a = x:tile({ m1, g * ks }, { t.mr, ks }),
                   b = w:tile({ n1, g * ks }, { t.nr, ks }),
-                  b_scales = ws:tile({ wg, n1 }, { 1, t.nr }) }
+                  b_scales = ws:tile({ wg, n1 }, { 1, t.nr }), round_bf16 = p.wround }
         end)
         kf.store(y:tile({ m1, n1 }, { t.mr, t.nr }), acc)
       end)

@@ -462,7 +462,10 @@ static int lower_mma_dq(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
         u = h == 0 ? kf_lbin(L->f, KF_L_AND, u, iconst(L, KF_U8, vl, 15)) : kf_lbin(L->f, KF_L_SHR, u, iconst(L, KF_U8, vl, 4));
       kf_lir_expr *qi = kf_lbin(L->f, KF_L_SUB, kf_lcvt(L->f, ty(KF_I32, vl), u), iconst(L, KF_I32, vl, off));
       wf[h][j] = tmp(L, "wf", ty(KF_F32, vl));
-      kf_lassign(L->f, lb, wf[h][j], kf_lbin(L->f, KF_L_MUL, kf_lcvt(L->f, ty(KF_F32, vl), qi), kf_lv(L->f, sv[j])));
+      kf_lir_expr *deq = kf_lbin(L->f, KF_L_MUL, kf_lcvt(L->f, ty(KF_F32, vl), qi), kf_lv(L->f, sv[j]));
+      if (n->i[1]) /* round the dequantized weight to bf16, as a BF16-GEMM baseline does */
+        deq = kf_lcvt(L->f, ty(KF_F32, vl), kf_lcvt(L->f, ty(KF_BF16, vl), deq));
+      kf_lassign(L->f, lb, wf[h][j], deq);
     }
   }
   for (int h = 0; h < halves; h++)
