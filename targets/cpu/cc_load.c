@@ -143,9 +143,9 @@ int kf_cc_load(kf_ctx *ctx, const char *c_source, const char *fn_name, const kf_
   void *sym = dlsym(h, fn_name);
   if (!sym) {
     const char *why = dlerror();
-    dlclose(h);
     rc = kf_err(ctx, KF_ECOMPILE, "cc_load: the compiled code has no function '%s' (%s)", fn_name,
                 why ? why : "symbol is NULL");
+    dlclose(h);
     goto cleanup;
   }
   /* object pointer -> function pointer, as POSIX dlsym requires */

@@ -39,7 +39,10 @@
 **  - CVT f32->bf16: round to nearest even; NaN -> quiet NaN (upper 16 bits | 0x0040);
 **    f32 denormal inputs -> signed zero (as vcvtneps2bf16, which treats denormals as zero).
 **  - FOR evaluates lo and hi once, before the first iteration.
-**  - Variables start as zero (all lanes) on entry, except par_lo / par_hi.
+**  - No sample reads a variable before assigning it, or local memory before writing it.
+**  - Argument buffers are allocated so that their last element ends a page followed by an
+**    unmapped guard page: touching memory beyond a buffer (e.g. LOADN/STOREN past n)
+**    crashes the harness instead of passing silently.
 */
 #ifndef KF_LIR_SAMPLES_H
 #define KF_LIR_SAMPLES_H
