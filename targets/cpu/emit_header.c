@@ -58,6 +58,9 @@ void kf_emit_header(const kf_lir_func *f, const kf_target *t, kf_str *out) {
     }
     kf_str_puts(out, "*/\n");
   }
+  kf_str_printf(out,
+                "/* Link with the kernel's object and libm (-lm: targets without FMA/SSE4.1\n"
+                "** call fmaf, floorf, roundevenf); nothing else is needed. */\n");
   kf_str_printf(out, "#ifndef %s\n#define %s\n\n#include <stdint.h>\n#include <stdlib.h>\n\n",
                 guard.data, guard.data);
 
