@@ -11,7 +11,7 @@
 #include "kf_quant.h"
 #include "kf_ref.h"
 
-typedef enum { PROB_GEMM_Q } prob_kind;
+typedef enum { PROB_GEMM_Q, PROB_ATTN, PROB_MLA } prob_kind;
 
 struct kf_problem {
   prob_kind kind;
@@ -28,6 +28,8 @@ struct kf_problem {
   kf_qweight qw;
   int64_t M, N, K;
 };
+
+
 
 static int64_t param(const kf_kernel *k, const char *name, int64_t def) {
   int64_t v;
@@ -169,6 +171,110 @@ static int gemm_new(kf_ctx *ctx, kf_problem *p, uint64_t seed, int act_dist) {
   return KF_OK;
 }
 
+/* ---- attention decode (attn_decode: MHA/GQA/MQA; mla_decode: shared latent KV) ----
+** Inputs from kf_ref_gen_attn (the --dist name picks random/rising/equal/large/negative
+** scores). Bound per output (row, c), from the arithmetic:
+**   scores: |ds_j| <= e_j = gamma_(D+1) * scale * sum_d |q_d k_jd| (f32 dot, one scale);
+**   weights p_j/sum p: relative perturbation delta = (exp(2 max e_j) - 1) + u_p + 2^-21
+**   (u_p = 2^-8 when P is rounded to bf16, exp is good to ~2^-22); AMLA adds 2^-9 per
+**   KV block (the mantissa-add compensation of r_hat's bf16 rounding, refs/amla.md 1.4);
+**   output: 2 delta max_j |v_jc| + gamma_(S+4) max_j |v_jc| (P V sum and the divide). */
+static int attn_new(kf_ctx *ctx, kf_problem *p, uint64_t seed, int act_dist, int mla) {
+  const kf_kernel *k = p->k;
+  int rc;
+  int64_t B = param(k, "B", 1), H = param(k, "H", 1), S = param(k, "S", 1), D = param(k, "D", 128);
+  int64_t HKV = mla ? 1 : param(k, "HKV", 0), DV = param(k, "DV", 0);
+  if (HKV <= 0) HKV = H;
+  if (DV <= 0) DV = D;
+  if (mla) {
+    if ((rc = expect_arg(ctx, k, 0, "q", KF_BF16, "B*H x D queries")) ||
+        (rc = expect_arg(ctx, k, 1, "kv", KF_BF16, "B x S x D latent cache")) ||
+        (rc = expect_arg(ctx, k, 2, "out", KF_F32, "B*H x DV output")))
+      return rc;
+  } else if ((rc = expect_arg(ctx, k, 0, "q", KF_BF16, "B*H x D queries")) ||
+             (rc = expect_arg(ctx, k, 1, "k", KF_BF16, "B*HKV x S x D keys")) ||
+             (rc = expect_arg(ctx, k, 2, "v", KF_BF16, "B*HKV x S x DV values")) ||
+             (rc = expect_arg(ctx, k, 3, "out", KF_F32, "B*H x DV output")))
+    return rc;
+  double scale = 1.0 / sqrt((double)D);
+  int64_t nq = B * H * D, nk = B * HKV * S * D, nv = mla ? 0 : B * HKV * S * DV, no = B * H * DV;
+  float *q = kf_xmalloc((size_t)nq * sizeof(float)), *kk = kf_xmalloc((size_t)nk * sizeof(float));
+  float *v = nv ? kf_xmalloc((size_t)nv * sizeof(float)) : NULL;
+  kf_rng rng;
+  kf_rng_seed(&rng, seed);
+  kf_ref_attn_gen gen;
+  memset(&gen, 0, sizeof gen);
+  gen.kind = (kf_ref_attn_kind)act_dist;
+  int64_t bs = 0;
+  kf_binding_get(&k->config, "bs", &bs);
+  gen.block = bs > 0 ? bs : 64;
+  if (kf_ref_gen_attn(&rng, &gen, B, H, HKV, S, D, DV, scale, q, kk, v)) {
+    free(q);
+    free(kk);
+    free(v);
+    return kf_err(ctx, KF_EINVAL, "attention inputs: bad shape or kind");
+  }
+  p->n_args = mla ? 3 : 4;
+  p->args = kf_xcalloc((size_t)p->n_args, sizeof(void *));
+  p->arg_bytes = kf_xcalloc((size_t)p->n_args, sizeof(size_t));
+  uint16_t *qb = xalloc64((size_t)nq * 2), *kb = xalloc64((size_t)nk * 2), *vb = nv ? xalloc64((size_t)nv * 2) : NULL;
+  kf_bf16_from_f32_n(qb, q, (size_t)nq);
+  kf_bf16_from_f32_n(kb, kk, (size_t)nk);
+  if (vb) kf_bf16_from_f32_n(vb, v, (size_t)nv);
+  p->out_n = no;
+  p->out = xalloc64((size_t)no * sizeof(float));
+  int a = 0;
+  p->args[a] = qb;
+  p->arg_bytes[a++] = (size_t)nq * 2;
+  p->args[a] = kb;
+  p->arg_bytes[a++] = (size_t)nk * 2;
+  p->weight_arg = 1;
+  if (vb) {
+    p->args[a] = vb;
+    p->arg_bytes[a++] = (size_t)nv * 2;
+  }
+  p->args[a] = p->out;
+  p->arg_bytes[a] = (size_t)no * sizeof(float);
+  p->flops = 2.0 * (double)B * (double)H * (double)S * (double)(D + DV);
+  p->bytes = 2.0 * (double)(nq + nk + nv) + 4.0 * (double)no;
+  p->ref = kf_xmalloc((size_t)no * sizeof(double));
+  p->bound = kf_xmalloc((size_t)no * sizeof(double));
+  if (mla) kf_ref_mla_decode(B, H, S, D, DV, scale, q, kk, p->ref);
+  else kf_ref_attn_decode(B, H, HKV, S, D, DV, scale, q, kk, v, p->ref);
+  /* bounds */
+  int amla = mla && param(k, "amla", 1);
+  int pbf = mla ? 1 : (int)param(k, "p_bf16", 1);
+  int64_t n_blocks = (S + gen.block - 1) / gen.block;
+  double g_d = kf_ref_gamma(D + 1, 24), g_s = kf_ref_gamma(S + 4, 24);
+  int64_t G = H / HKV;
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t h = 0; h < H; h++) {
+      int64_t kvh = b * HKV + h / G;
+      const float *qr = q + (b * H + h) * D;
+      double emax = 0;
+      for (int64_t j = 0; j < S; j++) {
+        const float *kr = kk + (kvh * S + j) * D;
+        double a1 = 0;
+        for (int64_t d = 0; d < D; d++) a1 += fabs((double)qr[d] * (double)kr[d]);
+        emax = fmax(emax, g_d * scale * a1);
+      }
+      double delta = expm1(2 * emax) + (pbf ? ldexp(1.0, -8) : ldexp(1.0, -24)) + ldexp(1.0, -21) +
+                     (amla ? (double)n_blocks * ldexp(1.0, -9) : 0.0);
+      for (int64_t c = 0; c < DV; c++) {
+        double vmax = 0;
+        for (int64_t j = 0; j < S; j++) {
+          double vv = mla ? kk[(b * S + j) * D + c] : v[(kvh * S + j) * DV + c];
+          vmax = fmax(vmax, fabs(vv));
+        }
+        p->bound[(b * H + h) * DV + c] = (2 * delta + g_s) * vmax;
+      }
+    }
+  free(q);
+  free(kk);
+  free(v);
+  return KF_OK;
+}
+
 int kf_problem_new(kf_ctx *ctx, const kf_kernel *k, uint64_t seed, int act_dist, kf_problem **out) {
   *out = NULL;
   kf_problem *p = kf_xcalloc(1, sizeof *p);
@@ -178,8 +284,12 @@ int kf_problem_new(kf_ctx *ctx, const kf_kernel *k, uint64_t seed, int act_dist,
   if (!strcmp(ref, "gemm_q")) {
     p->kind = PROB_GEMM_Q;
     rc = gemm_new(ctx, p, seed, act_dist);
+  } else if (!strcmp(ref, "attn_decode") || !strcmp(ref, "mla_decode")) {
+    p->kind = ref[0] == 'a' ? PROB_ATTN : PROB_MLA;
+    rc = attn_new(ctx, p, seed, act_dist, p->kind == PROB_MLA);
   } else {
-    rc = kf_err(ctx, KF_EINVAL, "%s: unknown reference '%s' (known: gemm_q)", kf_template_path(k->tmpl), ref);
+    rc = kf_err(ctx, KF_EINVAL, "%s: unknown reference '%s' (known: gemm_q, attn_decode, mla_decode)",
+                kf_template_path(k->tmpl), ref);
   }
   if (rc) {
     kf_problem_free(p);
@@ -201,6 +311,10 @@ void kf_problem_free(kf_problem *p) {
     free(p->args ? p->args[0] : NULL);
     free(p->out);
     kf_qweight_free(&p->qw);
+  } else if (p->args) {
+    for (int i = 0; i < p->n_args; i++) free(p->args[i]); /* out is among them */
+  } else {
+    free(p->out);
   }
   free(p->args);
   free(p->arg_bytes);
@@ -241,7 +355,10 @@ int kf_problem_check(kf_ctx *ctx, kf_problem *p, kf_check_result *res) {
   res->n_nonfinite = e.n_nonfinite;
   res->worst_index = e.i_max;
   int64_t passes;
-  if (kf_binding_get(&p->k->config, "passes", &passes))
+  if (p->kind != PROB_GEMM_Q)
+    snprintf(res->bound_desc, sizeof res->bound_desc, "softmax: (2 delta + gamma_S) max|v|%s",
+             p->kind == PROB_MLA && param(p->k, "amla", 1) ? " + AMLA 2^-9/block" : "");
+  else if (kf_binding_get(&p->k->config, "passes", &passes))
     snprintf(res->bound_desc, sizeof res->bound_desc,
              "MSD %lld-pass: sum|w|*s_P/2 + gamma(f32 combine)", (long long)passes);
   else

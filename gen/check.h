@@ -24,7 +24,8 @@ typedef struct kf_check_result {
   char bound_desc[160];
 } kf_check_result;
 
-/* Input distribution for activations (kf_ref_dist names: gauss, uniform, ...). */
+/* act_dist: for GEMMs a kf_ref_dist (gauss, uniform, ...); for attention a
+** kf_ref_attn_kind (random, rising, equal, large, negative). */
 int kf_problem_new(kf_ctx *ctx, const kf_kernel *k, uint64_t seed, int act_dist, kf_problem **out);
 void kf_problem_free(kf_problem *p);
 void *const *kf_problem_args(const kf_problem *p);

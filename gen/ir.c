@@ -94,6 +94,7 @@ kf_ir_node *kf_ir_append(kf_ir_kernel *k, kf_ir_block *b, kf_ir_opkind op, kf_lo
   n->op = op;
   n->loc = loc;
   n->var = -1;
+  n->len = kf_ix_const(0);
   kf_vec_push(b, n);
   return n;
 }
@@ -102,6 +103,9 @@ static const char *const opnames[KF_OP_N_OPS] = {
     [KF_OP_LOOP] = "loop",         [KF_OP_ZERO] = "zero",   [KF_OP_QUANTIZE] = "quantize",
     [KF_OP_MMA] = "mma",           [KF_OP_SCALE_ACC] = "scale_acc", [KF_OP_LOAD] = "load",
     [KF_OP_STORE] = "store",       [KF_OP_ACCUM_STORE] = "accum_store",
+    [KF_OP_FILL] = "fill",         [KF_OP_QK] = "qk",       [KF_OP_SOFTMAX] = "softmax",
+    [KF_OP_RESCALE] = "rescale",   [KF_OP_RESCALE_EXP2] = "rescale_exp2", [KF_OP_PV] = "pv",
+    [KF_OP_FINALIZE] = "finalize",
 };
 
 const char *kf_ir_opname(kf_ir_opkind op) { return op < KF_OP_N_OPS ? opnames[op] : "?"; }
@@ -272,13 +276,19 @@ static int verify_block(vstate *v, const kf_ir_block *blk, int top) {
         if (!ix_range(v, &self, &rel) && rel.hi < v->abs[n->var].hi) v->abs[n->var].hi = rel.hi;
         if (aligned && v->abs[n->var].hi >= 0) v->abs[n->var].hi = v->abs[n->var].hi / n->step * n->step;
       }
-      rc = verify_block(v, &n->body, 0);
+      /* two perfectly nested parallel loops are collapsed into one range */
+      int inner_par = n->parallel && n->body.len == 1 && n->body.data[0]->op == KF_OP_LOOP &&
+                      n->body.data[0]->parallel;
+      rc = verify_block(v, &n->body, inner_par);
       v->active[n->var] = 0;
       if (rc) return rc;
       continue;
     }
     for (int t = 0; t < n->n_tiles; t++)
       if ((rc = verify_tile(v, n, t))) return rc;
+    kf_ix_range lr;
+    if (ix_range(v, &n->len, &lr))
+      return at(v, n->loc, "%s: len uses a loop variable outside its loop", kf_ir_opname(n->op));
   }
   return KF_OK;
 }
@@ -347,6 +357,11 @@ static void print_block(const kf_ir_kernel *k, const kf_ir_block *b, int depth, 
       }
       kf_str_puts(out, "]");
     }
+    if (n->len.n || n->len.c) {
+      kf_str_puts(out, " len=");
+      print_ix(k, &n->len, out);
+    }
+    if (n->f != 0) kf_str_printf(out, " f=%g", n->f);
     kf_str_printf(out, "  {%lld, %lld, %lld, %lld}   # %s:%d\n", (long long)n->i[0],
                   (long long)n->i[1], (long long)n->i[2], (long long)n->i[3], n->loc.file,
                   n->loc.line);

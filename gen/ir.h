@@ -84,6 +84,18 @@ typedef enum {
   KF_OP_LOAD,        /* t[0] (REG) = t[1] (memory)                                     */
   KF_OP_STORE,       /* t[0] (memory) = t[1] (REG); rows/cols beyond dims not written  */
   KF_OP_ACCUM_STORE, /* t[0] (memory) += t[1] (REG), same clamping                      */
+  /* attention decode pieces (FlashAttention-2 and AMLA); `len` = valid keys of the block */
+  KF_OP_FILL,        /* t[0] (memory, f32/i32) = f                                      */
+  KF_OP_QK,          /* t[0] s f32 {rows, keys} = f * t[1] q {.., rows, D} . t[2] k {.., keys, D}^T */
+  KF_OP_SOFTMAX,     /* online softmax of t[0] s over len keys; t[1] m, t[2] l, t[3] alpha
+                     ** (f32 per row); i[0] 0 = FA-2, 1 = AMLA; i[1] round P to bf16;
+                     ** AMLA: t[4] n, t[5] add (i32, the 2^k bits add), t[3] holds c, and
+                     ** m's companion rhat is written to t[3] at the end (see lowering)   */
+  KF_OP_RESCALE,     /* t[0] o {rows, DV} *= t[1] alpha (per row)                         */
+  KF_OP_RESCALE_EXP2,/* t[0] o {rows, DV} bits += t[1] add (i32 per row): o * 2^k exactly  */
+  KF_OP_PV,          /* t[0] o {rows, DV} += t[1] p {rows, keys} . t[2] v {.., keys, DV}  */
+  KF_OP_FINALIZE,    /* t[0] out {.., rows, DV} = t[1] o / (t[2] l * t[3] rhat (optional));
+                     ** i[0] = 1: |o| > 1e10 -> 0 first (AMLA's guard)                   */
   KF_OP_N_OPS
 } kf_ir_opkind;
 
@@ -107,6 +119,8 @@ struct kf_ir_node {
   int n_tiles;
   kf_tile t[KF_IR_MAX_TILES];
   int64_t i[4];
+  double f;     /* FILL value, QK scale */
+  kf_ix len;    /* attention ops: valid keys in this block */
 };
 
 typedef struct kf_ir_loopvar {

@@ -562,7 +562,105 @@ static int l_scale_acc(lua_State *L) {
   return 0;
 }
 
+static double opt_num(lua_State *L, int tbl, const char *key, double def) {
+  lua_getfield(L, tbl, key);
+  double v = def;
+  if (!lua_isnil(L, -1)) {
+    if (!lua_isnumber(L, -1)) luaL_error(L, "field '%s' must be a number", key);
+    v = lua_tonumber(L, -1);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+static int opt_bool(lua_State *L, int tbl, const char *key) {
+  lua_getfield(L, tbl, key);
+  int v = lua_toboolean(L, -1);
+  if (lua_isinteger(L, -1)) v = lua_tointeger(L, -1) != 0;
+  lua_pop(L, 1);
+  return v;
+}
+
+static void field_len(lua_State *L, kf_ir_node *n) {
+  lua_getfield(L, 1, "len");
+  if (lua_isnil(L, -1)) luaL_error(L, "%s: missing field 'len' (valid keys of the block)", kf_ir_opname(n->op));
+  n->len = check_ix(L, -1);
+  lua_pop(L, 1);
+}
+
+static void opt_tile(lua_State *L, kf_ir_node *n, int slot, const char *key) {
+  lua_getfield(L, 1, key);
+  int present = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  if (present) field_tile(L, n, slot, key);
+}
+
+/* kf.fill(tile, value) */
+static int l_fill(lua_State *L) {
+  kf_ir_node *n = new_op(L, KF_OP_FILL);
+  n->t[0] = check_tile(L, 1, "fill");
+  n->n_tiles = 1;
+  n->f = luaL_checknumber(L, 2);
+  return 0;
+}
+
+static int l_qk(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  kf_ir_node *n = new_op(L, KF_OP_QK);
+  field_tile(L, n, 0, "s");
+  field_tile(L, n, 1, "q");
+  field_tile(L, n, 2, "k");
+  field_len(L, n);
+  n->f = opt_num(L, 1, "scale", 1.0);
+  return 0;
+}
+
+static int l_softmax(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  kf_ir_node *n = new_op(L, KF_OP_SOFTMAX);
+  field_tile(L, n, 0, "s");
+  field_tile(L, n, 1, "m");
+  field_tile(L, n, 2, "l");
+  field_tile(L, n, 3, "alpha");
+  field_len(L, n);
+  n->i[0] = opt_bool(L, 1, "amla");
+  n->i[1] = opt_bool(L, 1, "p_bf16");
+  if (n->i[0]) {
+    field_tile(L, n, 4, "n");
+    field_tile(L, n, 5, "add");
+  }
+  return 0;
+}
+
+static int l_rescale(lua_State *L) { return two_tile_op(L, KF_OP_RESCALE); }
+static int l_rescale_exp2(lua_State *L) { return two_tile_op(L, KF_OP_RESCALE_EXP2); }
+
+static int l_pv(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  kf_ir_node *n = new_op(L, KF_OP_PV);
+  field_tile(L, n, 0, "o");
+  field_tile(L, n, 1, "p");
+  field_tile(L, n, 2, "v");
+  field_len(L, n);
+  n->i[0] = opt_int(L, 1, "mr", 4);
+  return 0;
+}
+
+static int l_finalize(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  kf_ir_node *n = new_op(L, KF_OP_FINALIZE);
+  field_tile(L, n, 0, "out");
+  field_tile(L, n, 1, "o");
+  field_tile(L, n, 2, "l");
+  opt_tile(L, n, 3, "m"); /* AMLA: m and n give r_hat */
+  if (n->n_tiles == 4) field_tile(L, n, 4, "n");
+  n->i[0] = opt_bool(L, 1, "guard");
+  return 0;
+}
+
 static const luaL_Reg kf_funcs[] = {
+    {"fill", l_fill}, {"qk", l_qk}, {"softmax", l_softmax}, {"rescale", l_rescale},
+    {"rescale_exp2", l_rescale_exp2}, {"pv", l_pv}, {"finalize", l_finalize},
     {"arg", l_arg},     {"scratch", l_scratch}, {"reg", l_reg},
     {"loop", l_loop},   {"min", l_min},         {"zero", l_zero},
     {"load", l_load},   {"store", l_store},     {"accum_store", l_accum_store},
@@ -874,6 +972,41 @@ int kf_template_check_config(kf_ctx *ctx, kf_template *t, const kf_binding *para
   return rc;
 }
 
+typedef struct search_state {
+  kf_ctx *ctx;
+  kf_template *t;
+  const kf_binding *params;
+  kf_binding *config;
+  const int *free_idx;
+  int n_free;
+  int def_pos[KF_MAX_BIND];
+  long checks;
+} search_state;
+
+/* Assigns tunables f.. so that their distances from the default positions sum to `left`;
+** returns 1 when a configuration satisfies the constraints, -1 on a Lua error, 0 otherwise. */
+static int search_dist(search_state *st, int f, int left) {
+  if (f == st->n_free) {
+    if (left) return 0;
+    st->checks++;
+    int rc = kf_template_check_config(st->ctx, st->t, st->params, st->config);
+    if (rc == KF_OK) return 1;
+    return strstr(st->ctx->errmsg, "(in constraints)") ? -1 : 0;
+  }
+  const kf_tparam *p = &st->t->tunables[st->free_idx[f]];
+  for (int d = 0; d <= left && st->checks < 50000; d++)
+    for (int sign = -1; sign <= 1; sign += 2) {
+      if (d == 0 && sign == 1) continue;
+      int i = st->def_pos[f] + sign * d;
+      if (i < 0 || i >= p->n_domain) continue;
+      kf_binding_set(st->config, p->name, p->domain[i]);
+      int r = search_dist(st, f + 1, left - d);
+      if (r) return r;
+    }
+  kf_binding_set(st->config, p->name, p->domain[st->def_pos[f]]);
+  return 0;
+}
+
 int kf_template_config(kf_ctx *ctx, kf_template *t, const kf_binding *params,
                        const kf_binding *sets, kf_binding *config) {
   memset(config, 0, sizeof *config);
@@ -910,23 +1043,23 @@ int kf_template_config(kf_ctx *ctx, kf_template *t, const kf_binding *params,
   if (rc == KF_OK || n_free == 0) return rc;
   char first_err[sizeof ctx->errmsg];
   snprintf(first_err, sizeof first_err, "%s", ctx->errmsg);
-  for (long tries = 0; tries < 200000; tries++) {
-    int k = 0;
-    while (k < n_free) {
-      const kf_tparam *p = &t->tunables[free_idx[k]];
-      if (++pos[k] <= p->n_domain) break;
-      pos[k] = 0;
-      k++;
-    }
-    if (k == n_free) break;
-    for (int f = 0; f < n_free; f++) {
-      const kf_tparam *p = &t->tunables[free_idx[f]];
-      kf_binding_set(config, p->name, pos[f] == 0 ? p->def : p->domain[pos[f] - 1]);
-    }
-    rc = kf_template_check_config(ctx, t, params, config);
-    if (rc == KF_OK) return KF_OK;
-    if (strstr(ctx->errmsg, "(in constraints)")) return rc; /* a Lua error, not a rejection */
+  if (strstr(ctx->errmsg, "(in constraints)")) return rc; /* a Lua error, not a rejection */
+  /* Search by distance from the defaults: all configurations whose domain positions differ
+  ** from the defaults' by a total of 1, then 2, ... (nearest configurations first). */
+  search_state st = {ctx, t, params, config, free_idx, n_free, {0}, 0};
+  for (int f = 0; f < n_free; f++) {
+    const kf_tparam *p = &t->tunables[free_idx[f]];
+    for (int i = 0; i < p->n_domain; i++)
+      if (p->domain[i] == p->def) st.def_pos[f] = i;
   }
+  int max_dist = 0;
+  for (int f = 0; f < n_free; f++) max_dist += t->tunables[free_idx[f]].n_domain;
+  for (int dist = 1; dist <= max_dist && st.checks < 50000; dist++) {
+    int r = search_dist(&st, 0, dist);
+    if (r == 1) return KF_OK;
+    if (r < 0) return KF_EINVAL; /* a Lua error in constraints */
+  }
+  (void)pos;
   return kf_err(ctx, KF_EINVAL, "no value of the unset tunables satisfies the constraints; with the defaults: %s",
                 first_err);
 }

@@ -244,6 +244,7 @@ static int cmd_gen(kf_ctx *ctx, int argc, char **argv) {
 static const char check_help[] =
     "usage: kforge check TEMPLATE --shape ... [--set NAME=VALUE ...] [--target T]\n"
     "                    [--emit c|llvm|both] [--dist gauss|uniform|student_t3|laplace|outlier]\n"
+    "                    (attention: --dist random|rising|equal|large|negative)\n"
     "                    [--seed N] [--threads N]\n\n"
     "Runs the kernel on random inputs and compares it with the fp64 reference. Prints the max\n"
     "and relative L2 error, the error bound derived from the kernel's arithmetic, and the\n"
@@ -262,8 +263,14 @@ static int cmd_check(kf_ctx *ctx, int argc, char **argv) {
   const char *emit = o.emit ? o.emit : "both";
   int do_c = !strcmp(emit, "c") || !strcmp(emit, "both"), do_llvm = !strcmp(emit, "llvm") || !strcmp(emit, "both");
   if (!do_c && !do_llvm) return usage_error("check", "unknown --emit '%s' (c, llvm, both)", emit);
-  int dist = o.dist ? kf_ref_dist_parse(o.dist) : 0;
-  if (dist < 0) return usage_error("check", "unknown --dist '%s'", o.dist);
+  int dist = 0;
+  if (o.dist) {
+    dist = kf_ref_dist_parse(o.dist);
+    if (dist < 0) dist = kf_ref_attn_kind_parse(o.dist);
+    if (dist < 0)
+      return usage_error("check", "unknown --dist '%s' (gauss, uniform, student_t3, laplace, outlier; attention: "
+                                  "random, rising, equal, large, negative)", o.dist);
+  }
   kf_template *t = NULL;
   kf_kernel k;
   memset(&k, 0, sizeof k);

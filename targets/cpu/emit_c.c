@@ -551,9 +551,15 @@ static void ex_const(emit *m, const kf_lir_expr *e, kf_str *o) {
   case KF_U32: v = (uint32_t)v; break;
   default: break;
   }
+  /* i64 and i32 constants that fit an int are plain decimals (C converts them where they
+  ** are used; every operator on them goes through a typed helper or cast) */
   if (v == INT64_MIN) kf_str_puts(o, "(-INT64_C(9223372036854775807) - 1)");
+  else if ((s == KF_I64 || s == KF_I32) && v > INT32_MIN && v <= INT32_MAX)
+    kf_str_printf(o, v < 0 ? "(%lld)" : "%lld", (long long)v);
+  else if (s == KF_I32) kf_str_puts(o, "(-2147483647 - 1)");
   else if (s == KF_I64) kf_str_printf(o, "INT64_C(%lld)", (long long)v);
-  else kf_str_printf(o, "((%s)%lldLL)", cty(m, e->ty), (long long)v);
+  else if (s == KF_U32) kf_str_printf(o, "%lluu", (unsigned long long)v);
+  else kf_str_printf(o, "((%s)%lld)", cty(m, e->ty), (long long)v);
 }
 
 static void ex_args(emit *m, const kf_lir_expr *e, int n, kf_str *o) {
@@ -607,9 +613,57 @@ static void ex_cvt(emit *m, const kf_lir_expr *e, kf_str *o) {
 }
 
 /* Integer ADD/SUB/MUL/NEG/SHL wrap: computed on unsigned values. */
+/* Scalar integer ADD/SUB/MUL/SHL/NEG wrap: helpers computing on the unsigned type. */
+static const char *h_wrap(emit *m, const char *opname, const char *op, kf_ty ty) {
+  const char *T = cty(m, ty);
+  const char *name = fmt(m, "kf_%s_%s", opname, tyname(m, ty));
+  if (!first_time(m, name)) return name;
+  const char *U = bits_of(ty.s) == 64 ? "uint64_t" : "uint32_t";
+  kf_str h = {0};
+  if (!strcmp(op, "-") && !strcmp(opname, "neg"))
+    kf_str_printf(&h, "KF_INLINE %s %s(%s a) { return (%s)(0 - (%s)a); }\n", T, name, T, T, U);
+  else if (!strcmp(op, "<<"))
+    kf_str_printf(&h, "KF_INLINE %s %s(%s a, %s b) { return (%s)((%s)a << b); }\n", T, name, T, T, T, U);
+  else
+    kf_str_printf(&h, "KF_INLINE %s %s(%s a, %s b) { return (%s)((%s)a %s (%s)b); }\n", T, name, T, T,
+                  T, U, op, U);
+  helper_done(m, &h);
+  return name;
+}
+
+static int is_zero_const(const kf_lir_expr *e) {
+  return e->op == KF_L_CONST && !kf_scalar_is_float(e->ty.s) && e->ival == 0;
+}
+
+/* Integer ADD/SUB/MUL/SHL wrap: scalars through h_wrap, signed vectors on the unsigned
+** vector type (unsigned vectors wrap by themselves). */
 static void ex_wrap_bin(emit *m, const kf_lir_expr *e, const char *op, kf_str *o) {
-  int L = e->ty.lanes, bits = bits_of(e->ty.s);
-  const char *U = L == 1 ? (bits == 64 ? "uint64_t" : "uint32_t") : uty(m, e->ty);
+  static const char *const names[KF_L_N_OPS] = {[KF_L_ADD] = "add", [KF_L_SUB] = "sub",
+                                                [KF_L_MUL] = "mul", [KF_L_SHL] = "shl"};
+  int L = e->ty.lanes;
+  if (L == 1) {
+    /* x + 0, x - 0 (index arithmetic): just x */
+    if ((e->op == KF_L_ADD || e->op == KF_L_SUB) && is_zero_const(e->a[1])) {
+      ex(m, e->a[0], o);
+      return;
+    }
+    if (e->op == KF_L_ADD && is_zero_const(e->a[0])) {
+      ex(m, e->a[1], o);
+      return;
+    }
+    kf_str_puts(o, h_wrap(m, names[e->op], op, e->ty));
+    ex_args(m, e, 2, o);
+    return;
+  }
+  if (kind_of(e->ty.s) == 'u') {
+    kf_str_puts(o, "(");
+    ex(m, e->a[0], o);
+    kf_str_printf(o, " %s ", op);
+    ex(m, e->a[1], o);
+    kf_str_puts(o, ")");
+    return;
+  }
+  const char *U = uty(m, e->ty);
   kf_str_printf(o, "((%s)((%s)", cty(m, e->ty), U);
   ex(m, e->a[0], o);
   kf_str_printf(o, " %s (%s)", op, U);
@@ -666,7 +720,10 @@ static void ex(emit *m, const kf_lir_expr *e, kf_str *o) {
     }
     /* fall through */
   case KF_L_DIV: case KF_L_AND: case KF_L_OR: case KF_L_XOR: case KF_L_SHR:
-    kf_str_printf(o, "(%s)(", cty(m, e->ty));
+    if (L == 1 && !isf) /* operands may be plain int constants: compute in the type */
+      kf_str_printf(o, "(%s)((%s)", cty(m, e->ty), cty(m, e->ty));
+    else
+      kf_str_printf(o, "(%s)(", cty(m, e->ty));
     ex(m, e->a[0], o);
     kf_str_printf(o, " %s ", bin_c[e->op]);
     ex(m, e->a[1], o);
@@ -702,10 +759,14 @@ static void ex(emit *m, const kf_lir_expr *e, kf_str *o) {
     } else if (s == KF_BF16 || s == KF_BOOL) {
       efail(m, KF_EUNSUP, e, "neg of bf16/bool");
     } else {
-      const char *U = L == 1 ? (bits_of(s) == 64 ? "uint64_t" : "uint32_t") : uty(m, e->ty);
-      kf_str_printf(o, "((%s)(-(%s)", cty(m, e->ty), U);
-      ex(m, e->a[0], o);
-      kf_str_puts(o, "))");
+      if (L == 1) {
+        kf_str_puts(o, h_wrap(m, "neg", "-", e->ty));
+        ex_args(m, e, 1, o);
+      } else {
+        kf_str_printf(o, "((%s)(-(%s)", cty(m, e->ty), uty(m, e->ty));
+        ex(m, e->a[0], o);
+        kf_str_puts(o, "))");
+      }
     }
     return;
   case KF_L_ABS:

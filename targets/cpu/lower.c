@@ -18,23 +18,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lower.h"
+#include "lower_int.h"
 
-typedef struct lw {
-  kf_ctx *ctx;
-  const kf_ir_kernel *ir;
-  const kf_target *t;
-  kf_lir_func *f;
-  int vl;             /* 32-bit lanes */
-  int *var_of_loop;   /* ir loop var -> lir var */
-  int *buf_of;        /* ir buf -> lir buf (-1 for REG) */
-  int **reg_vars;     /* ir REG buf -> [rows * (cols/vl)] lir vars */
-  int n_tmp;
-} lw;
 
-#define ERR_AT(L, node, ...) lower_err(L, (node)->loc, __VA_ARGS__)
-static int lower_err(lw *L, kf_loc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int lower_err(lw *L, kf_loc loc, const char *fmt, ...) {
+
+int lw_lower_err(lw *L, kf_loc loc, const char *fmt, ...) {
   char msg[1024];
   va_list ap;
   va_start(ap, fmt);
@@ -46,54 +34,64 @@ static int lower_err(lw *L, kf_loc loc, const char *fmt, ...) {
 
 /* ---- small LIR helpers ---- */
 
-static kf_ty ty(kf_scalar s, int lanes) { return kf_ty_of(s, lanes); }
-static kf_lir_expr *i64c(lw *L, int64_t v) { return kf_lc_i64(L->f, v); }
-static kf_lir_expr *add(lw *L, kf_lir_expr *a, kf_lir_expr *b) {
-  if (b->op == KF_L_CONST && b->ival == 0 && b->ty.s == KF_I64) return a;
+kf_ty lw_ty(kf_scalar s, int lanes) { return kf_ty_of(s, lanes); }
+kf_lir_expr *lw_i64c(lw *L, int64_t v) { return kf_lc_i64(L->f, v); }
+/* i64 index arithmetic folds constants, so emitted index expressions stay readable */
+static int is_i64c(const kf_lir_expr *e) { return e->op == KF_L_CONST && e->ty.s == KF_I64 && e->ty.lanes == 1; }
+kf_lir_expr *lw_add(lw *L, kf_lir_expr *a, kf_lir_expr *b) {
+  if (is_i64c(a) && is_i64c(b)) return lw_i64c(L, a->ival + b->ival);
+  if (is_i64c(b) && b->ival == 0) return a;
+  if (is_i64c(a) && a->ival == 0) return b;
   return kf_lbin(L->f, KF_L_ADD, a, b);
 }
-static kf_lir_expr *mul(lw *L, kf_lir_expr *a, kf_lir_expr *b) { return kf_lbin(L->f, KF_L_MUL, a, b); }
-static kf_lir_expr *muli(lw *L, kf_lir_expr *a, int64_t k) {
+kf_lir_expr *lw_mul(lw *L, kf_lir_expr *a, kf_lir_expr *b) {
+  if (is_i64c(a) && is_i64c(b)) return lw_i64c(L, a->ival * b->ival);
+  if ((is_i64c(a) && a->ival == 0) || (is_i64c(b) && b->ival == 0)) return lw_i64c(L, 0);
+  if (is_i64c(b) && b->ival == 1) return a;
+  if (is_i64c(a) && a->ival == 1) return b;
+  return kf_lbin(L->f, KF_L_MUL, a, b);
+}
+kf_lir_expr *lw_muli(lw *L, kf_lir_expr *a, int64_t k) {
   if (k == 1) return a;
-  return mul(L, a, i64c(L, k));
+  return lw_mul(L, a, lw_i64c(L, k));
 }
-static kf_lir_expr *addi(lw *L, kf_lir_expr *a, int64_t k) { return k ? add(L, a, i64c(L, k)) : a; }
-static kf_lir_expr *min64(lw *L, kf_lir_expr *a, kf_lir_expr *b) { return kf_lbin(L->f, KF_L_MIN, a, b); }
-static kf_lir_expr *fconst(lw *L, int lanes, double v) {
-  return kf_lbcast(L->f, lanes, kf_lc_f(L->f, ty(KF_F32, 1), v));
+kf_lir_expr *lw_addi(lw *L, kf_lir_expr *a, int64_t k) { return k ? lw_add(L, a, lw_i64c(L, k)) : a; }
+kf_lir_expr *lw_min64(lw *L, kf_lir_expr *a, kf_lir_expr *b) { return kf_lbin(L->f, KF_L_MIN, a, b); }
+kf_lir_expr *lw_fconst(lw *L, int lanes, double v) {
+  return kf_lbcast(L->f, lanes, kf_lc_f(L->f, lw_ty(KF_F32, 1), v));
 }
-static kf_lir_expr *iconst(lw *L, kf_scalar s, int lanes, int64_t v) {
-  return kf_lbcast(L->f, lanes, kf_lc_i(L->f, ty(s, 1), v));
+kf_lir_expr *lw_iconst(lw *L, kf_scalar s, int lanes, int64_t v) {
+  return kf_lbcast(L->f, lanes, kf_lc_i(L->f, lw_ty(s, 1), v));
 }
-static int tmp(lw *L, const char *base, kf_ty t) {
+int lw_tmp(lw *L, const char *base, kf_ty t) {
   char name[64];
   snprintf(name, sizeof name, "%s%d", base, L->n_tmp++);
   return kf_lir_var_add(L->f, name, t);
 }
 static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
-static kf_lir_expr *ix_expr(lw *L, const kf_ix *x) {
-  kf_lir_expr *e = i64c(L, x->c);
+kf_lir_expr *lw_ix_expr(lw *L, const kf_ix *x) {
+  kf_lir_expr *e = lw_i64c(L, x->c);
   for (int i = 0; i < x->n; i++)
     if (x->coef[i]) {
-      kf_lir_expr *term = muli(L, kf_lv(L->f, L->var_of_loop[x->var[i]]), x->coef[i]);
-      e = (e->op == KF_L_CONST && e->ival == 0) ? term : add(L, e, term);
+      kf_lir_expr *term = lw_muli(L, kf_lv(L->f, L->var_of_loop[x->var[i]]), x->coef[i]);
+      e = (e->op == KF_L_CONST && e->ival == 0) ? term : lw_add(L, e, term);
     }
-  if (x->cap != INT64_MAX) e = min64(L, e, i64c(L, x->cap));
+  if (x->cap != INT64_MAX) e = lw_min64(L, e, lw_i64c(L, x->cap));
   return e;
 }
 
 /* Element index of a row-major tile origin plus static offsets per dim. */
-static kf_lir_expr *tile_index(lw *L, const kf_tile *tl, const int64_t *extra) {
+kf_lir_expr *lw_tile_index(lw *L, const kf_tile *tl, const int64_t *extra) {
   const kf_ir_buf *b = &L->ir->bufs.data[tl->buf];
   kf_lir_expr *e = NULL;
   int64_t stride = 1;
   for (int d = b->rank - 1; d >= 0; d--) {
     kf_ix off = tl->off[d];
-    kf_lir_expr *od = ix_expr(L, &off);
-    if (extra && extra[d]) od = addi(L, od, extra[d]);
-    kf_lir_expr *term = muli(L, od, stride);
-    e = e ? add(L, term, e) : term;
+    kf_lir_expr *od = lw_ix_expr(L, &off);
+    if (extra && extra[d]) od = lw_addi(L, od, extra[d]);
+    kf_lir_expr *term = lw_muli(L, od, stride);
+    e = e ? lw_add(L, term, e) : term;
     stride *= b->dims[d];
   }
   return e;
@@ -147,7 +145,7 @@ static int lower_zero(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
   int nv = (int)(b->dims[1] / L->vl);
   for (int r = 0; r < b->dims[0]; r++)
     for (int j = 0; j < nv; j++) {
-      kf_lir_expr *z = b->dtype == KF_F32 ? fconst(L, L->vl, 0.0) : iconst(L, b->dtype, L->vl, 0);
+      kf_lir_expr *z = b->dtype == KF_F32 ? lw_fconst(L, L->vl, 0.0) : lw_iconst(L, b->dtype, L->vl, 0);
       kf_lassign(L->f, blk, reg_var(L, tl, r, j), z);
     }
   return KF_OK;
@@ -161,11 +159,11 @@ static void sweep(lw *L, kf_lir_block *blk, kf_lir_expr *koff0, int64_t len, swe
   int vl = L->vl;
   int64_t full = len / vl * vl;
   if (full) {
-    int kv = tmp(L, "k", ty(KF_I64, 1));
-    kf_lir_stmt *s = kf_lfor(L->f, blk, kv, i64c(L, 0), i64c(L, full), vl);
-    fn(L, &s->body, kf_lv(L->f, kv), add(L, koff0, kf_lv(L->f, kv)), vl, ud);
+    int kv = lw_tmp(L, "k", lw_ty(KF_I64, 1));
+    kf_lir_stmt *s = kf_lfor(L->f, blk, kv, lw_i64c(L, 0), lw_i64c(L, full), vl);
+    fn(L, &s->body, kf_lv(L->f, kv), lw_add(L, koff0, kf_lv(L->f, kv)), vl, ud);
   }
-  if (len > full) fn(L, blk, i64c(L, full), add(L, koff0, i64c(L, full)), (int)(len - full), ud);
+  if (len > full) fn(L, blk, lw_i64c(L, full), lw_add(L, koff0, lw_i64c(L, full)), (int)(len - full), ud);
 }
 
 typedef struct qctx {
@@ -181,10 +179,10 @@ typedef struct qctx {
 } qctx;
 
 static kf_lir_expr *load_src(lw *L, qctx *q, kf_lir_expr *koff, int valid) {
-  kf_lir_expr *idx = add(L, q->src_row, koff);
-  kf_lir_expr *raw = valid == L->vl ? kf_lload(L->f, ty(KF_BF16, L->vl), q->src_buf, idx)
-                                    : kf_lloadn(L->f, ty(KF_BF16, L->vl), q->src_buf, idx, i64c(L, valid));
-  return kf_lcvt(L->f, ty(KF_F32, L->vl), raw);
+  kf_lir_expr *idx = lw_add(L, q->src_row, koff);
+  kf_lir_expr *raw = valid == L->vl ? kf_lload(L->f, lw_ty(KF_BF16, L->vl), q->src_buf, idx)
+                                    : kf_lloadn(L->f, lw_ty(KF_BF16, L->vl), q->src_buf, idx, lw_i64c(L, valid));
+  return kf_lcvt(L->f, lw_ty(KF_F32, L->vl), raw);
 }
 
 static void amax_body(lw *L, kf_lir_block *blk, kf_lir_expr *idx, kf_lir_expr *koff, int valid, void *ud) {
@@ -199,35 +197,35 @@ static void codes_body(lw *L, kf_lir_block *blk, kf_lir_expr *idx, kf_lir_expr *
   (void)idx;
   qctx *q = ud;
   int vl = L->vl;
-  int res = tmp(L, "res", ty(KF_F32, vl));
+  int res = lw_tmp(L, "res", lw_ty(KF_F32, vl));
   kf_lassign(L->f, blk, res, load_src(L, q, koff, valid));
   for (int p = 0; p < q->passes; p++) {
     /* q_p = clamp(round(res * inv_p), -127, 127); res -= q_p * s_p */
     kf_lir_expr *scaled = kf_lbin(L->f, KF_L_MUL, kf_lv(L->f, res), kf_lbcast(L->f, vl, kf_lv(L->f, q->inv_var[p])));
     kf_lir_expr *r = kf_lop(L->f, KF_L_ROUND, scaled->ty, scaled, NULL, NULL);
-    r = kf_lbin(L->f, KF_L_MIN, r, fconst(L, vl, 127.0));
-    r = kf_lbin(L->f, KF_L_MAX, r, fconst(L, vl, -127.0));
-    int qv = tmp(L, "q", ty(KF_F32, vl));
+    r = kf_lbin(L->f, KF_L_MIN, r, lw_fconst(L, vl, 127.0));
+    r = kf_lbin(L->f, KF_L_MAX, r, lw_fconst(L, vl, -127.0));
+    int qv = lw_tmp(L, "q", lw_ty(KF_F32, vl));
     kf_lassign(L->f, blk, qv, r);
     if (p + 1 < q->passes) {
-      kf_lir_expr *neg_s = kf_lbcast(L->f, vl, kf_lop(L->f, KF_L_NEG, ty(KF_F32, 1), kf_lv(L->f, q->s_var[p]), NULL, NULL));
-      kf_lassign(L->f, blk, res, kf_lop(L->f, KF_L_FMA, ty(KF_F32, vl), kf_lv(L->f, qv), neg_s, kf_lv(L->f, res)));
+      kf_lir_expr *neg_s = kf_lbcast(L->f, vl, kf_lop(L->f, KF_L_NEG, lw_ty(KF_F32, 1), kf_lv(L->f, q->s_var[p]), NULL, NULL));
+      kf_lassign(L->f, blk, res, kf_lop(L->f, KF_L_FMA, lw_ty(KF_F32, vl), kf_lv(L->f, qv), neg_s, kf_lv(L->f, res)));
     }
-    kf_lir_expr *codes = kf_lcvt(L->f, ty(KF_I8, vl), kf_lcvt(L->f, ty(KF_I32, vl), kf_lv(L->f, qv)));
-    kf_lir_expr *at = add(L, addi(L, q->codes_row, p * q->codes_pass_stride), koff);
+    kf_lir_expr *codes = kf_lcvt(L->f, lw_ty(KF_I8, vl), kf_lcvt(L->f, lw_ty(KF_I32, vl), kf_lv(L->f, qv)));
+    kf_lir_expr *at = lw_add(L, lw_addi(L, q->codes_row, p * q->codes_pass_stride), koff);
     if (valid == vl) kf_lstore(L->f, blk, q->codes_buf, at, codes);
-    else kf_lstoren(L->f, blk, q->codes_buf, at, codes, i64c(L, valid));
+    else kf_lstoren(L->f, blk, q->codes_buf, at, codes, lw_i64c(L, valid));
   }
 }
 
 static void sums_body(lw *L, kf_lir_block *blk, kf_lir_expr *idx, kf_lir_expr *koff, int valid, void *ud) {
   (void)idx;
   qctx *q = ud;
-  kf_lir_expr *at = add(L, addi(L, q->codes_row, q->pass * q->codes_pass_stride), koff);
-  kf_lir_expr *c = valid == L->vl ? kf_lload(L->f, ty(KF_I8, L->vl), q->codes_buf, at)
-                                  : kf_lloadn(L->f, ty(KF_I8, L->vl), q->codes_buf, at, i64c(L, valid));
+  kf_lir_expr *at = lw_add(L, lw_addi(L, q->codes_row, q->pass * q->codes_pass_stride), koff);
+  kf_lir_expr *c = valid == L->vl ? kf_lload(L->f, lw_ty(KF_I8, L->vl), q->codes_buf, at)
+                                  : kf_lloadn(L->f, lw_ty(KF_I8, L->vl), q->codes_buf, at, lw_i64c(L, valid));
   kf_lassign(L->f, blk, q->sum_var,
-             kf_lbin(L->f, KF_L_ADD, kf_lv(L->f, q->sum_var), kf_lcvt(L->f, ty(KF_I32, L->vl), c)));
+             kf_lbin(L->f, KF_L_ADD, kf_lv(L->f, q->sum_var), kf_lcvt(L->f, lw_ty(KF_I32, L->vl), c)));
 }
 
 /* MSD activation decomposition (DESIGN.md section 4): per row (or per act group) s1 =
@@ -254,74 +252,74 @@ static int lower_quantize(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
   int vl = L->vl;
 
   kf_lcomment(L->f, blk, "MSD quantize: %d pass(es), act group %lld, sum group %lld", passes, (long long)ag, (long long)sg);
-  int rv = tmp(L, "r", ty(KF_I64, 1));
-  kf_lir_stmt *rloop = kf_lfor(L->f, blk, rv, i64c(L, 0), i64c(L, rows), 1);
+  int rv = lw_tmp(L, "r", lw_ty(KF_I64, 1));
+  kf_lir_stmt *rloop = kf_lfor(L->f, blk, rv, lw_i64c(L, 0), lw_i64c(L, rows), 1);
   kf_lir_block *rb = &rloop->body;
   /* rows past M repeat row M-1 (their results are never stored) */
-  kf_lir_expr *m = min64(L, add(L, ix_expr(L, &src->off[0]), kf_lv(L->f, rv)), i64c(L, M - 1));
+  kf_lir_expr *m = lw_min64(L, lw_add(L, lw_ix_expr(L, &src->off[0]), kf_lv(L->f, rv)), lw_i64c(L, M - 1));
   qctx q;
   memset(&q, 0, sizeof q);
   q.src_buf = L->buf_of[src->buf];
   q.codes_buf = L->buf_of[codes->buf];
   q.passes = passes;
   q.codes_pass_stride = bc->dims[1] * Kp;
-  int src_row = tmp(L, "xrow", ty(KF_I64, 1)), codes_row = tmp(L, "crow", ty(KF_I64, 1));
-  kf_lassign(L->f, rb, src_row, add(L, muli(L, m, K), ix_expr(L, &src->off[1])));
+  int src_row = lw_tmp(L, "xrow", lw_ty(KF_I64, 1)), codes_row = lw_tmp(L, "crow", lw_ty(KF_I64, 1));
+  kf_lassign(L->f, rb, src_row, lw_add(L, lw_muli(L, m, K), lw_ix_expr(L, &src->off[1])));
   int64_t zero3[4] = {0};
   kf_tile ct = *codes;
   (void)zero3;
   kf_lassign(L->f, rb, codes_row,
-             add(L, tile_index(L, &ct, NULL), muli(L, kf_lv(L->f, rv), Kp)));
+             lw_add(L, lw_tile_index(L, &ct, NULL), lw_muli(L, kf_lv(L->f, rv), Kp)));
   q.src_row = kf_lv(L->f, src_row);
   q.codes_row = kf_lv(L->f, codes_row);
-  q.amax_var = tmp(L, "amax", ty(KF_F32, vl));
+  q.amax_var = lw_tmp(L, "amax", lw_ty(KF_F32, vl));
   for (int p = 0; p < passes; p++) {
-    q.inv_var[p] = tmp(L, "inv", ty(KF_F32, 1));
-    q.s_var[p] = tmp(L, "s", ty(KF_F32, 1));
+    q.inv_var[p] = lw_tmp(L, "inv", lw_ty(KF_F32, 1));
+    q.s_var[p] = lw_tmp(L, "s", lw_ty(KF_F32, 1));
   }
   for (int64_t g = 0; g < n_ag; g++) {
     int64_t k_lo = g * ag, len = (k_lo + ag <= K ? ag : K - k_lo);
-    kf_lassign(L->f, rb, q.amax_var, fconst(L, vl, 0.0));
-    sweep(L, rb, i64c(L, k_lo), len, amax_body, &q);
-    int amax = tmp(L, "am", ty(KF_F32, 1));
-    kf_lassign(L->f, rb, amax, kf_lop(L->f, KF_L_REDUCE_MAX, ty(KF_F32, 1), kf_lv(L->f, q.amax_var), NULL, NULL));
+    kf_lassign(L->f, rb, q.amax_var, lw_fconst(L, vl, 0.0));
+    sweep(L, rb, lw_i64c(L, k_lo), len, amax_body, &q);
+    int amax = lw_tmp(L, "am", lw_ty(KF_F32, 1));
+    kf_lassign(L->f, rb, amax, kf_lop(L->f, KF_L_REDUCE_MAX, lw_ty(KF_F32, 1), kf_lv(L->f, q.amax_var), NULL, NULL));
     /* s1 = amax/127; inv1 = 127/amax (0 for an all-zero group) */
-    kf_lir_expr *pos = kf_lbin(L->f, KF_L_LT, kf_lc_f(L->f, ty(KF_F32, 1), 0.0), kf_lv(L->f, amax));
-    kf_lir_expr *safe = kf_lop(L->f, KF_L_SELECT, ty(KF_F32, 1), pos, kf_lv(L->f, amax), kf_lc_f(L->f, ty(KF_F32, 1), 1.0));
-    kf_lir_expr *inv = kf_lbin(L->f, KF_L_DIV, kf_lc_f(L->f, ty(KF_F32, 1), 127.0), safe);
+    kf_lir_expr *pos = kf_lbin(L->f, KF_L_LT, kf_lc_f(L->f, lw_ty(KF_F32, 1), 0.0), kf_lv(L->f, amax));
+    kf_lir_expr *safe = kf_lop(L->f, KF_L_SELECT, lw_ty(KF_F32, 1), pos, kf_lv(L->f, amax), kf_lc_f(L->f, lw_ty(KF_F32, 1), 1.0));
+    kf_lir_expr *inv = kf_lbin(L->f, KF_L_DIV, kf_lc_f(L->f, lw_ty(KF_F32, 1), 127.0), safe);
     kf_lassign(L->f, rb, q.inv_var[0],
-               kf_lop(L->f, KF_L_SELECT, ty(KF_F32, 1), kf_lbin(L->f, KF_L_LT, kf_lc_f(L->f, ty(KF_F32, 1), 0.0), kf_lv(L->f, amax)),
-                      inv, kf_lc_f(L->f, ty(KF_F32, 1), 0.0)));
-    kf_lassign(L->f, rb, q.s_var[0], kf_lbin(L->f, KF_L_DIV, kf_lv(L->f, amax), kf_lc_f(L->f, ty(KF_F32, 1), 127.0)));
+               kf_lop(L->f, KF_L_SELECT, lw_ty(KF_F32, 1), kf_lbin(L->f, KF_L_LT, kf_lc_f(L->f, lw_ty(KF_F32, 1), 0.0), kf_lv(L->f, amax)),
+                      inv, kf_lc_f(L->f, lw_ty(KF_F32, 1), 0.0)));
+    kf_lassign(L->f, rb, q.s_var[0], kf_lbin(L->f, KF_L_DIV, kf_lv(L->f, amax), kf_lc_f(L->f, lw_ty(KF_F32, 1), 127.0)));
     for (int p = 1; p < passes; p++) {
-      kf_lassign(L->f, rb, q.s_var[p], kf_lbin(L->f, KF_L_DIV, kf_lv(L->f, q.s_var[p - 1]), kf_lc_f(L->f, ty(KF_F32, 1), 254.0)));
-      kf_lassign(L->f, rb, q.inv_var[p], kf_lbin(L->f, KF_L_MUL, kf_lv(L->f, q.inv_var[p - 1]), kf_lc_f(L->f, ty(KF_F32, 1), 254.0)));
+      kf_lassign(L->f, rb, q.s_var[p], kf_lbin(L->f, KF_L_DIV, kf_lv(L->f, q.s_var[p - 1]), kf_lc_f(L->f, lw_ty(KF_F32, 1), 254.0)));
+      kf_lassign(L->f, rb, q.inv_var[p], kf_lbin(L->f, KF_L_MUL, kf_lv(L->f, q.inv_var[p - 1]), kf_lc_f(L->f, lw_ty(KF_F32, 1), 254.0)));
     }
     for (int p = 0; p < passes; p++) {
       int64_t extra[4] = {p, 0, g, 0};
-      kf_lir_expr *at = add(L, tile_index(L, scales, extra), muli(L, kf_lv(L->f, rv), bsc->dims[2]));
+      kf_lir_expr *at = lw_add(L, lw_tile_index(L, scales, extra), lw_muli(L, kf_lv(L->f, rv), bsc->dims[2]));
       kf_lstore(L->f, rb, L->buf_of[scales->buf], at, kf_lv(L->f, q.s_var[p]));
     }
-    sweep(L, rb, i64c(L, k_lo), len, codes_body, &q);
+    sweep(L, rb, lw_i64c(L, k_lo), len, codes_body, &q);
   }
   /* zero the padding columns [K, Kp) of every pass */
   if (Kp > K)
     for (int p = 0; p < passes; p++) {
-      kf_lir_expr *at = add(L, addi(L, q.codes_row, p * q.codes_pass_stride), i64c(L, K));
-      kf_lstoren(L->f, rb, q.codes_buf, at, iconst(L, KF_I8, 8, 0), i64c(L, Kp - K));
+      kf_lir_expr *at = lw_add(L, lw_addi(L, q.codes_row, p * q.codes_pass_stride), lw_i64c(L, K));
+      kf_lstoren(L->f, rb, q.codes_buf, at, lw_iconst(L, KF_I8, 8, 0), lw_i64c(L, Kp - K));
     }
   /* sums of codes per sum group (for the offset-binary weight correction) */
-  q.sum_var = tmp(L, "sum", ty(KF_I32, vl));
+  q.sum_var = lw_tmp(L, "sum", lw_ty(KF_I32, vl));
   for (int p = 0; p < passes; p++) {
     q.pass = p;
     for (int64_t g = 0; g < n_sg; g++) {
       int64_t k_lo = g * sg, len = (k_lo + sg <= Kp ? sg : Kp - k_lo);
-      kf_lassign(L->f, rb, q.sum_var, iconst(L, KF_I32, vl, 0));
-      sweep(L, rb, i64c(L, k_lo), len, sums_body, &q);
+      kf_lassign(L->f, rb, q.sum_var, lw_iconst(L, KF_I32, vl, 0));
+      sweep(L, rb, lw_i64c(L, k_lo), len, sums_body, &q);
       int64_t extra[4] = {p, 0, g, 0};
-      kf_lir_expr *at = add(L, tile_index(L, sums, extra), muli(L, kf_lv(L->f, rv), bsu->dims[2]));
+      kf_lir_expr *at = lw_add(L, lw_tile_index(L, sums, extra), lw_muli(L, kf_lv(L->f, rv), bsu->dims[2]));
       kf_lstore(L->f, rb, L->buf_of[sums->buf], at,
-                kf_lop(L->f, KF_L_REDUCE_ADD, ty(KF_I32, 1), kf_lv(L->f, q.sum_var), NULL, NULL));
+                kf_lop(L->f, KF_L_REDUCE_ADD, lw_ty(KF_I32, 1), kf_lv(L->f, q.sum_var), NULL, NULL));
     }
   }
   return KF_OK;
@@ -352,32 +350,32 @@ static int lower_mma_i8(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
                   passes, (long long)mr, (long long)nr, (long long)(passes * mr * nv + nv));
 
   kf_lcomment(L->f, blk, "mma int8 (vpdpbusd): %d pass(es) x %lld rows x %lld cols, w%d", passes, (long long)mr, (long long)nr, g.bits);
-  kf_lir_expr *k0 = ix_expr(L, &b->off[1]);
-  kf_lir_expr *n1 = ix_expr(L, &b->off[0]);
-  int kv = tmp(L, "kk", ty(KF_I64, 1));
+  kf_lir_expr *k0 = lw_ix_expr(L, &b->off[1]);
+  kf_lir_expr *n1 = lw_ix_expr(L, &b->off[0]);
+  int kv = lw_tmp(L, "kk", lw_ty(KF_I64, 1));
   int64_t kstep = g.bits == 8 ? 4 : 8;
-  kf_lir_stmt *loop = kf_lfor(L->f, blk, kv, k0, min64(L, addi(L, k0, span), i64c(L, g.k_pad)), kstep);
+  kf_lir_stmt *loop = kf_lfor(L->f, blk, kv, k0, lw_min64(L, lw_addi(L, k0, span), lw_i64c(L, g.k_pad)), kstep);
   kf_lir_block *lb = &loop->body;
   kf_lir_expr *kk = kf_lv(L->f, kv);
   /* weight row base: 8-bit: nb*Kp*16 + kk*16; 4-bit: nb*Kp*8 + kk*8, nb = n1/16 */
-  int wbase = tmp(L, "wb", ty(KF_I64, 1));
+  int wbase = lw_tmp(L, "wb", lw_ty(KF_I64, 1));
   int64_t per_nb = g.bits == 8 ? g.k_pad * 16 : g.k_pad * 8;
   kf_lassign(L->f, lb, wbase,
-             add(L, muli(L, kf_lbin(L->f, KF_L_DIV, n1, i64c(L, 16)), per_nb), muli(L, kk, g.bits == 8 ? 16 : 8)));
+             lw_add(L, lw_muli(L, kf_lbin(L->f, KF_L_DIV, n1, lw_i64c(L, 16)), per_nb), lw_muli(L, kk, g.bits == 8 ? 16 : 8)));
   int wv[2][16];
   for (int j = 0; j < nv; j++) {
     int64_t col = (int64_t)j * vl, nb_off = col / 16, part = (col % 16) / vl;
-    kf_lir_expr *at = addi(L, kf_lv(L->f, wbase), nb_off * per_nb + part * vl * 4);
-    kf_lir_expr *raw = kf_lload(L->f, ty(KF_U8, 4 * vl), L->buf_of[b->buf], at);
-    wv[0][j] = tmp(L, "w", ty(KF_U8, 4 * vl));
+    kf_lir_expr *at = lw_addi(L, kf_lv(L->f, wbase), nb_off * per_nb + part * vl * 4);
+    kf_lir_expr *raw = kf_lload(L->f, lw_ty(KF_U8, 4 * vl), L->buf_of[b->buf], at);
+    wv[0][j] = lw_tmp(L, "w", lw_ty(KF_U8, 4 * vl));
     if (g.bits == 8) {
       kf_lassign(L->f, lb, wv[0][j], raw);
     } else {
-      int rawv = tmp(L, "wr", ty(KF_U8, 4 * vl));
+      int rawv = lw_tmp(L, "wr", lw_ty(KF_U8, 4 * vl));
       kf_lassign(L->f, lb, rawv, raw);
-      wv[1][j] = tmp(L, "w", ty(KF_U8, 4 * vl));
-      kf_lassign(L->f, lb, wv[0][j], kf_lbin(L->f, KF_L_AND, kf_lv(L->f, rawv), iconst(L, KF_U8, 4 * vl, 15)));
-      kf_lassign(L->f, lb, wv[1][j], kf_lbin(L->f, KF_L_SHR, kf_lv(L->f, rawv), iconst(L, KF_U8, 4 * vl, 4)));
+      wv[1][j] = lw_tmp(L, "w", lw_ty(KF_U8, 4 * vl));
+      kf_lassign(L->f, lb, wv[0][j], kf_lbin(L->f, KF_L_AND, kf_lv(L->f, rawv), lw_iconst(L, KF_U8, 4 * vl, 15)));
+      kf_lassign(L->f, lb, wv[1][j], kf_lbin(L->f, KF_L_SHR, kf_lv(L->f, rawv), lw_iconst(L, KF_U8, 4 * vl, 4)));
     }
   }
   int halves = g.bits == 8 ? 1 : 2;
@@ -386,14 +384,14 @@ static int lower_mma_i8(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
       for (int64_t m = 0; m < mr; m++) {
         /* broadcast 4 activation codes (one i32) */
         int64_t extra[4] = {p, m, 0, 0};
-        kf_lir_expr *at = add(L, tile_index(L, a, extra), add(L, kf_lbin(L->f, KF_L_SUB, kk, k0), i64c(L, 4 * h)));
-        kf_lir_expr *x4 = kf_lbitcast(L->f, ty(KF_I32, 1), kf_lload(L->f, ty(KF_I8, 4), L->buf_of[a->buf], at));
-        int xb = tmp(L, "xb", ty(KF_I8, 4 * vl));
-        kf_lassign(L->f, lb, xb, kf_lbitcast(L->f, ty(KF_I8, 4 * vl), kf_lbcast(L->f, vl, x4)));
+        kf_lir_expr *at = lw_add(L, lw_tile_index(L, a, extra), lw_add(L, kf_lbin(L->f, KF_L_SUB, kk, k0), lw_i64c(L, 4 * h)));
+        kf_lir_expr *x4 = kf_lbitcast(L->f, lw_ty(KF_I32, 1), kf_lload(L->f, lw_ty(KF_I8, 4), L->buf_of[a->buf], at));
+        int xb = lw_tmp(L, "xb", lw_ty(KF_I8, 4 * vl));
+        kf_lassign(L->f, lb, xb, kf_lbitcast(L->f, lw_ty(KF_I8, 4 * vl), kf_lbcast(L->f, vl, x4)));
         for (int j = 0; j < nv; j++) {
           int av = reg_var(L, acc, (int)(p * mr + m), j);
           kf_lassign(L->f, lb, av,
-                     kf_lop(L->f, KF_L_DPBUSD, ty(KF_I32, vl), kf_lv(L->f, av), kf_lv(L->f, wv[h][j]), kf_lv(L->f, xb)));
+                     kf_lop(L->f, KF_L_DPBUSD, lw_ty(KF_I32, vl), kf_lv(L->f, av), kf_lv(L->f, wv[h][j]), kf_lv(L->f, xb)));
         }
       }
   return KF_OK;
@@ -423,61 +421,61 @@ static int lower_mma_dq(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
   int64_t off = g.bits == 8 ? 128 : 8;
 
   kf_lcomment(L->f, blk, "mma dequant+fma: %lld rows x %lld cols, w%d", (long long)mr, (long long)nr, g.bits);
-  kf_lir_expr *k0 = ix_expr(L, &a->off[1]);
-  kf_lir_expr *m1 = ix_expr(L, &a->off[0]);
-  kf_lir_expr *n1 = ix_expr(L, &b->off[0]);
+  kf_lir_expr *k0 = lw_ix_expr(L, &a->off[1]);
+  kf_lir_expr *m1 = lw_ix_expr(L, &a->off[0]);
+  kf_lir_expr *n1 = lw_ix_expr(L, &b->off[0]);
   /* per-vector weight scales of this group */
   int sv[16];
   for (int j = 0; j < nv; j++) {
     int64_t extra[4] = {0, (int64_t)j * vl};
-    sv[j] = tmp(L, "sc", ty(KF_F32, vl));
-    kf_lassign(L->f, blk, sv[j], kf_lload(L->f, ty(KF_F32, vl), L->buf_of[sc->buf], tile_index(L, sc, extra)));
+    sv[j] = lw_tmp(L, "sc", lw_ty(KF_F32, vl));
+    kf_lassign(L->f, blk, sv[j], kf_lload(L->f, lw_ty(KF_F32, vl), L->buf_of[sc->buf], lw_tile_index(L, sc, extra)));
   }
   /* x row indices, clamped to M-1 (rows past M are computed but never stored) */
   int xrow[64];
   if (mr > 64) return ERR_AT(L, n, "mma: mr too large");
   for (int64_t m = 0; m < mr; m++) {
-    xrow[m] = tmp(L, "xr", ty(KF_I64, 1));
-    kf_lassign(L->f, blk, xrow[m], muli(L, min64(L, addi(L, m1, m), i64c(L, M - 1)), K));
+    xrow[m] = lw_tmp(L, "xr", lw_ty(KF_I64, 1));
+    kf_lassign(L->f, blk, xrow[m], lw_muli(L, lw_min64(L, lw_addi(L, m1, m), lw_i64c(L, M - 1)), K));
   }
-  int kv = tmp(L, "kk", ty(KF_I64, 1));
+  int kv = lw_tmp(L, "kk", lw_ty(KF_I64, 1));
   int kstep = g.bits == 8 ? 1 : 2;
-  kf_lir_stmt *loop = kf_lfor(L->f, blk, kv, k0, min64(L, addi(L, k0, span), i64c(L, K)), kstep);
+  kf_lir_stmt *loop = kf_lfor(L->f, blk, kv, k0, lw_min64(L, lw_addi(L, k0, span), lw_i64c(L, K)), kstep);
   kf_lir_block *lb = &loop->body;
   kf_lir_expr *kk = kf_lv(L->f, kv);
   int64_t per_nb = g.bits == 8 ? g.k_pad * 16 : g.k_pad * 8;
-  int wbase = tmp(L, "wb", ty(KF_I64, 1));
+  int wbase = lw_tmp(L, "wb", lw_ty(KF_I64, 1));
   kf_lassign(L->f, lb, wbase,
-             add(L, muli(L, kf_lbin(L->f, KF_L_DIV, n1, i64c(L, 16)), per_nb), muli(L, kk, g.bits == 8 ? 16 : 8)));
+             lw_add(L, lw_muli(L, kf_lbin(L->f, KF_L_DIV, n1, lw_i64c(L, 16)), per_nb), lw_muli(L, kk, g.bits == 8 ? 16 : 8)));
   int halves = g.bits == 8 ? 1 : 2;
   int wf[2][16];
   for (int j = 0; j < nv; j++) {
     int64_t col = (int64_t)j * vl, nb_off = col / 16, part = (col % 16) / vl;
-    kf_lir_expr *at = addi(L, kf_lv(L->f, wbase), nb_off * per_nb + part * vl);
-    int raw = tmp(L, "wr", ty(KF_U8, vl));
-    kf_lassign(L->f, lb, raw, kf_lload(L->f, ty(KF_U8, vl), L->buf_of[b->buf], at));
+    kf_lir_expr *at = lw_addi(L, kf_lv(L->f, wbase), nb_off * per_nb + part * vl);
+    int raw = lw_tmp(L, "wr", lw_ty(KF_U8, vl));
+    kf_lassign(L->f, lb, raw, kf_lload(L->f, lw_ty(KF_U8, vl), L->buf_of[b->buf], at));
     for (int h = 0; h < halves; h++) {
       kf_lir_expr *u = kf_lv(L->f, raw);
       if (g.bits == 4)
-        u = h == 0 ? kf_lbin(L->f, KF_L_AND, u, iconst(L, KF_U8, vl, 15)) : kf_lbin(L->f, KF_L_SHR, u, iconst(L, KF_U8, vl, 4));
-      kf_lir_expr *qi = kf_lbin(L->f, KF_L_SUB, kf_lcvt(L->f, ty(KF_I32, vl), u), iconst(L, KF_I32, vl, off));
-      wf[h][j] = tmp(L, "wf", ty(KF_F32, vl));
-      kf_lir_expr *deq = kf_lbin(L->f, KF_L_MUL, kf_lcvt(L->f, ty(KF_F32, vl), qi), kf_lv(L->f, sv[j]));
+        u = h == 0 ? kf_lbin(L->f, KF_L_AND, u, lw_iconst(L, KF_U8, vl, 15)) : kf_lbin(L->f, KF_L_SHR, u, lw_iconst(L, KF_U8, vl, 4));
+      kf_lir_expr *qi = kf_lbin(L->f, KF_L_SUB, kf_lcvt(L->f, lw_ty(KF_I32, vl), u), lw_iconst(L, KF_I32, vl, off));
+      wf[h][j] = lw_tmp(L, "wf", lw_ty(KF_F32, vl));
+      kf_lir_expr *deq = kf_lbin(L->f, KF_L_MUL, kf_lcvt(L->f, lw_ty(KF_F32, vl), qi), kf_lv(L->f, sv[j]));
       if (n->i[1]) /* round the dequantized weight to bf16, as a BF16-GEMM baseline does */
-        deq = kf_lcvt(L->f, ty(KF_F32, vl), kf_lcvt(L->f, ty(KF_BF16, vl), deq));
+        deq = kf_lcvt(L->f, lw_ty(KF_F32, vl), kf_lcvt(L->f, lw_ty(KF_BF16, vl), deq));
       kf_lassign(L->f, lb, wf[h][j], deq);
     }
   }
   for (int h = 0; h < halves; h++)
     for (int64_t m = 0; m < mr; m++) {
-      kf_lir_expr *col = addi(L, kk, h);
-      if (h == 1 && (K % 2)) col = min64(L, col, i64c(L, K - 1)); /* padding weight is 0 */
-      kf_lir_expr *xv = kf_lcvt(L->f, ty(KF_F32, 1), kf_lload(L->f, ty(KF_BF16, 1), L->buf_of[a->buf], add(L, kf_lv(L->f, xrow[m]), col)));
-      int xb = tmp(L, "xb", ty(KF_F32, vl));
+      kf_lir_expr *col = lw_addi(L, kk, h);
+      if (h == 1 && (K % 2)) col = lw_min64(L, col, lw_i64c(L, K - 1)); /* padding weight is 0 */
+      kf_lir_expr *xv = kf_lcvt(L->f, lw_ty(KF_F32, 1), kf_lload(L->f, lw_ty(KF_BF16, 1), L->buf_of[a->buf], lw_add(L, kf_lv(L->f, xrow[m]), col)));
+      int xb = lw_tmp(L, "xb", lw_ty(KF_F32, vl));
       kf_lassign(L->f, lb, xb, kf_lbcast(L->f, vl, xv));
       for (int j = 0; j < nv; j++) {
         int av = reg_var(L, acc, (int)m, j);
-        kf_lassign(L->f, lb, av, kf_lop(L->f, KF_L_FMA, ty(KF_F32, vl), kf_lv(L->f, wf[h][j]), kf_lv(L->f, xb), kf_lv(L->f, av)));
+        kf_lassign(L->f, lb, av, kf_lop(L->f, KF_L_FMA, lw_ty(KF_F32, vl), kf_lv(L->f, wf[h][j]), kf_lv(L->f, xb), kf_lv(L->f, av)));
       }
     }
   return KF_OK;
@@ -505,23 +503,23 @@ static int lower_scale_acc(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
   int wv[16];
   for (int j = 0; j < nv; j++) {
     int64_t extra[4] = {0, (int64_t)j * vl};
-    wv[j] = tmp(L, "ws", ty(KF_F32, vl));
-    kf_lassign(L->f, blk, wv[j], kf_lload(L->f, ty(KF_F32, vl), L->buf_of[wsc->buf], tile_index(L, wsc, extra)));
+    wv[j] = lw_tmp(L, "ws", lw_ty(KF_F32, vl));
+    kf_lassign(L->f, blk, wv[j], kf_lload(L->f, lw_ty(KF_F32, vl), L->buf_of[wsc->buf], lw_tile_index(L, wsc, extra)));
   }
   for (int p = 0; p < passes; p++)
     for (int64_t m = 0; m < mr; m++) {
       int64_t extra[4] = {p, m, 0, 0};
-      kf_lir_expr *s = kf_lload(L->f, ty(KF_F32, 1), L->buf_of[xs->buf], tile_index(L, xs, extra));
-      kf_lir_expr *sum = kf_lload(L->f, ty(KF_I32, 1), L->buf_of[xsum->buf], tile_index(L, xsum, extra));
-      int sb = tmp(L, "sx", ty(KF_F32, vl)), corr = tmp(L, "corr", ty(KF_I32, vl));
+      kf_lir_expr *s = kf_lload(L->f, lw_ty(KF_F32, 1), L->buf_of[xs->buf], lw_tile_index(L, xs, extra));
+      kf_lir_expr *sum = kf_lload(L->f, lw_ty(KF_I32, 1), L->buf_of[xsum->buf], lw_tile_index(L, xsum, extra));
+      int sb = lw_tmp(L, "sx", lw_ty(KF_F32, vl)), corr = lw_tmp(L, "corr", lw_ty(KF_I32, vl));
       kf_lassign(L->f, blk, sb, kf_lbcast(L->f, vl, s));
-      kf_lassign(L->f, blk, corr, kf_lbcast(L->f, vl, kf_lbin(L->f, KF_L_MUL, sum, kf_lc_i(L->f, ty(KF_I32, 1), off))));
+      kf_lassign(L->f, blk, corr, kf_lbcast(L->f, vl, kf_lbin(L->f, KF_L_MUL, sum, kf_lc_i(L->f, lw_ty(KF_I32, 1), off))));
       for (int j = 0; j < nv; j++) {
         int iv = reg_var(L, acci, (int)(p * mr + m), j), fv = reg_var(L, accf, (int)m, j);
         kf_lir_expr *exact = kf_lbin(L->f, KF_L_SUB, kf_lv(L->f, iv), kf_lv(L->f, corr));
-        kf_lir_expr *fl = kf_lcvt(L->f, ty(KF_F32, vl), exact);
+        kf_lir_expr *fl = kf_lcvt(L->f, lw_ty(KF_F32, vl), exact);
         kf_lir_expr *scale = kf_lbin(L->f, KF_L_MUL, kf_lv(L->f, wv[j]), kf_lv(L->f, sb));
-        kf_lassign(L->f, blk, fv, kf_lop(L->f, KF_L_FMA, ty(KF_F32, vl), fl, scale, kf_lv(L->f, fv)));
+        kf_lassign(L->f, blk, fv, kf_lop(L->f, KF_L_FMA, lw_ty(KF_F32, vl), fl, scale, kf_lv(L->f, fv)));
       }
     }
   return KF_OK;
@@ -540,26 +538,26 @@ static int lower_move(lw *L, const kf_ir_node *n, kf_lir_block *blk, int mode) {
   if (mode != 0 && bm->level == KF_LVL_ARG_IN) return ERR_AT(L, n, "%s: cannot write input '%s'", kf_ir_opname(n->op), bm->name);
   int vl = L->vl, nv = (int)(br->dims[1] / vl);
   int64_t rows = br->dims[0], R = bm->dims[0], C = bm->dims[1];
-  kf_lir_expr *r0 = ix_expr(L, &mem->off[0]), *c0 = ix_expr(L, &mem->off[1]);
-  int c0v = tmp(L, "c0", ty(KF_I64, 1));
+  kf_lir_expr *r0 = lw_ix_expr(L, &mem->off[0]), *c0 = lw_ix_expr(L, &mem->off[1]);
+  int c0v = lw_tmp(L, "c0", lw_ty(KF_I64, 1));
   kf_lassign(L->f, blk, c0v, c0);
-  kf_lir_expr *full = kf_lbin(L->f, KF_L_LE, addi(L, kf_lv(L->f, c0v), br->dims[1]), i64c(L, C));
+  kf_lir_expr *full = kf_lbin(L->f, KF_L_LE, lw_addi(L, kf_lv(L->f, c0v), br->dims[1]), lw_i64c(L, C));
   kf_lir_stmt *sel = kf_lif(L->f, blk, full);
   for (int variant = 0; variant < 2; variant++) {
     kf_lir_block *vb = variant == 0 ? &sel->body : &sel->els;
     for (int64_t r = 0; r < rows; r++) {
-      kf_lir_expr *row = addi(L, r0, r);
-      kf_lir_stmt *guard = kf_lif(L->f, vb, kf_lbin(L->f, KF_L_LT, row, i64c(L, R)));
+      kf_lir_expr *row = lw_addi(L, r0, r);
+      kf_lir_stmt *guard = kf_lif(L->f, vb, kf_lbin(L->f, KF_L_LT, row, lw_i64c(L, R)));
       for (int j = 0; j < nv; j++) {
-        kf_lir_expr *col = addi(L, kf_lv(L->f, c0v), (int64_t)j * vl);
-        kf_lir_expr *at = add(L, muli(L, row, C), col);
+        kf_lir_expr *col = lw_addi(L, kf_lv(L->f, c0v), (int64_t)j * vl);
+        kf_lir_expr *at = lw_add(L, lw_muli(L, row, C), col);
         kf_lir_expr *cnt = NULL;
         if (variant == 1) {
-          kf_lir_expr *left = kf_lbin(L->f, KF_L_SUB, i64c(L, C), col);
-          cnt = kf_lbin(L->f, KF_L_MAX, i64c(L, 0), min64(L, left, i64c(L, vl)));
+          kf_lir_expr *left = kf_lbin(L->f, KF_L_SUB, lw_i64c(L, C), col);
+          cnt = kf_lbin(L->f, KF_L_MAX, lw_i64c(L, 0), lw_min64(L, left, lw_i64c(L, vl)));
         }
         int rv = reg_var(L, reg, (int)r, j);
-        kf_ty vt = ty(br->dtype, vl);
+        kf_ty vt = lw_ty(br->dtype, vl);
         if (mode == 0) {
           kf_lir_expr *v = cnt ? kf_lloadn(L->f, vt, L->buf_of[mem->buf], at, cnt) : kf_lload(L->f, vt, L->buf_of[mem->buf], at);
           kf_lassign(L->f, &guard->body, rv, v);
@@ -575,7 +573,7 @@ static int lower_move(lw *L, const kf_ir_node *n, kf_lir_block *blk, int mode) {
       }
       if (mode == 0) { /* rows past the edge read as zero */
         for (int j = 0; j < nv; j++) {
-          kf_lir_expr *z = br->dtype == KF_F32 ? fconst(L, vl, 0.0) : iconst(L, br->dtype, vl, 0);
+          kf_lir_expr *z = br->dtype == KF_F32 ? lw_fconst(L, vl, 0.0) : lw_iconst(L, br->dtype, vl, 0);
           kf_lassign(L->f, &guard->els, reg_var(L, reg, (int)r, j), z);
         }
       }
@@ -590,13 +588,36 @@ static int lower_node(lw *L, const kf_ir_node *n, kf_lir_block *out) {
   switch (n->op) {
   case KF_OP_LOOP: {
     int v = L->var_of_loop[n->var];
-    kf_lir_expr *lo = ix_expr(L, &n->lo), *hi = ix_expr(L, &n->hi);
     if (n->parallel) {
-      int64_t clo = n->lo.c, chi = n->hi.cap < n->hi.c ? n->hi.cap : n->hi.c;
-      L->f->par_total = chi > clo ? (chi - clo + n->step - 1) / n->step : 0;
-      lo = addi(L, muli(L, kf_lv(L->f, L->f->par_lo_var), n->step), clo);
-      hi = min64(L, addi(L, muli(L, kf_lv(L->f, L->f->par_hi_var), n->step), clo), i64c(L, chi));
+      /* the parallel range: this loop, or this loop x the parallel loop nested in it,
+      ** flattened: t in [par_lo, par_hi), v1 = lo1 + (t / n2) * step1, v2 = lo2 + (t % n2) * step2 */
+      const kf_ir_node *inner = n->body.len == 1 && n->body.data[0]->op == KF_OP_LOOP && n->body.data[0]->parallel
+                                    ? n->body.data[0] : NULL;
+      if (inner && inner->body.len == 1 && inner->body.data[0]->op == KF_OP_LOOP && inner->body.data[0]->parallel)
+        return ERR_AT(L, inner->body.data[0], "at most two nested loops can be parallel");
+      int64_t lo1 = n->lo.c, hi1 = n->hi.cap < n->hi.c ? n->hi.cap : n->hi.c;
+      int64_t n1 = hi1 > lo1 ? (hi1 - lo1 + n->step - 1) / n->step : 0, n2 = 1, lo2 = 0;
+      if (inner) {
+        int64_t hi2 = inner->hi.cap < inner->hi.c ? inner->hi.cap : inner->hi.c;
+        lo2 = inner->lo.c;
+        n2 = hi2 > lo2 ? (hi2 - lo2 + inner->step - 1) / inner->step : 0;
+      }
+      L->f->par_total = n1 * n2;
+      int tv = lw_tmp(L, "task", lw_ty(KF_I64, 1));
+      kf_lir_stmt *s = kf_lfor(L->f, out, tv, kf_lv(L->f, L->f->par_lo_var),
+                               lw_min64(L, kf_lv(L->f, L->f->par_hi_var), lw_i64c(L, n1 * n2)), 1);
+      kf_lir_expr *t = kf_lv(L->f, tv);
+      if (!inner) {
+        kf_lassign(L->f, &s->body, v, lw_addi(L, lw_muli(L, t, n->step), lo1));
+        return lower_block(L, &n->body, &s->body);
+      }
+      kf_lir_expr *q = kf_lbin(L->f, KF_L_DIV, t, lw_i64c(L, n2));
+      kf_lassign(L->f, &s->body, v, lw_addi(L, lw_muli(L, q, n->step), lo1));
+      kf_lir_expr *r = kf_lbin(L->f, KF_L_SUB, t, lw_muli(L, q, n2));
+      kf_lassign(L->f, &s->body, L->var_of_loop[inner->var], lw_addi(L, lw_muli(L, r, inner->step), lo2));
+      return lower_block(L, &inner->body, &s->body);
     }
+    kf_lir_expr *lo = lw_ix_expr(L, &n->lo), *hi = lw_ix_expr(L, &n->hi);
     kf_lir_stmt *s = kf_lfor(L->f, out, v, lo, hi, n->step);
     return lower_block(L, &n->body, &s->body);
   }
@@ -607,6 +628,13 @@ static int lower_node(lw *L, const kf_ir_node *n, kf_lir_block *out) {
   case KF_OP_LOAD: return lower_move(L, n, out, 0);
   case KF_OP_STORE: return lower_move(L, n, out, 1);
   case KF_OP_ACCUM_STORE: return lower_move(L, n, out, 2);
+  case KF_OP_FILL: return lw_lower_fill(L, n, out);
+  case KF_OP_QK: return lw_lower_qk(L, n, out);
+  case KF_OP_SOFTMAX: return lw_lower_softmax(L, n, out);
+  case KF_OP_RESCALE: return lw_lower_rescale(L, n, out, 0);
+  case KF_OP_RESCALE_EXP2: return lw_lower_rescale(L, n, out, 1);
+  case KF_OP_PV: return lw_lower_pv(L, n, out);
+  case KF_OP_FINALIZE: return lw_lower_finalize(L, n, out);
   case KF_OP_N_OPS: break;
   }
   return ERR_AT(L, n, "op %s is not supported on CPU targets", kf_ir_opname(n->op));
@@ -646,29 +674,29 @@ int kf_lower_cpu(kf_ctx *ctx, const kf_ir_kernel *ir, const kf_target *t, const 
   L.reg_vars = kf_xcalloc(ir->bufs.len + 1, sizeof(int *));
   int rc = KF_OK;
   for (size_t i = 0; i < ir->vars.len; i++)
-    L.var_of_loop[i] = kf_lir_var_add(L.f, ir->vars.data[i].name, ty(KF_I64, 1));
+    L.var_of_loop[i] = kf_lir_var_add(L.f, ir->vars.data[i].name, lw_ty(KF_I64, 1));
   for (size_t i = 0; i < ir->bufs.len && !rc; i++) {
     const kf_ir_buf *b = &ir->bufs.data[i];
     L.buf_of[i] = -1;
     if (b->level == KF_LVL_REG) {
       if (b->rank != 2 || b->dims[1] % L.vl) {
-        rc = lower_err(&L, b->loc, "register tile '%s' must be 2-D with columns a multiple of %d", b->name, L.vl);
+        rc = lw_lower_err(&L, b->loc, "register tile '%s' must be 2-D with columns a multiple of %d", b->name, L.vl);
         break;
       }
       if (b->dtype != KF_F32 && b->dtype != KF_I32) {
-        rc = lower_err(&L, b->loc, "register tile '%s' must be f32 or i32", b->name);
+        rc = lw_lower_err(&L, b->loc, "register tile '%s' must be f32 or i32", b->name);
         break;
       }
       int nv = (int)(b->dims[0] * (b->dims[1] / L.vl));
       if (nv > 64) {
-        rc = lower_err(&L, b->loc, "register tile '%s' needs %d vector registers (at most 64)", b->name, nv);
+        rc = lw_lower_err(&L, b->loc, "register tile '%s' needs %d vector registers (at most 64)", b->name, nv);
         break;
       }
       L.reg_vars[i] = kf_xcalloc((size_t)nv, sizeof(int));
       for (int v = 0; v < nv; v++) {
         char name[64];
         snprintf(name, sizeof name, "%s_%d", b->name, v);
-        L.reg_vars[i][v] = kf_lir_var_add(L.f, name, ty(b->dtype, L.vl));
+        L.reg_vars[i][v] = kf_lir_var_add(L.f, name, lw_ty(b->dtype, L.vl));
       }
       continue;
     }
