@@ -150,11 +150,10 @@ int lopt_strmap_get(const lopt_strmap *m, const char *key, size_t n, uint32_t *v
 int lopt_mergemap_init(lopt_mergemap *m, size_t expect) {
   size_t slots = 64;
   while (slots < expect * 2) slots *= 2;
-  m->key = calloc(slots, sizeof *m->key);
-  m->val = malloc(slots * sizeof *m->val);
+  m->slot = calloc(slots, sizeof *m->slot);
   m->mask = slots - 1;
   m->n = 0;
-  if (!m->key || !m->val) {
+  if (!m->slot) {
     lopt_mergemap_free(m);
     return -1;
   }
@@ -162,8 +161,7 @@ int lopt_mergemap_init(lopt_mergemap *m, size_t expect) {
 }
 
 void lopt_mergemap_free(lopt_mergemap *m) {
-  free(m->key);
-  free(m->val);
+  free(m->slot);
   memset(m, 0, sizeof *m);
 }
 
@@ -173,10 +171,10 @@ void lopt_mergemap_put(lopt_mergemap *m, uint32_t a, uint32_t b, uint32_t rank, 
   uint64_t k = (((uint64_t)a << 32) | b) + 1;
   uint64_t h = k * 0x9E3779B97F4A7C15ull;
   size_t i = (size_t)(h >> 20) & m->mask;
-  while (m->key[i] && m->key[i] != k) i = (i + 1) & m->mask;
-  if (!m->key[i]) m->n++;
-  m->key[i] = k;
-  m->val[i] = ((uint64_t)rank << 32) | new_id;
+  while (m->slot[i].key && m->slot[i].key != k) i = (i + 1) & m->mask;
+  if (!m->slot[i].key) m->n++;
+  m->slot[i].key = k;
+  m->slot[i].val = ((uint64_t)rank << 32) | new_id;
 }
 
 /* ---------------------------------------------------------------- scratch */
@@ -187,6 +185,7 @@ struct lopt_scratch {
   pcre2_match_data *md;
   /* BPE symbols */
   uint32_t *sym_id, *sym_len;
+  uint32_t *pair_rank, *pair_new; /* merge of (sym[i], sym[next[i]]): rank (or ~0) and result */
   int32_t *prev, *next;
   uint64_t *heap;
   size_t cap_sym, cap_heap;
@@ -208,7 +207,8 @@ struct lopt_scratch {
 lopt_scratch *lopt_scratch_new(const kf_lopt_tokenizer *tok) {
   lopt_scratch *s = calloc(1, sizeof *s);
   if (!s) return NULL;
-  s->md = pcre2_match_data_create_from_pattern(tok->re, NULL);
+  s->md = tok->re ? pcre2_match_data_create_from_pattern(tok->re, NULL)
+                  : pcre2_match_data_create(1, NULL);
   if (!s->md) {
     free(s);
     return NULL;
@@ -239,6 +239,8 @@ void lopt_scratch_free(lopt_scratch *s) {
   pcre2_match_data_free(s->md);
   free(s->sym_id);
   free(s->sym_len);
+  free(s->pair_rank);
+  free(s->pair_new);
   free(s->prev);
   free(s->next);
   free(s->heap);
@@ -374,6 +376,10 @@ static int sym_reserve(lopt_scratch *s, size_t n) {
   s->sym_id = a;
   if (!(a = realloc(s->sym_len, cap * sizeof *a))) return -1;
   s->sym_len = a;
+  if (!(a = realloc(s->pair_rank, cap * sizeof *a))) return -1;
+  s->pair_rank = a;
+  if (!(a = realloc(s->pair_new, cap * sizeof *a))) return -1;
+  s->pair_new = a;
   int32_t *b = realloc(s->prev, cap * sizeof *b);
   if (!b) return -1;
   s->prev = b;
@@ -525,40 +531,51 @@ static int bpe_word(const kf_lopt_tokenizer *tok, lopt_scratch *s, const unsigne
     s->sym_len[m++] = unk_len;
   }
   if (m > 1) {
+    /* A heap entry (rank, pos) is current iff the pair now starting at pos has that rank: ranks
+     * identify merges, so a changed pair has another rank (or none). */
     size_t hn = 0;
     uint64_t *hp = s->heap;
     for (size_t i = 0; i < m; i++) {
       s->prev[i] = (int32_t)i - 1;
       s->next[i] = i + 1 < m ? (int32_t)(i + 1) : -1;
+      s->pair_rank[i] = UINT32_MAX;
     }
     for (size_t i = 0; i + 1 < m; i++) {
       uint32_t rank, nid;
-      if (lopt_mergemap_get(&tok->merges, s->sym_id[i], s->sym_id[i + 1], &rank, &nid))
+      if (lopt_mergemap_get(&tok->merges, s->sym_id[i], s->sym_id[i + 1], &rank, &nid)) {
+        s->pair_rank[i] = rank;
+        s->pair_new[i] = nid;
         heap_push(hp, &hn, ((uint64_t)rank << 32) | i);
+      }
     }
     while (hn) {
       uint64_t top = heap_pop(hp, &hn);
       uint32_t rank = (uint32_t)(top >> 32), pos = (uint32_t)top;
-      if (s->sym_len[pos] == 0 || s->next[pos] < 0) continue;
+      if (s->sym_len[pos] == 0 || s->next[pos] < 0 || s->pair_rank[pos] != rank) continue;
       int32_t nx = s->next[pos];
-      uint32_t r2, nid;
-      if (!lopt_mergemap_get(&tok->merges, s->sym_id[pos], s->sym_id[nx], &r2, &nid) ||
-          r2 != rank)
-        continue; /* stale entry */
+      uint32_t nid = s->pair_new[pos], r2;
       s->sym_id[pos] = nid;
       s->sym_len[pos] += s->sym_len[nx];
       s->sym_len[nx] = 0;
       s->next[pos] = s->next[nx];
       if (s->next[nx] >= 0) s->prev[s->next[nx]] = (int32_t)pos;
+      s->pair_rank[pos] = UINT32_MAX;
       if (hn + 2 > s->cap_heap) continue; /* cannot happen: at most 2 pushes per merge */
       if (s->prev[pos] >= 0) {
         int32_t pv = s->prev[pos];
-        if (lopt_mergemap_get(&tok->merges, s->sym_id[pv], nid, &r2, &id))
+        s->pair_rank[pv] = UINT32_MAX;
+        if (lopt_mergemap_get(&tok->merges, s->sym_id[pv], nid, &r2, &id)) {
+          s->pair_rank[pv] = r2;
+          s->pair_new[pv] = id;
           heap_push(hp, &hn, ((uint64_t)r2 << 32) | (uint32_t)pv);
+        }
       }
       if (s->next[pos] >= 0) {
-        if (lopt_mergemap_get(&tok->merges, nid, s->sym_id[s->next[pos]], &r2, &id))
+        if (lopt_mergemap_get(&tok->merges, nid, s->sym_id[s->next[pos]], &r2, &id)) {
+          s->pair_rank[pos] = r2;
+          s->pair_new[pos] = id;
           heap_push(hp, &hn, ((uint64_t)r2 << 32) | pos);
+        }
       }
     }
   }

@@ -34,9 +34,12 @@ int lopt_strmap_put(lopt_strmap *m, const char *key, size_t n, uint32_t val);
 int lopt_strmap_get(const lopt_strmap *m, const char *key, size_t n, uint32_t *val);
 
 /* ---- merge map: (left id, right id) -> (rank, new id) ---- */
+typedef struct lopt_merge_slot {
+  uint64_t key;    /* (a << 32 | b) + 1; 0 = empty */
+  uint64_t val;    /* rank << 32 | new_id */
+} lopt_merge_slot;
 typedef struct lopt_mergemap {
-  uint64_t *key;   /* (a << 32 | b) + 1; 0 = empty */
-  uint64_t *val;   /* rank << 32 | new_id */
+  lopt_merge_slot *slot; /* key and value side by side: one cache line per probe */
   size_t mask;
   size_t n;
 } lopt_mergemap;
@@ -50,10 +53,10 @@ static inline int lopt_mergemap_get(const lopt_mergemap *m, uint32_t a, uint32_t
   uint64_t h = k * 0x9E3779B97F4A7C15ull;
   size_t i = (size_t)(h >> 20) & m->mask;
   for (;;) {
-    uint64_t s = m->key[i];
+    uint64_t s = m->slot[i].key;
     if (s == k) {
-      *rank = (uint32_t)(m->val[i] >> 32);
-      *new_id = (uint32_t)m->val[i];
+      *rank = (uint32_t)(m->slot[i].val >> 32);
+      *new_id = (uint32_t)m->slot[i].val;
       return 1;
     }
     if (s == 0) return 0;

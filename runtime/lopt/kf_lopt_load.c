@@ -629,7 +629,7 @@ kf_lopt_status kf_lopt_load_json(const char *json, size_t len, const char *name,
     if (len == 0) return kf_lopt_fail(err, KF_LOPT_EPARSE, "%s: empty file, expected JSON", name);
     return kf_lopt_fail(err, KF_LOPT_EPARSE,
                         "%s: invalid JSON at byte %zu (line %zu, column %zu)%s", name, off, line,
-                        col, off >= len ? ": unexpected end of input (truncated file?)" : "");
+                        col, off + 1 >= len ? ": unexpected end of input (truncated file?)" : "");
   }
   if (!cJSON_IsObject(root)) {
     cJSON_Delete(root);
