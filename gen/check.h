@@ -38,6 +38,9 @@ double kf_problem_bytes(const kf_problem *p);
 void kf_problem_poison_outputs(kf_problem *p);
 /* Compares the kernel's outputs (already computed in the args) with the fp64 reference. */
 int kf_problem_check(kf_ctx *ctx, kf_problem *p, kf_check_result *res);
+/* Recomputes the reference and bounds after a caller edited the inputs in the args
+** (attention problems; tests use it to build special cases). */
+void kf_problem_recompute_reference(kf_problem *p);
 /* Float outputs of the last run (for comparing two emitters). */
 const float *kf_problem_output(const kf_problem *p, int64_t *n);
 
