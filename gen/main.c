@@ -19,6 +19,12 @@
 #ifdef HAVE_KFORGE_LOPT_CLI
 #include "kf_lopt_cli.h"
 #endif
+#ifdef HAVE_KFORGE_TUNER
+#include "kf_tuner_cli.h" /* int kf_tuner_main(int argc, char **argv): tune, db, lib, plot */
+#endif
+#ifdef HAVE_KFORGE_ASCEND
+#include "kf_ascend_cli.h" /* int kf_ascend_main(int argc, char **argv): sim */
+#endif
 
 static const char *prog = "kforge";
 
@@ -494,6 +500,15 @@ static const char main_help[] =
     "  gen        generate a kernel: tile IR, LIR, C, LLVM IR, assembly, object + header\n"
     "  check      run a kernel against its fp64 reference and error bound\n"
     "  bench      time a kernel (warm and cold weights), against other templates and peers\n"
+#ifdef HAVE_KFORGE_TUNER
+    "  tune       autotune a template's tunables for shapes, recording every trial in SQLite\n"
+    "  db         show, best, export, merge tuning databases\n"
+    "  lib        build a static library of the best tuned kernels with dispatch\n"
+    "  plot       plot a sweep (gnuplot)\n"
+#endif
+#ifdef HAVE_KFORGE_ASCEND
+    "  sim        run a kernel on the Ascend NPU model: cycles, pipe utilization, trace\n"
+#endif
 #ifdef HAVE_KFORGE_LOPT_CLI
     "  tokenize   byte-level BPE tokenizer (Hugging Face tokenizer.json) with LoPT\n"
 #endif
@@ -514,6 +529,13 @@ int main(int argc, char **argv) {
   if (!strcmp(verb, "bench")) return cmd_bench(&ctx, argc - 1, argv + 1);
 #ifdef HAVE_KFORGE_LOPT_CLI
   if (!strcmp(verb, "tokenize")) return kf_tokenize_main(argc - 1, argv + 1);
+#endif
+#ifdef HAVE_KFORGE_TUNER
+  if (!strcmp(verb, "tune") || !strcmp(verb, "db") || !strcmp(verb, "lib") || !strcmp(verb, "plot"))
+    return kf_tuner_main(argc - 1, argv + 1);
+#endif
+#ifdef HAVE_KFORGE_ASCEND
+  if (!strcmp(verb, "sim")) return kf_ascend_main(argc - 1, argv + 1);
 #endif
   if (!strcmp(verb, "version") || !strcmp(verb, "--version")) {
     printf("kforge %s\n", KF_VERSION);
