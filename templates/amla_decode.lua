@@ -18,6 +18,9 @@ local T = {
     hb = { default = 32, domain = { 1, 2, 4, 8, 16, 32, 64, 128 } },
     bs = { default = 512, domain = { 64, 128, 256, 512 } },
     mr = { default = 4, domain = { 1, 2, 4, 8 } },
+    -- Ascend model only (the CPU lowering runs blocks in order): overlap block i's QK^T on
+    -- the Cube with block i-1's softmax on the Vector cores (AMLA's Preload Pipeline).
+    preload = { default = 1, domain = { 0, 1 } },
   },
 }
 
