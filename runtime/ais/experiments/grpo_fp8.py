@@ -271,12 +271,18 @@ def run_arm(args, seed, arm, sft_path):
 def worker(job):
     torch.set_num_threads(1)
     kind, args, seed, arm, path = job
+    c0 = time.process_time()
     if kind == "sft":
         t0 = time.time()
         steps, acc = sft(args, seed, path)
-        return dict(kind="sft", seed=seed, seconds=time.time() - t0, steps=steps, acc=acc)
+        return dict(kind="sft", seed=seed, seconds=time.time() - t0, steps=steps, acc=acc,
+                    cpu_seconds=time.process_time() - c0)
     r = run_arm(args, seed, arm, path)
     r["kind"] = "rl"
+    r["cpu_seconds"] = time.process_time() - c0
+    print(f"  seed {r['seed']} {r['arm']:4s} final sampled {r['evals']['sampled'][-1]:.3f} "
+          f"greedy {r['evals']['greedy'][-1]:.3f} ({r['seconds']:.1f} s wall, "
+          f"{r['cpu_seconds']:.1f} s CPU, tau_d={r['tau_d']:.4g})", flush=True)
     return r
 
 
@@ -285,7 +291,9 @@ def run_jobs(jobs, workers):
         return [worker(j) for j in jobs]
     import multiprocessing as mp
     with mp.get_context("fork").Pool(workers) as pool:
-        return pool.map(worker, jobs, chunksize=1)
+        done = list(pool.imap_unordered(worker, jobs, chunksize=1))
+    key = lambda r: (r["seed"], list(ARMS).index(r["arm"]) if r.get("arm") else 0)
+    return sorted(done, key=key)  # job order: seed, then arm
 
 
 def mean_std(xs):
@@ -313,7 +321,7 @@ def summarize(args, runs):
     return rows
 
 
-def write_table(args, rows, path, wall):
+def write_table(args, rows, path, wall, cpu):
     f = lambda ms: f"{ms[0]:.3f} ± {ms[1]:.3f}"
     lines = [
         f"# GRPO with FP8-E4M3 rollouts: {args.digits}-digit addition, {len(args.seeds)} seeds, "
@@ -337,8 +345,9 @@ def write_table(args, rows, path, wall):
             f"{f(r['train_tail'])} | {r['mean_D'][0]:.4f} | "
             f"{f(r['mean_alpha']) if spec['mode'] == 'ais' else '-'} | "
             f"{r['kept'][0]:.3f} | {' '.join(f'{x:.2f}' for x in r['per_seed'])} |")
-    lines += ["", f"Wall time {wall:.0f} s with {args.workers} worker process(es), "
-              f"1 torch thread each; CPU: {cpu_name()}."]
+    lines += ["", f"Wall time {wall:.0f} s with {args.workers} worker process(es), 1 torch thread "
+              f"each ({cpu:.0f} s of worker CPU time, i.e. about {cpu / 2:.0f} s on 2 idle "
+              f"cores); CPU: {cpu_name()}, {os.cpu_count()} cores."]
     with open(path, "w") as fh:
         fh.write("\n".join(lines) + "\n")
     return "\n".join(lines)
@@ -415,6 +424,7 @@ def plots(args, runs, out):
         "set multiplot layout 2,1\n"
         f"set title 'Rollout reward (mean over {len(args.seeds)} seeds, moving average {k})'\n"
         "set xlabel 'GRPO step'; set ylabel 'exact-match reward'; set key bottom right\n"
+        "set yrange [0:1]\n"
         f"plot {plot_rw}\n"
         "set title 'Held-out reward of the FP32 trainer policy (sampled, T=1)'\n"
         f"plot {plot_ev}\n"
@@ -422,7 +432,7 @@ def plots(args, runs, out):
         "set terminal pngcairo size 1000,800 font 'sans,10' noenhanced\n"
         f"set output '{diag_png}'\n"
         "set multiplot layout 2,2\n"
-        "set xlabel 'GRPO step'; unset ylabel; set key top left\n"
+        "set xlabel 'GRPO step'; unset ylabel; set key top left; set autoscale y\n"
         + panel(3, "D: mean |log pi_train - log pi_FP8| per token")
         + panel(4, "R: normalized ESS of sequence weights")
         + panel(5, "V: CV of token weights")
@@ -444,7 +454,7 @@ def parse_args(argv):
     p.add_argument("--d-model", type=int, default=64)
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--sft-steps", type=int, default=600, help="at most this many SFT steps")
+    p.add_argument("--sft-steps", type=int, default=1000, help="at most this many SFT steps")
     p.add_argument("--sft-target", type=float, default=0.15,
                    help="stop SFT once the sampled exact-match rate reaches this")
     p.add_argument("--sft-batch", type=int, default=128)
@@ -494,14 +504,12 @@ def main(argv=None):
     for path in sft_paths.values():
         os.remove(path)
     wall = time.time() - t0
-    for r in runs:
-        print(f"  seed {r['seed']} {r['arm']:4s} final sampled {r['evals']['sampled'][-1]:.3f} "
-              f"greedy {r['evals']['greedy'][-1]:.3f} ({r['seconds']:.1f} s, "
-              f"tau_d={r['tau_d']:.4g})")
+    cpu = sum(r["cpu_seconds"] for r in sft_runs + runs)
+    print(f"wall {wall:.0f} s, CPU {cpu:.0f} s in workers (= {cpu / 2:.0f} s on 2 idle cores)")
     rows = summarize(args, runs)
     with open(os.path.join(args.out, "results.json"), "w") as fh:
         json.dump(dict(args={k: v for k, v in vars(args).items()}, runs=runs), fh)
-    table = write_table(args, rows, os.path.join(args.out, "results.md"), wall)
+    table = write_table(args, rows, os.path.join(args.out, "results.md"), wall, cpu)
     pngs = plots(args, runs, args.out)
     print(table)
     print("plots:", *pngs)
