@@ -93,7 +93,7 @@ int kf_lopt_pool_threads(const kf_lopt_pool *pool);
 void kf_lopt_pool_free(kf_lopt_pool *pool);
 
 typedef struct kf_lopt_par_opts {
-  int chunks_per_thread;  /* chunks = threads * chunks_per_thread (default 1 when 0) */
+  int chunks_per_thread;  /* chunks = threads * chunks_per_thread (default 4 when 0) */
   size_t chunk_bytes;     /* fixed chunk length; 0 = adaptive: len / chunks, at least min_chunk */
   size_t min_chunk_bytes; /* adaptive lower bound (default 64 KiB when 0) */
   size_t overlap_bytes;   /* initial overlap (default 256 when 0) */
@@ -107,8 +107,11 @@ typedef struct kf_lopt_par_stats {
   size_t n_cuts_matched;  /* cuts joined at a matching token in the overlap */
   size_t n_retries;       /* overlap widenings */
   size_t n_fallbacks;     /* cuts resolved by sequential tokenization of the span */
-  size_t n_mismatch;      /* naive only: tokens not equal to sequential, by (start, end, id) */
-  size_t n_seq_tokens;    /* naive only: tokens of the sequential encoding */
+  double t_prepare;       /* s, caller's CPU: text stage (UTF-8 check, added tokens, NFC) */
+  double t_chunks;        /* s, wall: parallel chunk tokenization */
+  double t_join;          /* s, caller's CPU: joins, retries, fallbacks, output copy */
+  double cpu_worker_max;  /* s, thread CPU time of the busiest worker (sum of its chunks) */
+  double cpu_chunk_sum;   /* s, thread CPU time of all chunks */
 } kf_lopt_par_stats;
 
 /* LoPT: identical output to kf_lopt_encode. opts and stats may be NULL. */

@@ -4,6 +4,13 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+static double clock_s(clockid_t id) {
+  struct timespec t;
+  clock_gettime(id, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
 
 void kf_lopt_tokens_free(kf_lopt_tokens *t) {
   if (!t) return;
@@ -36,7 +43,7 @@ kf_lopt_status kf_lopt_encode(const kf_lopt_tokenizer *tok, const char *text, si
   if (!tok || !out || (!text && len))
     return kf_lopt_fail(err, KF_LOPT_EINVAL, "kf_lopt_encode: NULL argument");
   lopt_prepared pp;
-  kf_lopt_status st = lopt_prepare(tok, text, len, &pp, err);
+  kf_lopt_status st = lopt_prepare(tok, text, len, 0, 0, &pp, err);
   if (st) return st;
   lopt_scratch *s = lopt_scratch_new(tok);
   lopt_chunk c = {0};
@@ -188,6 +195,32 @@ static void pool_run(kf_lopt_pool *p, size_t n, pool_fn fn, void *arg) {
   pthread_mutex_unlock(&p->mu);
 }
 
+/* ---------------------------------------------------------------- parallel pre-scan */
+
+/* Blocks start at non-continuation bytes, so every character lies in one block and validity
+ * (all-or-nothing) and "has a non-inert code point" are decided block by block. */
+typedef struct scan_job {
+  const unsigned char *s;
+  size_t n, n_blocks;
+  int nfc;
+  int *invalid, *maybe;
+} scan_job;
+
+static size_t block_edge(const unsigned char *s, size_t n, size_t x) {
+  while (x < n && (s[x] & 0xC0) == 0x80) x++;
+  return x;
+}
+
+static void job_scan(void *varg, size_t i, int worker) {
+  (void)worker;
+  scan_job *j = varg;
+  size_t a = block_edge(j->s, j->n, j->n / j->n_blocks * i);
+  size_t e = i + 1 == j->n_blocks ? j->n : block_edge(j->s, j->n, j->n / j->n_blocks * (i + 1));
+  if (e <= a) return;
+  j->invalid[i] = !lopt_utf8_valid(j->s + a, e - a);
+  if (j->nfc && !j->invalid[i]) j->maybe[i] = lopt_nfc_maybe(j->s + a, e - a);
+}
+
 /* ---------------------------------------------------------------- LoPT */
 
 typedef struct lopt_item {
@@ -197,6 +230,8 @@ typedef struct lopt_item {
   uint32_t sync;       /* tokens are those of the full text from here on */
   size_t keep_lo, keep_hi;
   int alive;
+  double cpu;          /* thread CPU seconds spent on the first-round tokenization */
+  int worker;          /* which worker did it */
 } lopt_item;
 
 typedef struct lopt_job {
@@ -211,9 +246,12 @@ static void job_encode(void *varg, size_t i, int worker) {
   lopt_job *j = varg;
   if (!j->scratch[worker]) j->scratch[worker] = lopt_scratch_new(j->tok);
   lopt_item *it = &j->items[i];
+  double c0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
   if (!j->scratch[worker] ||
       lopt_encode_range(j->tok, j->scratch[worker], j->pp, it->from, it->ext, &it->c) < 0)
     it->c.failed = 1;
+  it->cpu = clock_s(CLOCK_THREAD_CPUTIME_ID) - c0;
+  it->worker = worker;
 }
 
 static uint64_t rng_next(uint64_t *s) {
@@ -341,17 +379,34 @@ kf_lopt_status kf_lopt_encode_parallel(const kf_lopt_tokenizer *tok, kf_lopt_poo
     return kf_lopt_fail(err, KF_LOPT_EINVAL, "kf_lopt_encode_parallel: NULL argument");
   kf_lopt_par_opts o = {0};
   if (opts) o = *opts;
-  if (o.chunks_per_thread <= 0) o.chunks_per_thread = 1;
+  if (o.chunks_per_thread <= 0) o.chunks_per_thread = 4; /* dynamic scheduling balances them */
   if (o.min_chunk_bytes == 0) o.min_chunk_bytes = 64 * 1024;
   if (o.overlap_bytes == 0) o.overlap_bytes = 256;
   if (o.max_rounds <= 0) o.max_rounds = 6;
   kf_lopt_par_stats st = {0};
   int threads = kf_lopt_pool_threads(pool);
 
+  double w0 = clock_s(CLOCK_MONOTONIC), c0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
+  int known_valid = 0, known_clean = 0;
+  if (threads > 1 && len >= (1u << 20)) {
+    size_t nb = (size_t)threads * 4;
+    int *flags = calloc(nb * 2, sizeof *flags);
+    if (flags) {
+      scan_job sj = {(const unsigned char *)text, len, nb, tok->nfc, flags, flags + nb};
+      pool_run(pool, nb, job_scan, &sj);
+      known_valid = known_clean = 1;
+      for (size_t i = 0; i < nb; i++) {
+        known_valid &= !flags[i];
+        known_clean &= !flags[nb + i];
+      }
+      free(flags);
+    }
+  }
   lopt_prepared pp;
-  kf_lopt_status rc = lopt_prepare(tok, text, len, &pp, err);
+  kf_lopt_status rc = lopt_prepare(tok, text, len, known_valid, known_clean, &pp, err);
   if (rc) return rc;
   size_t n = pp.len;
+  double w1 = clock_s(CLOCK_MONOTONIC), c1 = clock_s(CLOCK_THREAD_CPUTIME_ID);
   size_t n_chunks = (size_t)threads * (size_t)o.chunks_per_thread;
   size_t chunk = o.chunk_bytes;
   if (!chunk) {
@@ -381,8 +436,17 @@ kf_lopt_status kf_lopt_encode_parallel(const kf_lopt_tokenizer *tok, kf_lopt_poo
   }
   st.n_chunks = m;
   pool_run(pool, m, job_encode, &job);
-  for (size_t k = 0; k < m; k++)
+  double w2 = clock_s(CLOCK_MONOTONIC), c2 = clock_s(CLOCK_THREAD_CPUTIME_ID);
+  for (int w = 0; w < threads; w++) {
+    double sum = 0;
+    for (size_t k = 0; k < m; k++)
+      if (items[k].worker == w) sum += items[k].cpu;
+    if (sum > st.cpu_worker_max) st.cpu_worker_max = sum;
+  }
+  for (size_t k = 0; k < m; k++) {
     if (items[k].c.failed) goto nomem;
+    st.cpu_chunk_sum += items[k].cpu;
+  }
   if (!scratch[0] && !(scratch[0] = lopt_scratch_new(tok))) goto nomem;
 
   /* join neighbours left to right */
@@ -455,6 +519,10 @@ kf_lopt_status kf_lopt_encode_parallel(const kf_lopt_tokenizer *tok, kf_lopt_poo
     out->n += c;
   }
   map_offsets(&pp, out);
+  (void)w0;
+  st.t_prepare = c1 - c0;
+  st.t_chunks = w2 - w1;
+  st.t_join = clock_s(CLOCK_THREAD_CPUTIME_ID) - c2;
   for (size_t k = 0; k < m; k++) lopt_chunk_free(&items[k].c);
   for (int w = 0; w < threads; w++) lopt_scratch_free(scratch[w]);
   free(items);

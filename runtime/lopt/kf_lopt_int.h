@@ -183,8 +183,11 @@ typedef struct lopt_prepared {
   lopt_pieces pieces;
 } lopt_prepared;
 
+/* known_valid / known_nfc_clean: 1 if the caller already scanned the input (in parallel) and
+ * found it valid UTF-8 / free of non-inert code points; 0 = check here. */
 kf_lopt_status lopt_prepare(const kf_lopt_tokenizer *tok, const char *in, size_t len,
-                            lopt_prepared *pp, kf_lopt_error *err);
+                            int known_valid, int known_nfc_clean, lopt_prepared *pp,
+                            kf_lopt_error *err);
 void lopt_prepared_free(lopt_prepared *pp);
 
 /* ---- chunk tokenization (kf_lopt_bpe.c) ---- */

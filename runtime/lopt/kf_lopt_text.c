@@ -418,7 +418,15 @@ static int split_added(const kf_lopt_tokenizer *tok, const lopt_added_set *set,
                        const unsigned char *s, uint32_t lo, uint32_t hi, lopt_pieces *out) {
   uint32_t start_offset = lo;
   uint32_t x = lo;
+  int only = -1; /* the single first byte of all tokens, if there is one: memchr scan */
+  for (int b = 0; b < 256; b++)
+    if (set->first[b] != set->first[b + 1]) only = only == -1 ? b : -2;
   while (x < hi) {
+    if (only >= 0 && s[x] != only) {
+      const unsigned char *q = memchr(s + x, only, hi - x);
+      if (!q) break;
+      x = (uint32_t)(q - s);
+    }
     if (set->first[s[x]] == set->first[s[x] + 1]) {
       x++;
       continue;
@@ -485,14 +493,15 @@ void lopt_prepared_free(lopt_prepared *pp) {
 /* Text stage of the pipeline, in the reference's order: decode (repair), split at non-normalized
  * added tokens, normalize each remaining piece, split those at normalized added tokens. */
 kf_lopt_status lopt_prepare(const kf_lopt_tokenizer *tok, const char *in, size_t len,
-                            lopt_prepared *pp, kf_lopt_error *err) {
+                            int known_valid, int known_nfc_clean, lopt_prepared *pp,
+                            kf_lopt_error *err) {
   memset(pp, 0, sizeof *pp);
   if (len >= 0xFFFFFF00u / 3)
     return kf_lopt_fail(err, KF_LOPT_EINVAL, "input of %zu bytes is too long (limit 1.4 GB)",
                         len);
   pp->text = in ? in : "";
   pp->len = len;
-  if (!lopt_utf8_valid((const unsigned char *)pp->text, len)) {
+  if (!known_valid && !lopt_utf8_valid((const unsigned char *)pp->text, len)) {
     size_t n2;
     if (lopt_utf8_repair((const unsigned char *)pp->text, len, &pp->owned1, &n2,
                          &pp->map_repair) < 0)
@@ -506,7 +515,7 @@ kf_lopt_status lopt_prepare(const kf_lopt_tokenizer *tok, const char *in, size_t
   } else if (pp->len && pieces_push(&pp->pieces, 0, (uint32_t)pp->len, -1) < 0) {
     goto nomem;
   }
-  if (tok->nfc) {
+  if (tok->nfc && !(known_nfc_clean && !pp->owned1)) {
     int any = 0;
     for (size_t i = 0; i < pp->pieces.n && !any; i++) {
       const lopt_piece *p = &pp->pieces.p[i];
