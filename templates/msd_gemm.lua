@@ -18,7 +18,7 @@ local T = {
     mr = { default = 4, domain = { 1, 2, 3, 4, 6, 8 } },       -- rows per register tile
     nr = { default = 32, domain = { 16, 32, 48, 64 } },        -- columns per register tile
     nc = { default = 256, domain = { 64, 128, 192, 256, 384, 512, 1024 } }, -- columns per parallel block
-    mc = { default = 64, domain = { 16, 32, 64, 128, 256, 512 } }, -- rows per quantized block
+    mc = { default = 64, domain = { 16, 24, 32, 48, 64, 96, 128, 256, 512 } }, -- rows per quantized block
     kc = { default = 4096, domain = { 256, 512, 1024, 2048, 4096, 8192 } }, -- int32 span (per channel)
   },
 }
