@@ -173,7 +173,7 @@ static int int_binop(interp *in, const kf_lir_expr *e, kf_scalar s, int64_t a, i
   case KF_L_MUL: *r = wrap(s, (int64_t)(ua * ub)); return KF_OK;
   case KF_L_DIV:
     if (b == 0) return fail(in, e, "integer division by zero");
-    if (kf_scalar_is_signed(s) && b == -1 && a == wrap(s, (int64_t)1 << (bits - 1)))
+    if (kf_scalar_is_signed(s) && b == -1 && a == wrap(s, (int64_t)((uint64_t)1 << (bits - 1))))
       return fail(in, e, "integer division overflow (INT_MIN / -1)");
     *r = a / b; /* both values are exact in int64 for every kind (no U64) */
     return KF_OK;

@@ -686,7 +686,7 @@ static void fill(const kf_lir_buf *b, void *p, uint64_t seed) {
   size_t plen = strcspn(b->name, "_");
   char mode[16] = {0}; /* the name's prefix */
   memcpy(mode, b->name, plen < 15 ? plen : 15);
-  int64_t lo = sg ? -((int64_t)1 << (bits - 1)) : 0;
+  int64_t lo = !sg ? 0 : bits == 64 ? INT64_MIN : -((int64_t)1 << (bits - 1));
   int64_t hi = bits == 64 ? INT64_MAX : sg ? ((int64_t)1 << (bits - 1)) - 1 : ((int64_t)1 << bits) - 1;
   static const double fedge[] = {NAN, INFINITY, -INFINITY, 0.0, -0.0, 0.5, 1.5, 2.5, -0.5,
                                  -1.5, -2.5, 1e-40, -1e-40, 3.4e38, -3.4e38, 3.0, -7.25, 1e30,
