@@ -68,6 +68,36 @@ static void test_failures(void) {
   kf_str_free(&out);
   kf_lir_func_free(f);
 
+  /* LIR names that are C keywords, prelude names, parameters or duplicates are renamed */
+  f = kf_lir_func_new("kf_named_kernel");
+  int b_in = kf_lir_buf_add(f, "int", KF_F32, 16, KF_BUF_IN);
+  int b_out = kf_lir_buf_add(f, "args", KF_F32, 16, KF_BUF_OUT);
+  int v1 = kf_lir_var_add(f, "kf_load_f32x16", kf_ty_of(KF_F32, 16));
+  int v2 = kf_lir_var_add(f, "ws", kf_ty_of(KF_F32, 16));
+  int v3 = kf_lir_var_add(f, "ws", kf_ty_of(KF_F32, 16));
+  int v4 = kf_lir_var_add(f, "a b-c", kf_ty_of(KF_F32, 16));
+  kf_lassign(f, &f->body, v1, kf_lload(f, kf_ty_of(KF_F32, 16), b_in, kf_lc_i64(f, 0)));
+  kf_lassign(f, &f->body, v2, kf_lbin(f, KF_L_ADD, kf_lv(f, v1), kf_lv(f, v1)));
+  kf_lassign(f, &f->body, v3, kf_lbin(f, KF_L_MUL, kf_lv(f, v2), kf_lv(f, v1)));
+  kf_lassign(f, &f->body, v4, kf_lbin(f, KF_L_SUB, kf_lv(f, v3), kf_lv(f, v2)));
+  kf_lstore(f, &f->body, b_out, kf_lc_i64(f, 0), kf_lv(f, v4));
+  rc = kf_emit_c(&ctx, f, &t, &out);
+  rc2 = rc ? rc : kf_cc_load(&ctx, out.data, f->name, &t, &k);
+  if (!rc2) {
+    float x[16], y[16];
+    for (int i = 0; i < 16; i++) x[i] = (float)i - 4;
+    void *args[2] = {x, y};
+    k.fn(args, 0, 1, NULL);
+    int good = 1;
+    for (int i = 0; i < 16; i++) good &= y[i] == 2 * x[i] * x[i] - 2 * x[i];
+    rc2 = good ? 0 : -1;
+    kf_loaded_release(&k);
+  }
+  check(rc2 == 0, "clashing LIR names are renamed (keyword, helper, parameter, duplicate)",
+        rc2 > 0 ? kf_errmsg(&ctx) : "");
+  kf_str_free(&out);
+  kf_lir_func_free(f);
+
   /* C that does not compile: the compiler's first lines come back */
   rc = kf_cc_load(&ctx, "void broken(void) { int x = ; }\n", "broken", &t, &k);
   check(rc == KF_ECOMPILE && strstr(kf_errmsg(&ctx), "error"), "compile error is KF_ECOMPILE",

@@ -966,9 +966,9 @@ static int reserved(const char *s) {
       "par_hi", "ws", "memcpy", "size_t", "NULL", "main", NULL};
   for (int i = 0; words[i]; i++)
     if (!strcmp(s, words[i])) return 1;
-  return !strncmp(s, "kf_", 3) || !strncmp(s, "__", 2) || !strncmp(s, "_mm", 3) ||
-         (s[0] == '_' && s[1] >= 'A' && s[1] <= 'Z') || strstr(s, "int8_t") ||
-         strstr(s, "int16_t") || strstr(s, "int32_t") || strstr(s, "int64_t");
+  return !strcmp(s, "int8_t") || !strcmp(s, "uint8_t") || !strcmp(s, "int16_t") ||
+         !strcmp(s, "uint16_t") || !strcmp(s, "int32_t") || !strcmp(s, "uint32_t") ||
+         !strcmp(s, "int64_t") || !strcmp(s, "uint64_t") || !strcmp(s, "KF_INLINE");
 }
 
 /* A C identifier for an LIR name: invalid characters become '_', clashes get "_<n>". */
@@ -980,6 +980,12 @@ static const char *c_name(emit *m, const char *name, const char **taken, size_t 
     buf[n++] = ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
                 *p == '_') ? *p : '_';
   buf[n] = 0;
+  if (!strncmp(buf, "kf_", 3) || !strncmp(buf, "KF_", 3) || !strncmp(buf, "__", 2) ||
+      !strncmp(buf, "_mm", 3) || (buf[0] == '_' && buf[1] >= 'A' && buf[1] <= 'Z')) {
+    memmove(buf + 2, buf, n + 1); /* keep clear of helper, macro and reserved names */
+    buf[0] = 'v';
+    buf[1] = '_';
+  }
   for (int k = 0;; k++) {
     char cand[140];
     if (k == 0) snprintf(cand, sizeof cand, "%s", buf);
@@ -1000,8 +1006,8 @@ static int valid_ident(const char *s) {
 
 int kf_emit_c(kf_ctx *ctx, const kf_lir_func *f, const kf_target *t, kf_str *out) {
   int rc = kf_lir_verify(ctx, f);
-  if (rc) return kf_err_prefix(ctx, rc, "emit C for %s: ", f->name);
-  if (!valid_ident(f->name) || reserved(f->name))
+  if (rc) return kf_err_prefix(ctx, rc, "emit C for %s", f->name);
+  if (!valid_ident(f->name) || reserved(f->name) != 0 || !strncmp(f->name, "__", 2))
     return kf_err(ctx, KF_EINVAL, "emit C: kernel name '%s' is not a usable C identifier", f->name);
   emit m = {0};
   m.ctx = ctx;
@@ -1049,6 +1055,10 @@ int kf_emit_c(kf_ctx *ctx, const kf_lir_func *f, const kf_target *t, kf_str *out
                   ty.lanes > 1 ? "{0}" : "0");
   }
 
+  for (size_t i = 0; i < m.seen.len && !m.rc; i++)
+    if (!strcmp(m.seen.data[i], f->name))
+      m.rc = kf_err(ctx, KF_EINVAL, "emit C: kernel name '%s' clashes with a helper of the prelude",
+                    f->name);
   if (!m.rc) {
     kf_str_puts(out, "/*\n** ");
     comment_text(out, f->name);
