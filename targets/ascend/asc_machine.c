@@ -1,0 +1,119 @@
+/*
+** asc_machine.c: the machine table. Sources: shared/refs/amla.md section 3 ("[D]" there),
+** arithmetic on those ("[R]"), and our estimates ("[E]") where no public number was found.
+*/
+#include "asc_machine.h"
+
+#include <math.h>
+#include <string.h>
+
+const char *kf_asc_pipe_name(int pipe) {
+  static const char *const names[KF_ASC_N_PIPES] = {"S", "MTE2", "MTE1", "M", "FIX", "V", "MTE3"};
+  return pipe >= 0 && pipe < KF_ASC_N_PIPES ? names[pipe] : "?";
+}
+
+/* One Ascend 910B2 / A3 die. */
+static const kf_asc_machine die_910b = {
+    .name = "ascend910b",
+    .n_dies = 1,
+    .aic_per_die = 24,
+    .aiv_per_aic = 2,
+    .freq_hz = 1.8e9,
+    .cube_m = 16,
+    .cube_n = 16,
+    .cube_k = 16,
+    .cube_k_int8 = 32,
+    .mmad_overhead = 16,
+    .l1_bytes = 512 * 1024,
+    .l0a_bytes = 64 * 1024,
+    .l0b_bytes = 64 * 1024,
+    .l0c_bytes = 128 * 1024,
+    .ub_bytes = 192 * 1024,
+    .mte1_bpc = 256,
+    .mte1_overhead = 16,
+    .vec_bpc = 256,
+    .vec_overhead = 20,
+    .vec_exp_cost = 4,
+    .hbm_bpc = 1.6e12 / 1.8e9,
+    .l2_bpc = 24 * 110.0,
+    .core_hbm_bpc = 32,
+    .core_l2_bpc = 110,
+    .l2_bytes = 192LL * 1024 * 1024,
+    .l2_line = 64 * 1024,
+    .gm_latency = 200,
+    .flag_intra = 8,
+    .flag_cross = 200,
+    .s_issue = 2,
+};
+
+int kf_asc_machine_get(kf_ctx *ctx, const char *name, kf_asc_machine *out) {
+  if (!name || !strcmp(name, "ascend910b")) {
+    *out = die_910b;
+    return KF_OK;
+  }
+  if (!strcmp(name, "ascend910c")) {
+    *out = die_910b;
+    out->name = "ascend910c";
+    out->n_dies = 2;
+    return KF_OK;
+  }
+  return kf_err(ctx, KF_EINVAL, "unknown Ascend machine '%s' (known: ascend910b = one die, ascend910c = 2-die package)",
+                name);
+}
+
+int kf_asc_machine_n_aic(const kf_asc_machine *m) { return m->n_dies * m->aic_per_die; }
+int kf_asc_machine_n_aiv(const kf_asc_machine *m) { return m->n_dies * m->aic_per_die * m->aiv_per_aic; }
+
+double kf_asc_machine_peak_flops(const kf_asc_machine *m, int int8) {
+  double per_cycle = 2.0 * m->cube_m * m->cube_n * (int8 ? m->cube_k_int8 : m->cube_k);
+  return per_cycle * kf_asc_machine_n_aic(m) * m->freq_hz;
+}
+
+void kf_asc_machine_describe(const kf_asc_machine *m, kf_str *o) {
+  kf_str_printf(o, "machine %s: %d die(s); per die %d AIC + %d AIV\n", m->name, m->n_dies, m->aic_per_die,
+                m->aic_per_die * m->aiv_per_aic);
+  kf_str_printf(o, "  dies per package      2 (910C)                [D] aiwiki 910C; CloudMatrix384 = 384 x 910C\n");
+  kf_str_printf(o, "  AIC / AIV per die     %d / %d                 [D] Ascend910B2.ini cube_core_cnt=24, vector_core_cnt=48\n",
+                m->aic_per_die, m->aic_per_die * m->aiv_per_aic);
+  kf_str_printf(o, "  clock                 %.2f GHz              [D] HW-model config 910B2/A3 (1.8 GHz)\n", m->freq_hz / 1e9);
+  kf_str_printf(o, "  Cube step             %dx%dx%d bf16, k=%d int8  [D] ini [DtypeMKN] Default=16,16,16; DT_INT8=16,32,16\n",
+                m->cube_m, m->cube_n, m->cube_k, m->cube_k_int8);
+  kf_str_printf(o, "  Cube peak (machine)   %.1f TFLOPS bf16, %.1f int8  [R] AICs x 8192 FLOP/cycle x clock\n",
+                kf_asc_machine_peak_flops(m, 0) / 1e12, kf_asc_machine_peak_flops(m, 1) / 1e12);
+  kf_str_printf(o, "  mmad overhead         %lld cycles             [E]\n", (long long)m->mmad_overhead);
+  kf_str_printf(o, "  L1 / L0A / L0B / L0C  %lld / %lld / %lld / %lld KB   [D] ini, pto-isa / tilelang-ascend docs\n",
+                (long long)(m->l1_bytes >> 10), (long long)(m->l0a_bytes >> 10), (long long)(m->l0b_bytes >> 10),
+                (long long)(m->l0c_bytes >> 10));
+  kf_str_printf(o, "  UB per AIV            %lld KB                 [D] same\n", (long long)(m->ub_bytes >> 10));
+  kf_str_printf(o, "  MTE1 L1->L0           %.0f B/cycle + %lld cycles  [E]\n", m->mte1_bpc, (long long)m->mte1_overhead);
+  kf_str_printf(o, "  vector datapath       %.0f B/cycle (64 fp32)  [D] Hot Chips 2019 (2048-bit), ini vec_calc_size=128\n",
+                m->vec_bpc);
+  kf_str_printf(o, "  vector instr overhead %lld cycles             [E]\n", (long long)m->vec_overhead);
+  kf_str_printf(o, "  vector exp            %.0f passes             [E]\n", m->vec_exp_cost);
+  kf_str_printf(o, "  HBM per die           %.0f B/cycle (%.2f TB/s) [D] HW-model config 910B2/A3 (~1.6 TB/s)\n",
+                m->hbm_bpc, m->hbm_bpc * m->freq_hz / 1e12);
+  kf_str_printf(o, "  L2 per die            %lld MB                 [D] ini l2_size=201326592\n", (long long)(m->l2_bytes >> 20));
+  kf_str_printf(o, "  L2 bandwidth per die  %.0f B/cycle            [E] 24 x the per-core l2_rate\n", m->l2_bpc);
+  kf_str_printf(o, "  per-transfer caps     HBM %.0f, L2 %.0f B/cycle [D] 910B1 ini ddr_rate=32, l2_rate=110 (unit [R])\n",
+                m->core_hbm_bpc, m->core_l2_bpc);
+  kf_str_printf(o, "  L2 model line         %lld KB (LRU)           [E] modelling granularity\n", (long long)(m->l2_line >> 10));
+  kf_str_printf(o, "  GM access latency     %lld cycles             [E]\n", (long long)m->gm_latency);
+  kf_str_printf(o, "  flag latency          intra-core %lld, cross-core %lld cycles  [E]\n", (long long)m->flag_intra,
+                (long long)m->flag_cross);
+  kf_str_printf(o, "  scalar issue          %lld cycles/instruction [E]\n", (long long)m->s_issue);
+  kf_str_printf(o, "  atomics               FixPipe and MTE3 atomic add fp32/int32 into GM  [C] CANN SetAtomicAdd<T>\n");
+}
+
+static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+int64_t kf_asc_mmad_cycles(const kf_asc_machine *m, int64_t M, int64_t N, int64_t K, int int8) {
+  return cdiv(M, m->cube_m) * cdiv(N, m->cube_n) * cdiv(K, int8 ? m->cube_k_int8 : m->cube_k) + m->mmad_overhead;
+}
+
+int64_t kf_asc_mte1_cycles(const kf_asc_machine *m, int64_t bytes) {
+  return m->mte1_overhead + (int64_t)ceil((double)bytes / m->mte1_bpc);
+}
+
+int64_t kf_asc_vec_cycles(const kf_asc_machine *m, int64_t bytes, double passes) {
+  return m->vec_overhead + (int64_t)ceil(passes * (double)bytes / m->vec_bpc);
+}

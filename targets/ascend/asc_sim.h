@@ -1,0 +1,100 @@
+/*
+** asc_sim.h: per-core instruction streams for the Ascend model, and the timing simulator
+** that runs them (internal to targets/ascend; tests build programs by hand through it).
+**
+** A program is, per core, a list of instructions in program order. Each instruction runs on
+** one pipe of its core; a pipe runs its instructions in order, one at a time. Instructions
+** of different pipes (or cores) are ordered only by flags: a flag is set when its producer
+** instruction ends and lets its one consumer instruction start `latency` cycles later
+** (intra-core set/wait_flag, or a cross-core flag through GM). Each flag is used once
+** (a counted semaphore with one set and one wait, which is what the lowering needs).
+**
+** Instruction kinds:
+**   COMPUTE  fixed duration (mmad, MTE1 copy L1->L0, vector op)
+**   READ     GM -> L1/UB (MTE2);  WRITE GM <- L0C/UB (FIX, MTE3; `atomic` adds into GM)
+** GM transfers take gm_latency, then move their bytes at a rate set by the memory system:
+** per die, HBM and L2 are each shared equally by the transfers they serve, each transfer
+** capped by the per-core port rate (machine.core_hbm_bpc / core_l2_bpc). Reads of arguments
+** go through an LRU model of L2 (lines of machine.l2_line); workspaces (the GM buffers the
+** Cube and Vector cores exchange data through) stay in L2; writes to arguments go to HBM.
+*/
+#ifndef KF_ASC_SIM_H
+#define KF_ASC_SIM_H
+
+#include "asc_machine.h"
+
+typedef enum { KF_ASC_COMPUTE = 0, KF_ASC_READ = 1, KF_ASC_WRITE = 2 } kf_asc_kind;
+
+typedef struct kf_asc_inst {
+  int64_t cycles;   /* COMPUTE: duration; READ/WRITE: extra fixed cycles */
+  int64_t bytes;    /* READ/WRITE: bytes moved */
+  int64_t gm_off;   /* READ/WRITE: first byte of the footprint in the GM object */
+  int64_t gm_span;  /* READ/WRITE: footprint length (>= bytes for strided tiles) */
+  int32_t core;
+  int32_t gm_obj;   /* GM object id (argument or workspace), for the L2 model */
+  int32_t label;    /* index into prog->labels */
+  int32_t wait, set;/* flag lists in prog->refs (-1 = none) */
+  uint8_t pipe, kind, ws, atomic;
+} kf_asc_inst;
+
+typedef struct kf_asc_core {
+  kf_asc_core_kind kind;
+  int die, group;             /* group: index of its AIC within the die */
+  KF_VEC(int32_t) prog;       /* instruction ids in program order */
+} kf_asc_core;
+
+typedef struct kf_asc_flag {
+  int64_t latency;
+  int32_t producer, consumer;
+} kf_asc_flag;
+
+typedef struct kf_asc_ref {
+  int32_t flag, next;
+} kf_asc_ref;
+
+typedef struct kf_asc_prog {
+  kf_asc_machine m;
+  int n_cores;                /* per die: aic_per_die AICs, then their AIVs */
+  kf_asc_core *cores;
+  KF_VEC(kf_asc_inst) insts;
+  KF_VEC(kf_asc_flag) flags;
+  KF_VEC(kf_asc_ref) refs;
+  KF_VEC(char *) labels;
+  int64_t max_insts;          /* refuse programs larger than this (memory) */
+} kf_asc_prog;
+
+kf_asc_prog *kf_asc_prog_new(const kf_asc_machine *m);
+void kf_asc_prog_free(kf_asc_prog *p);
+int kf_asc_core_aic(const kf_asc_prog *p, int die, int group);
+int kf_asc_core_aiv(const kf_asc_prog *p, int die, int group, int j);
+int kf_asc_label(kf_asc_prog *p, const char *name);
+/* Appends an instruction to a core's program; returns its id (-1 when the program exceeds
+** max_insts: the caller reports it). */
+int32_t kf_asc_emit(kf_asc_prog *p, int core, int pipe, kf_asc_kind kind, int64_t cycles, int64_t bytes,
+                    int label);
+/* Sets the GM footprint of a READ/WRITE instruction. */
+void kf_asc_gm(kf_asc_prog *p, int32_t inst, int gm_obj, int ws, int64_t off, int64_t span, int atomic);
+/* Orders `consumer` after `producer`: nothing when both are on the same pipe of the same
+** core (in-order pipe, producer first in program order), else a flag (intra-core or
+** cross-core latency). Either may be -1 (no-op). */
+void kf_asc_dep(kf_asc_prog *p, int32_t producer, int32_t consumer);
+
+typedef struct kf_asc_stats {
+  double cycles;                      /* makespan */
+  double busy[2][KF_ASC_N_PIPES];     /* mean busy fraction over the AICs / AIVs */
+  double busy_max[2][KF_ASC_N_PIPES]; /* busiest core */
+  double hbm_read, hbm_write, l2_read, l2_write; /* bytes */
+  int64_t n_inst, n_flags;
+} kf_asc_stats;
+
+typedef struct kf_asc_trace_opts {
+  const char *path;     /* Chrome trace JSON (NULL: none) */
+  int64_t max_events;   /* instructions recorded (0: 500000) */
+  const char *title;
+} kf_asc_trace_opts;
+
+/* Runs the timing simulation. Errors: a deadlock (an instruction waits for a flag that is
+** never set: a lowering bug, reported with the core, pipe and instruction), trace I/O. */
+int kf_asc_simulate(kf_ctx *ctx, kf_asc_prog *p, const kf_asc_trace_opts *trace, kf_asc_stats *out);
+
+#endif
