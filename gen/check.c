@@ -87,8 +87,36 @@ static int gemm_new(kf_ctx *ctx, kf_problem *p, uint64_t seed, int act_dist) {
   for (int64_t i = 0; i < N * K; i++) wf[i] = (float)(kf_rng_normal(&rng) / sqrt((double)K));
   char err[256];
   int64_t group = wb->wgroup >= K ? (K + 7) / 8 * 8 : wb->wgroup;
-  if (kf_qweight_quantize(&p->qw, wf, N, K, wb->wbits, group, wb->wlayout ? KF_WLAYOUT_N16K1 : KF_WLAYOUT_N16K4,
-                          err, sizeof err)) {
+  int wfmt = (int)param(k, "wfmt", 0);
+  if (wfmt == 1) {
+    /* MXFP4 weights as models store them (OCP scale rule, blocks of 32 along K), held as
+    ** int8 codes 2*E2M1 with f32 scales 2^e / 2: the exact weight is code * scale. */
+    if (wb->wbits != 8 || wb->wgroup != 32) {
+      free(wf);
+      return kf_err(ctx, KF_EINVAL, "%s: MXFP4 weights need bits = 8 (doubled E2M1 codes) and group = 32",
+                    kf_template_path(k->tmpl));
+    }
+    int64_t nb = kf_mx_n_blocks(K);
+    int8_t *q = kf_xmalloc((size_t)(N * K));
+    float *sc = kf_xmalloc((size_t)(N * nb) * sizeof(float));
+    uint8_t *codes = kf_xmalloc((size_t)K), *e8 = kf_xmalloc((size_t)nb);
+    for (int64_t n = 0; n < N; n++) {
+      kf_mx_quantize_row(KF_MX_E2M1, KF_MX_SCALE_OCP, wf + n * K, K, codes, e8);
+      for (int64_t kk = 0; kk < K; kk++) q[n * K + kk] = (int8_t)kf_fp4_e2m1_times2(codes[kk]);
+      for (int64_t b = 0; b < nb; b++) sc[n * nb + b] = kf_e8m0_to_f32(e8[b]) * 0.5f;
+    }
+    int qrc = kf_qweight_from_codes(&p->qw, q, sc, N, K, 8, 32, wb->wlayout ? KF_WLAYOUT_N16K1 : KF_WLAYOUT_N16K4,
+                                    err, sizeof err);
+    free(q);
+    free(sc);
+    free(codes);
+    free(e8);
+    if (qrc) {
+      free(wf);
+      return kf_err(ctx, KF_EINVAL, "MXFP4 weights: %s", err);
+    }
+  } else if (kf_qweight_quantize(&p->qw, wf, N, K, wb->wbits, group, wb->wlayout ? KF_WLAYOUT_N16K1 : KF_WLAYOUT_N16K4,
+                                 err, sizeof err)) {
     free(wf);
     return kf_err(ctx, KF_EINVAL, "quantizing weights: %s", err);
   }
@@ -144,7 +172,8 @@ static int gemm_new(kf_ctx *ctx, kf_problem *p, uint64_t seed, int act_dist) {
     if (ag <= 0) ag = K;
     int64_t Kp = (K + 7) / 8 * 8, grp = param(k, "group", 0), kc = 0;
     kf_binding_get(&k->config, "kc", &kc);
-    int64_t span = grp > 0 ? grp : param(k, "act_group", 0) > 0 ? ag : (kc < Kp ? kc : Kp);
+    int64_t span = grp > 0 ? grp : param(k, "act_group", 0) > 0 ? ag : (kc > 0 && kc < Kp ? kc : Kp);
+    if (param(k, "afmt", 0) == 1) ag = span = 32; /* MX blocks */
     int64_t nspan = (Kp + span - 1) / span;
     double *ex = kf_xmalloc((size_t)(M * K) * sizeof(double));
     for (int64_t m = 0; m < M; m++)
@@ -152,8 +181,12 @@ static int gemm_new(kf_ctx *ctx, kf_problem *p, uint64_t seed, int act_dist) {
         int64_t g1 = g0 + ag < K ? g0 + ag : K;
         double amax = 0;
         for (int64_t kk = g0; kk < g1; kk++) amax = fmax(amax, fabs((double)xf[m * K + kk]));
-        double s = amax / 127.0 / pow(254.0, (double)(passes - 1));
-        for (int64_t kk = g0; kk < g1; kk++) ex[m * K + kk] = 0.5 * s * (1.0 + ldexp(1.0, -10));
+        double e;
+        if (param(k, "afmt", 0) == 1) /* MXFP4 passes: |e| <= alpha / 8^P, alpha = 2^ceil(log2 amax) */
+          e = amax > 0 ? ldexp(1.0, (int)ceil(log2(amax))) / pow(8.0, (double)passes) : 0.0;
+        else /* INT8 passes: |e| <= s_P / 2, s_P = amax / 127 / 254^(P-1) */
+          e = 0.5 * amax / 127.0 / pow(254.0, (double)(passes - 1)) * (1.0 + ldexp(1.0, -10));
+        for (int64_t kk = g0; kk < g1; kk++) ex[m * K + kk] = e;
       }
     double g = kf_ref_gamma(passes * nspan + 3, 24);
     for (int64_t m = 0; m < M; m++)
@@ -398,8 +431,9 @@ int kf_problem_check(kf_ctx *ctx, kf_problem *p, kf_check_result *res) {
     snprintf(res->bound_desc, sizeof res->bound_desc, "softmax: (2 delta + gamma_S) max|v|%s",
              p->kind == PROB_MLA && param(p->k, "amla", 1) ? " + AMLA 2^-9/block" : "");
   else if (kf_binding_get(&p->k->config, "passes", &passes))
-    snprintf(res->bound_desc, sizeof res->bound_desc,
-             "MSD %lld-pass: sum|w|*s_P/2 + gamma(f32 combine)", (long long)passes);
+    snprintf(res->bound_desc, sizeof res->bound_desc, "MSD %s %lld-pass: sum|w|*%s + gamma(f32 combine)",
+             param(p->k, "afmt", 0) ? "MXFP4" : "INT8", (long long)passes,
+             param(p->k, "afmt", 0) ? "alpha/8^P" : "s_P/2");
   else
     snprintf(res->bound_desc, sizeof res->bound_desc, "%s",
              param(p->k, "wround", 0) ? "bf16 weights: (2^-8 + gamma_(K+2))*sum|w||x|"

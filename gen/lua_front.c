@@ -529,6 +529,12 @@ static int l_quantize(lua_State *L) {
   n->i[0] = opt_int(L, 1, "passes", 1);
   n->i[1] = opt_int(L, 1, "act_group", 0);
   n->i[2] = opt_int(L, 1, "sum_group", 0);
+  lua_getfield(L, 1, "format");
+  const char *fmt = lua_tostring(L, -1);
+  if (fmt && strcmp(fmt, "int8") && strcmp(fmt, "mxfp4"))
+    return luaL_error(L, "quantize: format must be \"int8\" or \"mxfp4\", got \"%s\"", fmt);
+  n->i[3] = fmt && !strcmp(fmt, "mxfp4");
+  lua_pop(L, 1);
   return 0;
 }
 

@@ -12,6 +12,9 @@ local T = {
     -- 1: each dequantized weight is rounded to bf16 before the GEMM, as W8A16/W4A16 kernels
     -- that feed a BF16 matrix unit do (the baseline of the MSD paper); 0: kept in f32.
     wround = { default = 1, domain = { 0, 1 } },
+    -- weight format: 0 = int8/int4 codes (bits, group); 1 = MXFP4 (doubled E2M1 codes in
+    -- int8 with the block scales 2^e/2; needs bits = 8, group = 32)
+    wfmt = { default = 0, domain = { 0, 1 } },
   },
   tunables = {
     mr = { default = 4, domain = { 1, 2, 3, 4, 6, 8 } },
@@ -34,6 +37,7 @@ function T.constraints(p, t, target)
     return "kc and the weight group must divide one another"
   end
   if t.mr > p.M and t.mr > 1 then return "mr larger than M" end
+  if p.wfmt == 1 and (p.bits ~= 8 or p.group ~= 32) then return "MXFP4 weights (wfmt=1) need bits=8 and group=32" end
 end
 
 function T.build(p, t)

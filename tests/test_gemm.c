@@ -33,6 +33,11 @@ static int run_case(const char *tmpl_name, const char *shape, const char *sets, 
   int rc = kf_binding_parse(&ctx, shape, "shape", &sh);
   if (!rc && sets) rc = kf_binding_parse(&ctx, sets, "set", &st);
   if (!rc) rc = kf_target_get(&ctx, target, &tg);
+  const char *why;
+  if (!rc && !kf_target_runnable(&tg, &why)) {
+    printf("skip %-13s %-38s on %s: this machine lacks %s\n", tmpl_name, shape, target, why);
+    return 0;
+  }
   if (!rc) rc = kf_template_load(&ctx, tmpl_name, &t);
   if (!rc) rc = kf_kernel_build(&ctx, t, &sh, &st, &tg, &k);
   if (!rc) rc = kf_problem_new(&ctx, &k, 7, KF_REF_GAUSS, &p);
@@ -141,6 +146,72 @@ static double decomposition_bits(int passes, const char *target) {
   return bits;
 }
 
+/* MXFP4 decomposition through the kernel: identity weights in MXFP4 (code 2*E2M1(4.0) = 8,
+** scale 2^-2/2: value exactly 1), so y = x_hat; returns max over blocks of max|x - x_hat| / alpha,
+** alpha = 2^ceil(log2 block amax) (refs/msd.md section 3: <= 1/64 for 2 passes). */
+static double mx_block_error(int passes) {
+  kf_ctx ctx;
+  kf_ctx_init(&ctx);
+  kf_template *t = NULL;
+  kf_kernel k;
+  memset(&k, 0, sizeof k);
+  const int64_t M = 8, K = 256;
+  char shape[64], sets[64];
+  snprintf(shape, sizeof shape, "M=%lld,N=%lld,K=%lld", (long long)M, (long long)K, (long long)K);
+  snprintf(sets, sizeof sets, "passes=%d", passes);
+  kf_binding sh, st;
+  memset(&sh, 0, sizeof sh);
+  memset(&st, 0, sizeof st);
+  kf_target tg;
+  if (kf_binding_parse(&ctx, shape, "s", &sh) || kf_binding_parse(&ctx, sets, "s", &st) ||
+      kf_target_get(&ctx, "cpu-host", &tg) || kf_template_load(&ctx, "msd_mxfp4_gemm", &t) ||
+      kf_kernel_build(&ctx, t, &sh, &st, &tg, &k) || kf_kernel_load(&ctx, &k, KF_EMIT_LLVM)) {
+    printf("FAIL mx decomposition setup: %s\n", kf_errmsg(&ctx));
+    kf_kernel_free(&k);
+    kf_template_free(t);
+    return 1;
+  }
+  int8_t *q = calloc((size_t)(K * K), 1);
+  float *sc = malloc((size_t)(K * (K / 32)) * sizeof(float));
+  for (int64_t i = 0; i < K; i++) q[i * K + i] = 8;
+  for (int64_t i = 0; i < K * (K / 32); i++) sc[i] = 0.125f;
+  kf_qweight qw;
+  char err[256];
+  if (kf_qweight_from_codes(&qw, q, sc, K, K, 8, 32, KF_WLAYOUT_N16K4, err, sizeof err)) {
+    printf("FAIL identity MX weights: %s\n", err);
+    return 1;
+  }
+  kf_rng rng;
+  kf_rng_seed(&rng, 5);
+  float *x = malloc((size_t)(M * K) * sizeof(float)), *y = malloc((size_t)(M * K) * sizeof(float));
+  kf_ref_fill(&rng, KF_REF_GAUSS, 1.0, 1, M, K, x);
+  uint16_t *xb = malloc((size_t)(M * K) * 2);
+  kf_bf16_from_f32_n(xb, x, (size_t)(M * K));
+  void *args[4] = {xb, qw.packed, qw.scales, y};
+  kf_runner *r = kf_runner_new(&k, NULL);
+  kf_runner_run(r, args);
+  kf_runner_free(r);
+  double worst = 0;
+  for (int64_t m = 0; m < M; m++)
+    for (int64_t b0 = 0; b0 < K; b0 += 32) {
+      double amax = 0, emax = 0;
+      for (int64_t i = b0; i < b0 + 32; i++) {
+        amax = fmax(amax, fabs((double)x[m * K + i]));
+        emax = fmax(emax, fabs((double)y[m * K + i] - (double)x[m * K + i]));
+      }
+      if (amax > 0) worst = fmax(worst, emax / ldexp(1.0, (int)ceil(log2(amax))));
+    }
+  free(q);
+  free(sc);
+  free(x);
+  free(y);
+  free(xb);
+  kf_qweight_free(&qw);
+  kf_kernel_free(&k);
+  kf_template_free(t);
+  return worst;
+}
+
 static void expect(int ok, const char *what, double v, const char *cond) {
   cases++;
   if (!ok) failures++;
@@ -179,6 +250,16 @@ int main(void) {
   run_case("msd_gemm", "M=3,N=40,K=100", "passes=3", "cpu-host", NULL, NULL, NULL);
   run_case("msd_gemm", "M=4,N=32,K=200,act_group=32", NULL, "cpu-host", NULL, NULL, NULL);
   run_case("msd_gemm", "M=9,N=50,K=96", "mr=3,nr=48,mc=48,nc=192", "cpu-host", NULL, NULL, NULL);
+
+  /* MXFP4: odd shapes on every path above via msd_mxfp4_gemm, dequant baseline on MX weights */
+  run_case("msd_mxfp4_gemm", "M=3,N=40,K=100", NULL, "cpu-host", NULL, NULL, NULL);
+  run_case("msd_mxfp4_gemm", "M=7,N=33,K=77", "passes=1", "cpu-generic", NULL, NULL, NULL);
+  run_case("msd_mxfp4_gemm", "M=16,N=64,K=256", "passes=3", "cpu-avx2-vnni", NULL, NULL, NULL);
+  run_case("msd_mxfp4_gemm", "M=1,N=17,K=32", NULL, "cpu-avx512", NULL, NULL, NULL);
+  run_case("dequant_gemm", "M=5,N=64,K=256,wfmt=1,group=32", NULL, "cpu-host", NULL, NULL, NULL);
+  double e2 = mx_block_error(2), e1 = mx_block_error(1);
+  expect(e2 <= 1.0 / 64, "MXFP4 2-pass max per-block error / alpha", e2, "<= 1/64");
+  expect(e1 <= 1.0 / 8 && e1 > 1.0 / 64, "MXFP4 1-pass max per-block error / alpha", e1, "<= 1/8");
 
   /* effective bits of the decomposition: ~8 per pass */
   double b1 = decomposition_bits(1, "cpu-host"), b2 = decomposition_bits(2, "cpu-host");

@@ -176,6 +176,8 @@ typedef struct qctx {
   int inv_var[4], s_var[4];
   int sum_var;            /* for the sums sweep */
   int pass;
+  int mx;                 /* MXFP4 passes (codes 2*E2M1 in [-12, 12], per-32-block scales) */
+  int scales_buf;         /* ir buffer of the scales (MX writes them per block) */
 } qctx;
 
 static kf_lir_expr *load_src(lw *L, qctx *q, kf_lir_expr *koff, int valid) {
@@ -228,6 +230,100 @@ static void sums_body(lw *L, kf_lir_block *blk, kf_lir_expr *idx, kf_lir_expr *k
              kf_lbin(L->f, KF_L_ADD, kf_lv(L->f, q->sum_var), kf_lcvt(L->f, lw_ty(KF_I32, L->vl), c)));
 }
 
+/* The doubled E2M1 code of d (|d| <= 12): round |d| to {0,1,2,3,4,6,8,12} with ties to even
+** codes (steps of 1 below 4, 2 below 8, 4 above), sign restored. */
+static kf_lir_expr *e2m1x2(lw *L, kf_lir_block *blk, kf_lir_expr *dexpr) {
+  int vl = L->vl;
+  kf_ty ft = lw_ty(KF_F32, vl);
+  int d = lw_tmp(L, "d", ft), a = lw_tmp(L, "a", ft);
+  kf_lassign(L->f, blk, d, dexpr);
+  kf_lassign(L->f, blk, a, kf_lop(L->f, KF_L_ABS, ft, kf_lv(L->f, d), NULL, NULL));
+  kf_lir_expr *r1 = kf_lop(L->f, KF_L_ROUND, ft, kf_lv(L->f, a), NULL, NULL);
+  kf_lir_expr *r2 = kf_lbin(L->f, KF_L_MUL, kf_lop(L->f, KF_L_ROUND, ft, kf_lbin(L->f, KF_L_MUL, kf_lv(L->f, a), lw_fconst(L, vl, 0.5)), NULL, NULL), lw_fconst(L, vl, 2.0));
+  kf_lir_expr *r4 = kf_lbin(L->f, KF_L_MUL, kf_lop(L->f, KF_L_ROUND, ft, kf_lbin(L->f, KF_L_MUL, kf_lv(L->f, a), lw_fconst(L, vl, 0.25)), NULL, NULL), lw_fconst(L, vl, 4.0));
+  kf_lir_expr *lt4 = kf_lbin(L->f, KF_L_LT, kf_lv(L->f, a), lw_fconst(L, vl, 4.0));
+  kf_lir_expr *lt8 = kf_lbin(L->f, KF_L_LT, kf_lv(L->f, a), lw_fconst(L, vl, 8.0));
+  kf_lir_expr *mag = kf_lop(L->f, KF_L_SELECT, ft, lt4, r1, kf_lop(L->f, KF_L_SELECT, ft, lt8, r2, r4));
+  mag = kf_lbin(L->f, KF_L_MIN, mag, lw_fconst(L, vl, 12.0));
+  return kf_lop(L->f, KF_L_SELECT, ft, kf_lbin(L->f, KF_L_LT, kf_lv(L->f, d), lw_fconst(L, vl, 0.0)),
+                kf_lop(L->f, KF_L_NEG, ft, mag, NULL, NULL), mag);
+}
+
+/* MSD with MXFP4 parts, one row: per block of 32, pass p quantizes the residual of the
+** passes before it with its own non-clipping scale X_p = 2^ceil(log2(amax_p / 6)) (so no
+** element clips: the alpha/64 bound of refs/msd.md section 3). codes = 2*E2M1 (int8),
+** scales[p][row][block] = X_p / 2, so x ~ sum_p scale_p * code_p. */
+static void mx_quantize_row(lw *L, kf_lir_block *rb, qctx *q, int64_t K, kf_lir_expr *scale_at0, int64_t scale_pass_stride) {
+  int vl = L->vl;
+  kf_ty ft = lw_ty(KF_F32, vl), f1 = lw_ty(KF_F32, 1), i1 = lw_ty(KF_I32, 1);
+  int64_t n_blocks = (K + 31) / 32;
+  int nvec = 32 / vl;
+  int gv = lw_tmp(L, "blk", lw_ty(KF_I64, 1));
+  /* full blocks in a loop, the last partial block (if any) after it */
+  for (int part = 0; part < 2; part++) {
+    int64_t lo = part ? K / 32 : 0, hi = part ? n_blocks : K / 32;
+    if (hi <= lo) continue;
+    int64_t len_last = K - (n_blocks - 1) * 32;
+    kf_lir_stmt *gl = kf_lfor(L->f, rb, gv, lw_i64c(L, lo), lw_i64c(L, hi), 1);
+    kf_lir_block *b = &gl->body;
+    kf_lir_expr *k0 = lw_muli(L, kf_lv(L->f, gv), 32);
+    int res[16];
+    for (int i = 0; i < nvec; i++) {
+      int64_t valid = part ? len_last - i * vl : vl;
+      if (valid > vl) valid = vl;
+      if (valid < 0) valid = 0;
+      kf_lir_expr *idx = lw_add(L, q->src_row, lw_addi(L, k0, i * vl));
+      kf_lir_expr *raw = valid == vl ? kf_lload(L->f, lw_ty(KF_BF16, vl), q->src_buf, idx)
+                         : kf_lloadn(L->f, lw_ty(KF_BF16, vl), q->src_buf, idx, lw_i64c(L, valid));
+      res[i] = lw_tmp(L, "res", ft);
+      kf_lassign(L->f, b, res[i], kf_lcvt(L->f, ft, raw));
+    }
+    for (int p = 0; p < q->passes; p++) {
+      int am = lw_tmp(L, "am", ft);
+      kf_lassign(L->f, b, am, lw_fconst(L, vl, 0.0));
+      for (int i = 0; i < nvec; i++)
+        kf_lassign(L->f, b, am, kf_lbin(L->f, KF_L_MAX, kf_lv(L->f, am), kf_lop(L->f, KF_L_ABS, ft, kf_lv(L->f, res[i]), NULL, NULL)));
+      int amax = lw_tmp(L, "amax", f1);
+      kf_lassign(L->f, b, amax, kf_lop(L->f, KF_L_REDUCE_MAX, f1, kf_lv(L->f, am), NULL, NULL));
+      /* E = ceil(log2(amax/6)) from the bits of amax/6, then fixed up so 6*2^E >= amax exactly */
+      int bits = lw_tmp(L, "bits", i1);
+      kf_lassign(L->f, b, bits, kf_lbitcast(L->f, i1, kf_lbin(L->f, KF_L_DIV, kf_lv(L->f, amax), kf_lc_f(L->f, f1, 6.0))));
+      kf_lir_expr *expo = kf_lbin(L->f, KF_L_SHR, kf_lv(L->f, bits), kf_lc_i(L->f, i1, 23));
+      kf_lir_expr *mant = kf_lbin(L->f, KF_L_AND, kf_lv(L->f, bits), kf_lc_i(L->f, i1, 0x7fffff));
+      kf_lir_expr *up = kf_lop(L->f, KF_L_SELECT, i1, kf_lbin(L->f, KF_L_NE, mant, kf_lc_i(L->f, i1, 0)), kf_lc_i(L->f, i1, 1), kf_lc_i(L->f, i1, 0));
+      int ebias = lw_tmp(L, "eb", i1); /* biased exponent of X */
+      kf_lassign(L->f, b, ebias, kf_lbin(L->f, KF_L_ADD, expo, up));
+      kf_lassign(L->f, b, ebias, kf_lbin(L->f, KF_L_MAX, kf_lbin(L->f, KF_L_MIN, kf_lv(L->f, ebias), kf_lc_i(L->f, i1, 253)), kf_lc_i(L->f, i1, 2)));
+      kf_lir_expr *X = kf_lbitcast(L->f, f1, kf_lbin(L->f, KF_L_SHL, kf_lv(L->f, ebias), kf_lc_i(L->f, i1, 23)));
+      kf_lir_expr *too_small = kf_lbin(L->f, KF_L_LT, kf_lbin(L->f, KF_L_MUL, X, kf_lc_f(L->f, f1, 6.0)), kf_lv(L->f, amax));
+      kf_lassign(L->f, b, ebias, kf_lbin(L->f, KF_L_ADD, kf_lv(L->f, ebias), kf_lop(L->f, KF_L_SELECT, i1, too_small, kf_lc_i(L->f, i1, 1), kf_lc_i(L->f, i1, 0))));
+      /* s = X/2 (biased exponent - 1); inv = 2/X (biased 254 - ebias + 1... = 2^(128 - E)) */
+      kf_lir_expr *zero = kf_lbin(L->f, KF_L_LE, kf_lv(L->f, amax), kf_lc_f(L->f, f1, 0.0));
+      kf_lir_expr *s = kf_lbitcast(L->f, f1, kf_lbin(L->f, KF_L_SHL, kf_lbin(L->f, KF_L_SUB, kf_lv(L->f, ebias), kf_lc_i(L->f, i1, 1)), kf_lc_i(L->f, i1, 23)));
+      kf_lir_expr *inv = kf_lbitcast(L->f, f1, kf_lbin(L->f, KF_L_SHL, kf_lbin(L->f, KF_L_SUB, kf_lc_i(L->f, i1, 255), kf_lv(L->f, ebias)), kf_lc_i(L->f, i1, 23)));
+      kf_lassign(L->f, b, q->s_var[p], kf_lop(L->f, KF_L_SELECT, f1, zero, kf_lc_f(L->f, f1, 0.0), s));
+      kf_lassign(L->f, b, q->inv_var[p], kf_lop(L->f, KF_L_SELECT, f1, zero, kf_lc_f(L->f, f1, 0.0), inv));
+      kf_lstore(L->f, b, L->buf_of[q->scales_buf], lw_add(L, lw_addi(L, scale_at0, p * scale_pass_stride), kf_lv(L->f, gv)),
+                kf_lv(L->f, q->s_var[p]));
+      for (int i = 0; i < nvec; i++) {
+        int64_t valid = part ? len_last - i * vl : vl;
+        if (valid > vl) valid = vl;
+        if (valid <= 0) continue;
+        int qv = lw_tmp(L, "q", ft);
+        kf_lassign(L->f, b, qv, e2m1x2(L, b, kf_lbin(L->f, KF_L_MUL, kf_lv(L->f, res[i]), kf_lbcast(L->f, vl, kf_lv(L->f, q->inv_var[p])))));
+        if (p + 1 < q->passes) {
+          kf_lir_expr *neg_s = kf_lbcast(L->f, vl, kf_lop(L->f, KF_L_NEG, f1, kf_lv(L->f, q->s_var[p]), NULL, NULL));
+          kf_lassign(L->f, b, res[i], kf_lop(L->f, KF_L_FMA, ft, kf_lv(L->f, qv), neg_s, kf_lv(L->f, res[i])));
+        }
+        kf_lir_expr *codes = kf_lcvt(L->f, lw_ty(KF_I8, vl), kf_lcvt(L->f, lw_ty(KF_I32, vl), kf_lv(L->f, qv)));
+        kf_lir_expr *at = lw_add(L, lw_addi(L, q->codes_row, p * q->codes_pass_stride), lw_addi(L, k0, i * vl));
+        if (valid == vl) kf_lstore(L->f, b, q->codes_buf, at, codes);
+        else kf_lstoren(L->f, b, q->codes_buf, at, codes, lw_i64c(L, valid));
+      }
+    }
+  }
+}
+
 /* MSD activation decomposition (DESIGN.md section 4): per row (or per act group) s1 =
 ** amax/127, q1 = round(x/s1); pass p quantizes the residual with s_p = s1/254^(p-1). */
 static int lower_quantize(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
@@ -251,7 +347,8 @@ static int lower_quantize(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
   if (bsu->dims[2] < n_sg) return ERR_AT(L, n, "quantize: sums need %lld groups", (long long)n_sg);
   int vl = L->vl;
 
-  kf_lcomment(L->f, blk, "MSD quantize: %d pass(es), act group %lld, sum group %lld", passes, (long long)ag, (long long)sg);
+  kf_lcomment(L->f, blk, "MSD quantize (%s): %d pass(es), act group %lld, sum group %lld", n->i[3] ? "MXFP4" : "INT8",
+              passes, (long long)ag, (long long)sg);
   int rv = lw_tmp(L, "r", lw_ty(KF_I64, 1));
   kf_lir_stmt *rloop = kf_lfor(L->f, blk, rv, lw_i64c(L, 0), lw_i64c(L, rows), 1);
   kf_lir_block *rb = &rloop->body;
@@ -276,6 +373,16 @@ static int lower_quantize(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
   for (int p = 0; p < passes; p++) {
     q.inv_var[p] = lw_tmp(L, "inv", lw_ty(KF_F32, 1));
     q.s_var[p] = lw_tmp(L, "s", lw_ty(KF_F32, 1));
+  }
+  q.mx = (int)n->i[3];
+  q.scales_buf = scales->buf;
+  if (q.mx) {
+    if (ag != 32) return ERR_AT(L, n, "quantize: MXFP4 passes need act_group = 32 (MX blocks)");
+    if (32 % vl) return ERR_AT(L, n, "quantize: MX blocks need a vector width dividing 32");
+    int64_t z[4] = {0};
+    mx_quantize_row(L, rb, &q, K, lw_add(L, lw_tile_index(L, scales, z), lw_muli(L, kf_lv(L->f, rv), bsc->dims[2])),
+                    bsc->dims[1] * bsc->dims[2]);
+    n_ag = 0; /* the INT8 path below is skipped */
   }
   for (int64_t g = 0; g < n_ag; g++) {
     int64_t k_lo = g * ag, len = (k_lo + ag <= K ? ag : K - k_lo);
