@@ -756,8 +756,12 @@ static void ex(emit *m, const kf_lir_expr *e, kf_str *o) {
       kf_str_puts(o, "(-");
       ex(m, e->a[0], o);
       kf_str_puts(o, ")");
-    } else if (s == KF_BF16 || s == KF_BOOL) {
-      efail(m, KF_EUNSUP, e, "neg of bf16/bool");
+    } else if (s == KF_BF16) { /* flip the sign bit of the pattern */
+      kf_str_printf(o, "((%s)(", cty(m, e->ty));
+      ex(m, e->a[0], o);
+      kf_str_puts(o, " ^ (uint16_t)0x8000))");
+    } else if (s == KF_BOOL) {
+      efail(m, KF_EUNSUP, e, "neg of bool");
     } else {
       if (L == 1) {
         kf_str_puts(o, h_wrap(m, "neg", "-", e->ty));

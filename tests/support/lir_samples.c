@@ -269,6 +269,11 @@ static void b_bits(kf_lir_func *f, int vl) {
   put(&ou, extract(f, ld(f, eu8, 4, c64(f, 7)), 0));
   put(&ol, extract(f, ld(f, ei64, 4, c64(f, 7)), 2));
   put(&oh, extract(f, ld(f, ebf, 8, c64(f, 0)), 3));
+  /* bf16 sign operations act on the pattern (NaN, Inf, zeros included) */
+  put(&oh, op1(f, KF_L_NEG, ld(f, ebf, 16, c64(f, 0))));
+  put(&oh, op1(f, KF_L_ABS, ld(f, ebf, 16, c64(f, 0))));
+  put(&oh, op1(f, KF_L_NEG, ld(f, ebf, 1, c64(f, 4))));
+  put(&oh, op1(f, KF_L_ABS, ld(f, ebf, 1, c64(f, 6))));
   put(&oi, extract(f, kf_lbitcast(f, TY(KF_I32, 16), ld(f, eu8, 64, c64(f, 0))), 9));
   slots *all[] = {&oi, &ou, &of, &od, &ol, &oh, &os, &oc};
   for (int k = 0; k < 8; k++) slots_done(all[k]);
