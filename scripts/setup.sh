@@ -7,8 +7,13 @@ PKGS=(build-essential cmake ninja-build pkg-config git
       llvm-19-dev liblua5.4-dev libsqlite3-dev sqlite3
       libdnnl-dev libopenblas-dev
       libpcre2-dev libcjson-dev
-      python3 python3-numpy python3-torch
-      gnuplot-nox nodejs npm)
+      python3-numpy python3-torch
+      gnuplot-nox)
+# node/npm/python3 may come from elsewhere on a machine (a newer Node with its own npm):
+# install Debian's only when the command is missing.
+command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
+command -v npm >/dev/null 2>&1 || PKGS+=(npm)
+[ -x /usr/bin/python3 ] || PKGS+=(python3)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
