@@ -61,7 +61,7 @@ typedef enum {
   KF_L_ADD, KF_L_SUB, KF_L_MUL, KF_L_DIV, KF_L_MIN, KF_L_MAX,
   KF_L_AND, KF_L_OR, KF_L_XOR, /* integers only */
   KF_L_SHL, KF_L_SHR,          /* integers; SHR is arithmetic for signed, logical for unsigned;
-                               ** a[1] is a scalar or vector count of the same type, < bits */
+                               ** a[1] has the result's type (broadcast a scalar count), < bits */
   /* comparisons: a[0], a[1] of the same type; result KF_BOOL with the same lanes */
   KF_L_LT, KF_L_LE, KF_L_EQ, KF_L_NE,
   /* unary, lane-wise */
