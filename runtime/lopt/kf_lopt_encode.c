@@ -254,6 +254,23 @@ static void job_encode(void *varg, size_t i, int worker) {
   it->worker = worker;
 }
 
+typedef struct copy_job {
+  const lopt_item *items;
+  const size_t *dst;
+  kf_lopt_tokens *out;
+} copy_job;
+
+static void job_copy(void *varg, size_t k, int worker) {
+  (void)worker;
+  copy_job *j = varg;
+  const lopt_item *it = &j->items[k];
+  if (!it->alive || it->keep_hi <= it->keep_lo) return;
+  size_t c = it->keep_hi - it->keep_lo, d = j->dst[k];
+  memcpy(j->out->ids + d, it->c.toks.ids + it->keep_lo, c * sizeof *j->out->ids);
+  memcpy(j->out->start + d, it->c.toks.start + it->keep_lo, c * sizeof *j->out->start);
+  memcpy(j->out->end + d, it->c.toks.end + it->keep_lo, c * sizeof *j->out->end);
+}
+
 static uint64_t rng_next(uint64_t *s) {
   *s += 0x9E3779B97F4A7C15ull;
   uint64_t z = *s;
@@ -509,15 +526,18 @@ kf_lopt_status kf_lopt_encode_parallel(const kf_lopt_tokenizer *tok, kf_lopt_poo
       total += items[k].keep_hi - items[k].keep_lo;
   out->n = 0;
   if (lopt_tokens_reserve(out, total + 1) < 0) goto nomem;
-  for (size_t k = 0; k < m; k++) {
-    lopt_item *it = &items[k];
-    if (!it->alive || it->keep_hi <= it->keep_lo) continue;
-    size_t c = it->keep_hi - it->keep_lo;
-    memcpy(out->ids + out->n, it->c.toks.ids + it->keep_lo, c * sizeof *out->ids);
-    memcpy(out->start + out->n, it->c.toks.start + it->keep_lo, c * sizeof *out->start);
-    memcpy(out->end + out->n, it->c.toks.end + it->keep_lo, c * sizeof *out->end);
-    out->n += c;
+  /* output copy, one slice per item, on the pool (for 100 MB it is ~350 MB of arrays) */
+  size_t *dst = malloc(m * sizeof *dst);
+  if (!dst) goto nomem;
+  for (size_t k = 0, at = 0; k < m; k++) {
+    dst[k] = at;
+    if (items[k].alive && items[k].keep_hi > items[k].keep_lo)
+      at += items[k].keep_hi - items[k].keep_lo;
   }
+  copy_job cj = {items, dst, out};
+  pool_run(pool, m, job_copy, &cj);
+  free(dst);
+  out->n = total;
   map_offsets(&pp, out);
   (void)w0;
   st.t_prepare = c1 - c0;
