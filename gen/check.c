@@ -11,7 +11,7 @@
 #include "kf_quant.h"
 #include "kf_ref.h"
 
-typedef enum { PROB_GEMM_Q, PROB_ATTN, PROB_MLA } prob_kind;
+typedef enum { PROB_GEMM_Q, PROB_ATTN, PROB_MLA, PROB_ATTN_Q } prob_kind;
 
 struct kf_problem {
   prob_kind kind;
@@ -30,7 +30,48 @@ struct kf_problem {
   /* attention */
   int64_t B, H, HKV, S, D, DV, block;
   double scale;
+  double *kd, *vd; /* exact dequantized INT8 KV cache (kvq baseline, attn_q) */
 };
+
+/* INT8 KV cache for attention: K per channel (kscale 0: one scale per (kv head, d) over the
+** tokens) or per token (kscale 1), V per token; scale = max|.|/127, codes round-half-even.
+** K (B*HKV x S x D) and V (B*HKV x S x DV) are overwritten with nothing; the codes and
+** scales go to the outputs, the exact values code*scale to kd / vd. K's channels get
+** different magnitudes (every 7th channel x8) so per-channel scales matter. */
+static void quantize_kv(int64_t BH, int64_t S, int64_t D, int64_t DV, int kscale, int64_t ks_stride, float *k, const float *v,
+                        int8_t *kc, float *ks, int8_t *vc, float *vs, double *kd, double *vd) {
+  for (int64_t g = 0; g < BH; g++) {
+    float *K = k + g * S * D;
+    for (int64_t j = 0; j < S; j++)
+      for (int64_t d = 0; d < D; d += 7) K[j * D + d] *= 8.0f;
+    for (int64_t i = 0; i < (kscale ? S : D); i++) {
+      double amax = 0;
+      for (int64_t o = 0; o < (kscale ? D : S); o++)
+        amax = fmax(amax, fabs((double)(kscale ? K[i * D + o] : K[o * D + i])));
+      ks[g * ks_stride + i] = (float)(amax / 127.0);
+    }
+    for (int64_t j = 0; j < S; j++)
+      for (int64_t d = 0; d < D; d++) {
+        float sc = ks[g * ks_stride + (kscale ? j : d)];
+        double c = sc > 0 ? nearbyint((double)K[j * D + d] / sc) : 0;
+        c = fmax(-127, fmin(127, c));
+        kc[(g * S + j) * D + d] = (int8_t)c;
+        kd[(g * S + j) * D + d] = c * sc;
+      }
+    for (int64_t j = 0; j < S; j++) {
+      double amax = 0;
+      for (int64_t c = 0; c < DV; c++) amax = fmax(amax, fabs((double)v[(g * S + j) * DV + c]));
+      float sc = (float)(amax / 127.0);
+      vs[g * ((S + 15) / 16 * 16) + j] = sc;
+      for (int64_t c = 0; c < DV; c++) {
+        double q = sc > 0 ? nearbyint((double)v[(g * S + j) * DV + c] / sc) : 0;
+        q = fmax(-127, fmin(127, q));
+        vc[(g * S + j) * DV + c] = (int8_t)q;
+        vd[(g * S + j) * DV + c] = q * sc;
+      }
+    }
+  }
+}
 
 
 
@@ -232,8 +273,14 @@ static void attn_reference(kf_problem *p) {
   free(p->bound);
   p->ref = kf_xmalloc((size_t)no * sizeof(double));
   p->bound = kf_xmalloc((size_t)no * sizeof(double));
-  if (mla) kf_ref_mla_decode(B, H, S, D, DV, scale, q, kk, p->ref);
+  if (p->kd) { /* the kernel reads bf16(code * scale); the reference uses code * scale exactly */
+    double *qd = kf_xmalloc((size_t)nq * sizeof(double));
+    for (int64_t i = 0; i < nq; i++) qd[i] = q[i];
+    kf_ref_attn_decode_d(B, H, HKV, S, D, DV, scale, qd, p->kd, p->vd, p->ref);
+    free(qd);
+  } else if (mla) kf_ref_mla_decode(B, H, S, D, DV, scale, q, kk, p->ref);
   else kf_ref_attn_decode(B, H, HKV, S, D, DV, scale, q, kk, v, p->ref);
+  double kv_round = p->kd ? ldexp(1.0, -8) : 0.0; /* bf16 rounding of the dequantized cache */
   /* bounds */
   int amla = mla && param(k, "amla", 1);
   int pbf = mla ? 1 : (int)param(k, "p_bf16", 1);
@@ -249,9 +296,9 @@ static void attn_reference(kf_problem *p) {
         const float *kr = kk + (kvh * S + j) * D;
         double a1 = 0;
         for (int64_t d = 0; d < D; d++) a1 += fabs((double)qr[d] * (double)kr[d]);
-        emax = fmax(emax, g_d * scale * a1);
+        emax = fmax(emax, (g_d + kv_round) * scale * a1);
       }
-      double delta = expm1(2 * emax) + (pbf ? ldexp(1.0, -8) : ldexp(1.0, -24)) + ldexp(1.0, -21) +
+      double delta = expm1(2 * emax) + (pbf ? ldexp(1.0, -8) : ldexp(1.0, -24)) + ldexp(1.0, -21) + kv_round +
                      (amla ? (double)n_blocks * ldexp(1.0, -9) : 0.0);
       for (int64_t c = 0; c < DV; c++) {
         double vmax = 0;
@@ -271,7 +318,7 @@ static void attn_reference(kf_problem *p) {
 }
 
 void kf_problem_recompute_reference(kf_problem *p) {
-  if (p->kind != PROB_GEMM_Q) attn_reference(p);
+  if (p->kind == PROB_ATTN || p->kind == PROB_MLA) attn_reference(p);
 }
 
 static int attn_new(kf_ctx *ctx, kf_problem *p, uint64_t seed, int act_dist, int mla) {
@@ -308,6 +355,23 @@ static int attn_new(kf_ctx *ctx, kf_problem *p, uint64_t seed, int act_dist, int
     free(kk);
     free(v);
     return kf_err(ctx, KF_EINVAL, "attention inputs: bad shape or kind");
+  }
+  if (!mla && param(k, "kvq", 0)) {
+    /* the dequant baseline: an INT8 cache dequantized to bf16 before FA-2 */
+    int64_t BH = B * HKV;
+    int8_t *kc = kf_xmalloc((size_t)nk), *vc = kf_xmalloc((size_t)nv);
+    int kscale = (int)param(k, "kscale", 0);
+    float *ks = kf_xmalloc((size_t)(BH * (kscale ? (S + 15) / 16 * 16 : D)) * sizeof(float));
+    float *vs = kf_xmalloc((size_t)(BH * ((S + 15) / 16 * 16)) * sizeof(float));
+    p->kd = kf_xmalloc((size_t)nk * sizeof(double));
+    p->vd = kf_xmalloc((size_t)nv * sizeof(double));
+    quantize_kv(BH, S, D, DV, kscale, kscale ? (S + 15) / 16 * 16 : D, kk, v, kc, ks, vc, vs, p->kd, p->vd);
+    for (int64_t i = 0; i < nk; i++) kk[i] = (float)p->kd[i]; /* rounded to bf16 below */
+    for (int64_t i = 0; i < nv; i++) v[i] = (float)p->vd[i];
+    free(kc);
+    free(vc);
+    free(ks);
+    free(vs);
   }
   p->n_args = mla ? 3 : 4;
   p->args = kf_xcalloc((size_t)p->n_args, sizeof(void *));
@@ -347,6 +411,147 @@ static int attn_new(kf_ctx *ctx, kf_problem *p, uint64_t seed, int act_dist, int
   return KF_OK;
 }
 
+/* ---- attn_q: MSD attention over an INT8 KV cache (msd_attention) ----
+** Bound per output (row, c), from the arithmetic: Q' = Q s_K / sqrt(D) split into P int8
+** passes errs by e_q <= s_P/2 per element (s_P = max|Q'| / 127 / 254^(P-1)), so a score errs
+** by e_j <= sum_d e_q |kcode_jd| s_j (s_j = per-token K scale or 1) plus the f32 combination
+** gamma * sum_d |Q'_d kcode_jd| s_j; the softmax weights by delta = exp(2 max e_j) - 1 + 2^-21;
+** P' = P s_V split into passes errs by E <= max_j s_V[j] / (2 * 127 * 254^(P-1)) per element
+** (P <= 1), adding E sum_j |vcode_jc| (l >= 1); plus gamma_(S+4) for the P V sums. */
+static int attnq_new(kf_ctx *ctx, kf_problem *p, uint64_t seed) {
+  const kf_kernel *k = p->k;
+  int rc;
+  if ((rc = expect_arg(ctx, k, 0, "q", KF_BF16, "B*H x D queries")) ||
+      (rc = expect_arg(ctx, k, 1, "k", KF_U8, "packed K codes")) ||
+      (rc = expect_arg(ctx, k, 2, "k_scale", KF_F32, "K scales")) ||
+      (rc = expect_arg(ctx, k, 3, "v", KF_U8, "packed V codes")) ||
+      (rc = expect_arg(ctx, k, 4, "v_scale", KF_F32, "V scales")) ||
+      (rc = expect_arg(ctx, k, 5, "out", KF_F32, "B*H x DV output")))
+    return rc;
+  int64_t B = param(k, "B", 1), H = param(k, "H", 1), S = param(k, "S", 1), D = param(k, "D", 128);
+  int64_t HKV = param(k, "HKV", 0), DV = param(k, "DV", 0), passes = 2;
+  int kscale = (int)param(k, "kscale", 0);
+  kf_binding_get(&k->config, "passes", &passes);
+  if (HKV <= 0) HKV = H;
+  if (DV <= 0) DV = D;
+  int64_t BH = B * HKV, Sp = (S + 15) / 16 * 16, G = H / HKV;
+  int64_t Sk = kf_kernel_arg(k, 1)->dims[1]; /* tokens K is packed for (>= S, zero codes past S) */
+  if (Sk < S) return kf_err(ctx, KF_EINVAL, "%s: 'k' must hold at least S tokens", kf_template_path(k->tmpl));
+  int64_t nq = B * H * D, nk = BH * S * D, nv = BH * S * DV, no = B * H * DV;
+  double scale = 1.0 / sqrt((double)D);
+  kf_rng rng;
+  kf_rng_seed(&rng, seed);
+  float *q = kf_xmalloc((size_t)nq * sizeof(float)), *kk = kf_xmalloc((size_t)nk * sizeof(float));
+  float *v = kf_xmalloc((size_t)nv * sizeof(float));
+  kf_ref_fill(&rng, KF_REF_GAUSS, 1.0, 1, B * H, D, q);
+  kf_ref_fill(&rng, KF_REF_GAUSS, 1.0, 0, BH * S, D, kk);
+  kf_ref_fill(&rng, KF_REF_GAUSS, 1.0, 0, BH * S, DV, v);
+  int8_t *kc = kf_xmalloc((size_t)nk), *vc = kf_xmalloc((size_t)nv);
+  int64_t ksn = kscale ? Sk : D;
+  float *ks = xalloc64((size_t)(BH * ksn) * sizeof(float)), *vs = xalloc64((size_t)(BH * Sp) * sizeof(float));
+  p->kd = kf_xmalloc((size_t)nk * sizeof(double));
+  p->vd = kf_xmalloc((size_t)nv * sizeof(double));
+  quantize_kv(BH, S, D, DV, kscale, ksn, kk, v, kc, ks, vc, vs, p->kd, p->vd);
+  /* pack: K per head as an S x D matrix, V per head as DV x S (both n16k4, scales 1) */
+  int64_t kmat = Sk * ((D + 7) / 8 * 8), vmat = ((DV + 15) / 16 * 16) * ((S + 7) / 8 * 8);
+  uint8_t *kp = xalloc64((size_t)(BH * kmat)), *vp = xalloc64((size_t)(BH * vmat));
+  int8_t *vt = kf_xmalloc((size_t)(DV * S));
+  int64_t nmax = Sk > DV ? Sk : DV;
+  float *one = kf_xmalloc((size_t)(nmax + 1) * sizeof(float));
+  for (int64_t i = 0; i <= nmax; i++) one[i] = 1.0f;
+  int8_t *kpad = kf_xcalloc((size_t)(Sk * D), 1);
+  char err[256];
+  rc = KF_OK;
+  for (int64_t g = 0; g < BH && !rc; g++) {
+    kf_qweight w;
+    memcpy(kpad, kc + g * S * D, (size_t)(S * D));
+    if (kf_qweight_from_codes(&w, kpad, one, Sk, D, 8, (D + 7) / 8 * 8, KF_WLAYOUT_N16K4, err, sizeof err)) {
+      rc = kf_err(ctx, KF_EINVAL, "packing K: %s", err);
+      break;
+    }
+    kf_assert((int64_t)w.packed_bytes >= kmat);
+    memcpy(kp + g * kmat, w.packed, (size_t)kmat);
+    kf_qweight_free(&w);
+    for (int64_t j = 0; j < S; j++)
+      for (int64_t c = 0; c < DV; c++) vt[c * S + j] = vc[(g * S + j) * DV + c];
+    if (kf_qweight_from_codes(&w, vt, one, DV, S, 8, (S + 7) / 8 * 8, KF_WLAYOUT_N16K4, err, sizeof err)) {
+      rc = kf_err(ctx, KF_EINVAL, "packing V: %s", err);
+      break;
+    }
+    memcpy(vp + g * vmat, w.packed, (size_t)vmat);
+    kf_qweight_free(&w);
+  }
+  p->n_args = 6;
+  p->args = kf_xcalloc(6, sizeof(void *));
+  p->arg_bytes = kf_xcalloc(6, sizeof(size_t));
+  uint16_t *qb = xalloc64((size_t)nq * 2);
+  kf_bf16_from_f32_n(qb, q, (size_t)nq);
+  p->out_n = no;
+  p->out = xalloc64((size_t)no * sizeof(float));
+  void *a[6] = {qb, kp, ks, vp, vs, p->out};
+  size_t sz[6] = {(size_t)nq * 2, (size_t)(BH * kmat), (size_t)(BH * ksn) * 4, (size_t)(BH * vmat), (size_t)(BH * Sp) * 4,
+                  (size_t)no * 4};
+  memcpy(p->args, a, sizeof a);
+  memcpy(p->arg_bytes, sz, sizeof sz);
+  p->weight_arg = 1;
+  p->flops = 2.0 * (double)B * (double)H * (double)S * (double)(D + DV);
+  p->bytes = (double)(BH * (kmat + vmat)) + 2.0 * (double)nq + 4.0 * (double)no;
+  if (!rc) {
+    /* reference on the exact cache; bounds */
+    double *qd = kf_xmalloc((size_t)nq * sizeof(double));
+    float *qr = kf_xmalloc((size_t)nq * sizeof(float));
+    kf_bf16_to_f32_n(qr, qb, (size_t)nq);
+    for (int64_t i = 0; i < nq; i++) qd[i] = qr[i];
+    p->ref = kf_xmalloc((size_t)no * sizeof(double));
+    p->bound = kf_xmalloc((size_t)no * sizeof(double));
+    kf_ref_attn_decode_d(B, H, HKV, S, D, DV, scale, qd, p->kd, p->vd, p->ref);
+    double pw = pow(254.0, (double)(passes - 1)), slack = 1.0 + ldexp(1.0, -10);
+    double g_c = kf_ref_gamma(D + passes + 3, 24), g_s = kf_ref_gamma(S + 4 + passes * ((S + 15) / 16), 24);
+    for (int64_t b = 0; b < B; b++)
+      for (int64_t h = 0; h < H; h++) {
+        int64_t g = b * HKV + h / G;
+        double *qs = kf_xmalloc((size_t)D * sizeof(double)), amax = 0;
+        for (int64_t d = 0; d < D; d++) {
+          qs[d] = qd[(b * H + h) * D + d] * scale * (kscale ? 1.0 : (double)ks[g * ksn + d]);
+          amax = fmax(amax, fabs(qs[d]));
+        }
+        double eq = amax / 127.0 / pw / 2 * slack, emax = 0, svmax = 0;
+        for (int64_t j = 0; j < S; j++) {
+          double sj = kscale ? (double)ks[g * ksn + j] : 1.0, e = 0, a2 = 0;
+          for (int64_t d = 0; d < D; d++) {
+            double kcode = fabs((double)kc[(g * S + j) * D + d]);
+            e += eq * kcode;
+            a2 += fabs(qs[d]) * kcode;
+          }
+          emax = fmax(emax, (e + g_c * a2) * sj);
+          svmax = fmax(svmax, (double)vs[g * Sp + j]);
+        }
+        double delta = expm1(2 * emax) + ldexp(1.0, -21);
+        double E = svmax / (2 * 127.0 * pw) * slack;
+        for (int64_t c = 0; c < DV; c++) {
+          double vmax = 0, vcs = 0;
+          for (int64_t j = 0; j < S; j++) {
+            vmax = fmax(vmax, fabs(p->vd[(g * S + j) * DV + c]));
+            vcs += fabs((double)vc[(g * S + j) * DV + c]);
+          }
+          p->bound[(b * H + h) * DV + c] = (2 * delta + g_s) * vmax + E * vcs;
+        }
+        free(qs);
+      }
+    free(qd);
+    free(qr);
+  }
+  free(q);
+  free(kk);
+  free(v);
+  free(kc);
+  free(vc);
+  free(vt);
+  free(one);
+  free(kpad);
+  return rc;
+}
+
 int kf_problem_new(kf_ctx *ctx, const kf_kernel *k, uint64_t seed, int act_dist, kf_problem **out) {
   *out = NULL;
   kf_problem *p = kf_xcalloc(1, sizeof *p);
@@ -359,8 +564,11 @@ int kf_problem_new(kf_ctx *ctx, const kf_kernel *k, uint64_t seed, int act_dist,
   } else if (!strcmp(ref, "attn_decode") || !strcmp(ref, "mla_decode")) {
     p->kind = ref[0] == 'a' ? PROB_ATTN : PROB_MLA;
     rc = attn_new(ctx, p, seed, act_dist, p->kind == PROB_MLA);
+  } else if (!strcmp(ref, "attn_q")) {
+    p->kind = PROB_ATTN_Q;
+    rc = attnq_new(ctx, p, seed);
   } else {
-    rc = kf_err(ctx, KF_EINVAL, "%s: unknown reference '%s' (known: gemm_q, attn_decode, mla_decode)",
+    rc = kf_err(ctx, KF_EINVAL, "%s: unknown reference '%s' (known: gemm_q, attn_decode, mla_decode, attn_q)",
                 kf_template_path(k->tmpl), ref);
   }
   if (rc) {
@@ -392,6 +600,8 @@ void kf_problem_free(kf_problem *p) {
   free(p->arg_bytes);
   free(p->ref);
   free(p->bound);
+  free(p->kd);
+  free(p->vd);
   free(p);
 }
 
@@ -427,7 +637,9 @@ int kf_problem_check(kf_ctx *ctx, kf_problem *p, kf_check_result *res) {
   res->n_nonfinite = e.n_nonfinite;
   res->worst_index = e.i_max;
   int64_t passes;
-  if (p->kind != PROB_GEMM_Q)
+  if (p->kind == PROB_ATTN_Q)
+    snprintf(res->bound_desc, sizeof res->bound_desc, "MSD attention: Q and P passes + softmax perturbation");
+  else if (p->kind != PROB_GEMM_Q)
     snprintf(res->bound_desc, sizeof res->bound_desc, "softmax: (2 delta + gamma_S) max|v|%s",
              p->kind == PROB_MLA && param(p->k, "amla", 1) ? " + AMLA 2^-9/block" : "");
   else if (kf_binding_get(&p->k->config, "passes", &passes))

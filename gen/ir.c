@@ -105,7 +105,7 @@ static const char *const opnames[KF_OP_N_OPS] = {
     [KF_OP_STORE] = "store",       [KF_OP_ACCUM_STORE] = "accum_store",
     [KF_OP_FILL] = "fill",         [KF_OP_QK] = "qk",       [KF_OP_SOFTMAX] = "softmax",
     [KF_OP_RESCALE] = "rescale",   [KF_OP_RESCALE_EXP2] = "rescale_exp2", [KF_OP_PV] = "pv",
-    [KF_OP_FINALIZE] = "finalize",
+    [KF_OP_FINALIZE] = "finalize", [KF_OP_SCALE_COLS] = "scale_cols",
 };
 
 const char *kf_ir_opname(kf_ir_opkind op) { return op < KF_OP_N_OPS ? opnames[op] : "?"; }
@@ -213,7 +213,8 @@ static int verify_tile(vstate *v, const kf_ir_node *n, int ti) {
       return at(v, n->loc, "%s: tile of '%s' uses a loop variable outside its loop",
                 kf_ir_opname(n->op), b->name);
     int64_t size = b->dims[d];
-    if (b->layout == KF_LAYOUT_QW) size = (size + (d == 0 ? 15 : 7)) / (d == 0 ? 16 : 8) * (d == 0 ? 16 : 8);
+    if (b->layout == KF_LAYOUT_QW && d == b->rank - 2) size = (size + 15) / 16 * 16;
+    if (b->layout == KF_LAYOUT_QW && d == b->rank - 1) size = (size + 7) / 8 * 8;
     if (r.lo < 0 || r.hi >= size)
       return at(v, n->loc,
                 "%s: tile of '%s' starts outside the buffer in dim %d (offset range %lld..%lld, "

@@ -44,7 +44,8 @@ typedef enum { KF_LVL_ARG_IN, KF_LVL_ARG_OUT, KF_LVL_LOCAL, KF_LVL_REG } kf_leve
 /* Buffer layouts the lowering understands. */
 typedef enum {
   KF_LAYOUT_ROW,   /* plain row-major over dims */
-  KF_LAYOUT_QW,    /* quantized weights (runtime/quant kf_qweight: packed codes); dims = {N, K} */
+  KF_LAYOUT_QW,    /* quantized weights (runtime/quant kf_qweight: packed codes); dims = {N, K},
+                   ** or {count, N, K} for a batch of packed matrices (one per kv head) */
   KF_LAYOUT_QS     /* quantized weights' scales [n_groups][n_pad] f32; dims = {N, K} (logical) */
 } kf_layout;
 
@@ -94,6 +95,8 @@ typedef enum {
   KF_OP_RESCALE,     /* t[0] o {rows, DV} *= t[1] alpha (per row)                         */
   KF_OP_RESCALE_EXP2,/* t[0] o {rows, DV} bits += t[1] add (i32 per row): o * 2^k exactly  */
   KF_OP_PV,          /* t[0] o {rows, DV} += t[1] p {rows, keys} . t[2] v {.., keys, DV}  */
+  KF_OP_SCALE_COLS,  /* t[0] dst f32 {rows, cols} = f * t[1] src (bf16/f32) * t[2] scales (a row
+                     ** of cols f32; read only inside its buffer, zero beyond)             */
   KF_OP_FINALIZE,    /* t[0] out {.., rows, DV} = t[1] o / (t[2] l * t[3] rhat (optional));
                      ** i[0] = 1: |o| > 1e10 -> 0 first (AMLA's guard)                   */
   KF_OP_N_OPS

@@ -419,7 +419,8 @@ static int new_buf(lua_State *L, kf_level level) {
     if (!strcmp(layout, "qweight")) b.layout = KF_LAYOUT_QW;
     else if (!strcmp(layout, "qscales")) b.layout = KF_LAYOUT_QS;
     else return luaL_error(L, "buffer '%s': unknown layout '%s' (row, qweight, qscales)", name, layout);
-    if (b.rank != 2) return luaL_error(L, "buffer '%s': quantized weights have dims {N, K}", name);
+    if (b.rank != 2 && b.rank != 3)
+      return luaL_error(L, "buffer '%s': quantized weights have dims {N, K} or {count, N, K}", name);
     b.wbits = opt_int(L, 1, "bits", 8);
     if (b.wbits != 4 && b.wbits != 8) return luaL_error(L, "buffer '%s': bits must be 4 or 8", name);
     lua_getfield(L, 1, "pack");
@@ -429,7 +430,7 @@ static int new_buf(lua_State *L, kf_level level) {
       return luaL_error(L, "buffer '%s': pack must be n16k4 or n16k1", name);
     lua_pop(L, 1);
     b.wgroup = opt_int(L, 1, "group", 0);
-    if (b.wgroup <= 0 || b.wgroup >= b.dims[1]) b.wgroup = b.dims[1];
+    if (b.wgroup <= 0 || b.wgroup >= b.dims[b.rank - 1]) b.wgroup = b.dims[b.rank - 1];
   }
   int id = kf_ir_buf_add(t->ir, &b);
   lua_settop(L, 0);
@@ -638,6 +639,17 @@ static int l_softmax(lua_State *L) {
   return 0;
 }
 
+/* kf.scale_cols{ dst =, src =, scales =, factor = } */
+static int l_scale_cols(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  kf_ir_node *n = new_op(L, KF_OP_SCALE_COLS);
+  field_tile(L, n, 0, "dst");
+  field_tile(L, n, 1, "src");
+  field_tile(L, n, 2, "scales");
+  n->f = opt_num(L, 1, "factor", 1.0);
+  return 0;
+}
+
 static int l_rescale(lua_State *L) { return two_tile_op(L, KF_OP_RESCALE); }
 static int l_rescale_exp2(lua_State *L) { return two_tile_op(L, KF_OP_RESCALE_EXP2); }
 
@@ -665,7 +677,7 @@ static int l_finalize(lua_State *L) {
 }
 
 static const luaL_Reg kf_funcs[] = {
-    {"fill", l_fill}, {"qk", l_qk}, {"softmax", l_softmax}, {"rescale", l_rescale},
+    {"fill", l_fill}, {"qk", l_qk}, {"scale_cols", l_scale_cols}, {"softmax", l_softmax}, {"rescale", l_rescale},
     {"rescale_exp2", l_rescale_exp2}, {"pv", l_pv}, {"finalize", l_finalize},
     {"arg", l_arg},     {"scratch", l_scratch}, {"reg", l_reg},
     {"loop", l_loop},   {"min", l_min},         {"zero", l_zero},

@@ -11,6 +11,10 @@ local T = {
     B = { default = 1 }, H = { min = 1 }, HKV = { default = 0, min = 0 }, -- 0: HKV = H (MHA)
     S = { min = 1 }, D = { default = 128 }, DV = { default = 0, min = 0 },  -- 0: DV = D
     p_bf16 = { default = 1, domain = { 0, 1 } },
+    -- kvq = 1: the cache is INT8 (K per channel, or per token with kscale = 1; V per token)
+    -- dequantized to bf16 before this kernel: the dequant baseline of msd_attention
+    kvq = { default = 0, domain = { 0, 1 } },
+    kscale = { default = 0, domain = { 0, 1 } },
   },
   tunables = {
     hb = { default = 16, domain = { 1, 2, 4, 8, 16, 32, 64, 128 } }, -- query heads per task

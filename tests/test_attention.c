@@ -42,6 +42,12 @@ static run_out run_case(const char *tmpl, const char *shape, const char *sets, c
   int rc = kf_binding_parse(&ctx, shape, "shape", &sh);
   if (!rc && sets) rc = kf_binding_parse(&ctx, sets, "set", &st);
   if (!rc) rc = kf_target_get(&ctx, target, &tg);
+  const char *why;
+  if (!rc && !kf_target_runnable(&tg, &why)) {
+    printf("skip %s %s on %s: this machine lacks %s\n", tmpl, shape, target, why);
+    ro.ok = 0;
+    return ro;
+  }
   if (!rc) rc = kf_template_load(&ctx, tmpl, &t);
   if (!rc) rc = kf_kernel_build(&ctx, t, &sh, &st, &tg, &k);
   if (!rc) rc = kf_problem_new(&ctx, &k, 11, dist, &p);
@@ -73,7 +79,7 @@ static run_out run_case(const char *tmpl, const char *shape, const char *sets, c
   if (!quiet || !ro.ok) {
     cases++;
     if (!ro.ok) failures++;
-    printf("%s %-11s %-32s %-12s %-15s %-8s ", ro.ok ? "ok  " : "FAIL", tmpl, shape, sets ? sets : "", target,
+    printf("%s %-13s %-34s %-12s %-15s %-8s ", ro.ok ? "ok  " : "FAIL", tmpl, shape, sets ? sets : "", target,
            kf_ref_attn_kind_name((kf_ref_attn_kind)dist));
     if (ro.ok) printf("rel L2 %.3e  err/bound %.3f\n", ro.res.rel_l2, ro.res.max_ratio);
     else printf("%s\n", kf_errmsg(&ctx));
@@ -142,6 +148,26 @@ int main(void) {
   run_case("amla_decode", "H=16,S=700,amla=1", "bs=128", "cpu-host", KF_REF_ATTN_RANDOM, 1, zero_column, 0);
   /* guard: rising max (> 20.8 nats per block): the -30 clamp fires every block */
   run_case("amla_decode", "H=16,S=700,amla=1", "bs=64", "cpu-host", KF_REF_ATTN_RISING, 1, NULL, 0);
+  /* MSD attention over an INT8 KV cache: odd shapes, both K scale kinds, passes; and 2-pass
+  ** MSD vs the dequant-to-bf16 + FA-2 baseline on the same cache (same seed, same inputs) */
+  run_case("msd_attention", "H=4,S=37,D=32,DV=48,kscale=1", NULL, "cpu-host", 0, 1, NULL, 0);
+  run_case("msd_attention", "B=2,H=8,HKV=1,S=130,D=64", "passes=1", "cpu-generic", 0, 1, NULL, 0);
+  run_case("msd_attention", "H=6,HKV=3,S=1,D=16", "passes=3", "cpu-avx2-vnni", 0, 1, NULL, 0);
+  run_case("msd_attention", "H=8,HKV=2,S=300,D=128", "bs=64", "cpu-avx512", 0, 1, NULL, 0);
+  for (int ks = 0; ks < 2; ks++) {
+    char sm[96], sb[96];
+    snprintf(sm, sizeof sm, "H=8,HKV=2,S=500,D=128,kscale=%d", ks);
+    snprintf(sb, sizeof sb, "H=8,HKV=2,S=500,D=128,kvq=1,kscale=%d", ks);
+    run_out ms = run_case("msd_attention", sm, "passes=2", "cpu-host", 0, 0, NULL, 0);
+    run_out bl = run_case("fa_decode", sb, NULL, "cpu-host", 0, 0, NULL, 0);
+    if (ms.ok && bl.ok) {
+      printf("     (MSD 2-pass rel L2 %.3e = %.2f bits, bf16 dequant + FA-2 %.3e = %.2f bits)\n", ms.res.rel_l2,
+             -log2(ms.res.rel_l2), bl.res.rel_l2, -log2(bl.res.rel_l2));
+      expect(ms.res.rel_l2 < bl.res.rel_l2, ks ? "INT8 KV (K per token): MSD / dequant baseline rel L2"
+                                               : "INT8 KV (K per channel): MSD / dequant baseline rel L2",
+             ms.res.rel_l2 / bl.res.rel_l2, "< 1");
+    }
+  }
   printf("%d passed, %d failed\n", cases - failures, failures);
   return failures != 0;
 }

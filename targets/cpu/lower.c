@@ -102,18 +102,22 @@ kf_lir_expr *lw_tile_index(lw *L, const kf_tile *tl, const int64_t *extra) {
 typedef struct wgeom {
   int bits, pack;     /* pack 0 = n16k4, 1 = n16k1 */
   int64_t n, k, n_pad, k_pad, group, n_groups;
+  int64_t count;      /* rank 3: a batch of packed matrices (e.g. one per kv head) */
+  int64_t mat_bytes;  /* bytes of one packed matrix */
 } wgeom;
 
 static wgeom weight_geom(const kf_ir_buf *b) {
   wgeom g;
   g.bits = b->wbits;
   g.pack = b->wlayout;
-  g.n = b->dims[0];
-  g.k = b->dims[1];
+  g.count = b->rank == 3 ? b->dims[0] : 1;
+  g.n = b->dims[b->rank - 2];
+  g.k = b->dims[b->rank - 1];
   g.n_pad = round_up(g.n, 16);
   g.k_pad = round_up(g.k, 8);
   g.group = b->wgroup;
   g.n_groups = (g.k + g.group - 1) / g.group;
+  g.mat_bytes = g.n_pad * g.k_pad * g.bits / 8;
   return g;
 }
 
@@ -178,12 +182,14 @@ typedef struct qctx {
   int pass;
   int mx;                 /* MXFP4 passes (codes 2*E2M1 in [-12, 12], per-32-block scales) */
   int scales_buf;         /* ir buffer of the scales (MX writes them per block) */
+  int src_f32;            /* source rows are f32 (a local buffer) rather than bf16 */
 } qctx;
 
 static kf_lir_expr *load_src(lw *L, qctx *q, kf_lir_expr *koff, int valid) {
   kf_lir_expr *idx = lw_add(L, q->src_row, koff);
-  kf_lir_expr *raw = valid == L->vl ? kf_lload(L->f, lw_ty(KF_BF16, L->vl), q->src_buf, idx)
-                                    : kf_lloadn(L->f, lw_ty(KF_BF16, L->vl), q->src_buf, idx, lw_i64c(L, valid));
+  kf_ty st = lw_ty(q->src_f32 ? KF_F32 : KF_BF16, L->vl);
+  kf_lir_expr *raw = valid == L->vl ? kf_lload(L->f, st, q->src_buf, idx)
+                                    : kf_lloadn(L->f, st, q->src_buf, idx, lw_i64c(L, valid));
   return kf_lcvt(L->f, lw_ty(KF_F32, L->vl), raw);
 }
 
@@ -332,7 +338,9 @@ static int lower_quantize(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
   const kf_ir_buf *bsc = &L->ir->bufs.data[scales->buf], *bsu = &L->ir->bufs.data[sums->buf];
   int passes = (int)n->i[0];
   if (passes < 1 || passes > 4) return ERR_AT(L, n, "quantize: passes must be 1..4, got %d", passes);
-  if (bs->dtype != KF_BF16 || bs->rank != 2) return ERR_AT(L, n, "quantize: src must be a bf16 matrix");
+  if ((bs->dtype != KF_BF16 && bs->dtype != KF_F32) || bs->rank != 2)
+    return ERR_AT(L, n, "quantize: src must be a bf16 or f32 matrix");
+  if (bs->dtype == KF_F32 && n->i[3]) return ERR_AT(L, n, "quantize: MXFP4 passes read bf16 sources");
   if (bc->dtype != KF_I8 || bc->rank != 3 || bc->dims[0] != passes)
     return ERR_AT(L, n, "quantize: codes must be i8 {passes, rows, Kp}");
   if (bsc->dtype != KF_F32 || bsc->rank != 3 || bsu->dtype != KF_I32 || bsu->rank != 3)
@@ -360,6 +368,7 @@ static int lower_quantize(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
   q.codes_buf = L->buf_of[codes->buf];
   q.passes = passes;
   q.codes_pass_stride = bc->dims[1] * Kp;
+  q.src_f32 = bs->dtype == KF_F32;
   int src_row = lw_tmp(L, "xrow", lw_ty(KF_I64, 1)), codes_row = lw_tmp(L, "crow", lw_ty(KF_I64, 1));
   kf_lassign(L->f, rb, src_row, lw_add(L, lw_muli(L, m, K), lw_ix_expr(L, &src->off[1])));
   int64_t zero3[4] = {0};
@@ -444,21 +453,23 @@ static int lower_mma_i8(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
     return ERR_AT(L, n, "mma: int8 'b' must be quantized weights packed n16k4");
   wgeom g = weight_geom(bw);
   int passes = (int)a->ext[0];
-  int64_t mr = a->ext[1], nr = b->ext[0], span = a->ext[2];
+  int64_t mr = a->ext[1], nr = b->ext[b->rank - 2], span = a->ext[2];
   if (bacc->dims[0] != passes * mr || bacc->dims[1] != nr)
     return ERR_AT(L, n, "mma: acc must be {passes*mr, nr} = {%lld, %lld}", (long long)(passes * mr), (long long)nr);
   if (nr % 16) return ERR_AT(L, n, "mma: nr=%lld must be a multiple of 16 (n16 weight packing)", (long long)nr);
-  if (b->ext[1] != span) return ERR_AT(L, n, "mma: k extents of a and b differ");
+  if (b->ext[b->rank - 1] != span) return ERR_AT(L, n, "mma: k extents of a and b differ");
   if (span % 8) return ERR_AT(L, n, "mma: k extent %lld must be a multiple of 8", (long long)span);
-  if (ba->dims[2] != g.k_pad) return ERR_AT(L, n, "mma: codes row length must be Kp=%lld", (long long)g.k_pad);
+  if (ba->dims[2] < span) return ERR_AT(L, n, "mma: codes rows are shorter than the k extent");
+  if (b->rank == 3 && b->ext[0] != 1) return ERR_AT(L, n, "mma: a batch of packed matrices is used one at a time");
   int vl = L->vl, nv = (int)(nr / vl);
   if (passes * mr * nv + nv + 2 > 96)
     return ERR_AT(L, n, "mma: register tile too large: %d passes x mr=%lld x nr=%lld needs %lld vector registers",
                   passes, (long long)mr, (long long)nr, (long long)(passes * mr * nv + nv));
 
   kf_lcomment(L->f, blk, "mma int8 (vpdpbusd): %d pass(es) x %lld rows x %lld cols, w%d", passes, (long long)mr, (long long)nr, g.bits);
-  kf_lir_expr *k0 = lw_ix_expr(L, &b->off[1]);
-  kf_lir_expr *n1 = lw_ix_expr(L, &b->off[0]);
+  kf_lir_expr *k0 = lw_ix_expr(L, &b->off[b->rank - 1]);
+  kf_lir_expr *n1 = lw_ix_expr(L, &b->off[b->rank - 2]);
+  kf_lir_expr *mat0 = b->rank == 3 ? lw_muli(L, lw_ix_expr(L, &b->off[0]), g.mat_bytes) : lw_i64c(L, 0);
   int kv = lw_tmp(L, "kk", lw_ty(KF_I64, 1));
   int64_t kstep = g.bits == 8 ? 4 : 8;
   kf_lir_stmt *loop = kf_lfor(L->f, blk, kv, k0, lw_min64(L, lw_addi(L, k0, span), lw_i64c(L, g.k_pad)), kstep);
@@ -468,7 +479,7 @@ static int lower_mma_i8(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
   int wbase = lw_tmp(L, "wb", lw_ty(KF_I64, 1));
   int64_t per_nb = g.bits == 8 ? g.k_pad * 16 : g.k_pad * 8;
   kf_lassign(L->f, lb, wbase,
-             lw_add(L, lw_muli(L, kf_lbin(L->f, KF_L_DIV, n1, lw_i64c(L, 16)), per_nb), lw_muli(L, kk, g.bits == 8 ? 16 : 8)));
+             lw_add(L, mat0, lw_add(L, lw_muli(L, kf_lbin(L->f, KF_L_DIV, n1, lw_i64c(L, 16)), per_nb), lw_muli(L, kk, g.bits == 8 ? 16 : 8))));
   int wv[2][16];
   for (int j = 0; j < nv; j++) {
     int64_t col = (int64_t)j * vl, nb_off = col / 16, part = (col % 16) / vl;
@@ -736,6 +747,7 @@ static int lower_node(lw *L, const kf_ir_node *n, kf_lir_block *out) {
   case KF_OP_STORE: return lower_move(L, n, out, 1);
   case KF_OP_ACCUM_STORE: return lower_move(L, n, out, 2);
   case KF_OP_FILL: return lw_lower_fill(L, n, out);
+  case KF_OP_SCALE_COLS: return lw_lower_scale_cols(L, n, out);
   case KF_OP_QK: return lw_lower_qk(L, n, out);
   case KF_OP_SOFTMAX: return lw_lower_softmax(L, n, out);
   case KF_OP_RESCALE: return lw_lower_rescale(L, n, out, 0);
@@ -758,7 +770,7 @@ static int lower_block(lw *L, const kf_ir_block *b, kf_lir_block *out) {
 int64_t kf_ir_buf_elems(const kf_ir_buf *b) {
   if (b->layout == KF_LAYOUT_QW) {
     wgeom g = weight_geom(b);
-    return g.n_pad * g.k_pad * g.bits / 8;
+    return g.count * g.mat_bytes;
   }
   int64_t n = 1;
   for (int d = 0; d < b->rank; d++) n *= b->dims[d];

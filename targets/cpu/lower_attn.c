@@ -115,6 +115,42 @@ int lw_lower_fill(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
   return KF_OK;
 }
 
+/* dst[r][c] = f * src[r][c] * scales[c]; scales are read only inside their buffer (the tile
+** may run past its end, e.g. per-token scales at the last KV block: zero there). */
+int lw_lower_scale_cols(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
+  mview d, sr, sc;
+  int rc;
+  if ((rc = view(L, n, 0, &d, "scale_cols")) || (rc = view(L, n, 1, &sr, "scale_cols")) ||
+      (rc = view(L, n, 2, &sc, "scale_cols")))
+    return rc;
+  if (d.dtype != KF_F32 || sc.dtype != KF_F32 || (sr.dtype != KF_F32 && sr.dtype != KF_BF16))
+    return ERR_AT(L, n, "scale_cols: dst and scales f32, src bf16 or f32");
+  if (d.rows != sr.rows || d.cols != sr.cols || sc.cols < d.cols || sc.rows != 1)
+    return ERR_AT(L, n, "scale_cols: dst and src must have the same shape and scales one row of at least as many columns");
+  int vl = L->vl;
+  const kf_tile *st = &n->t[2];
+  const kf_ir_buf *sb = &L->ir->bufs.data[st->buf];
+  int64_t sdim = sb->dims[sb->rank - 1];
+  kf_lir_expr *scol0 = lw_ix_expr(L, &st->off[sb->rank - 1]);
+  kf_lcomment(L->f, blk, "scale_cols: %lld x %lld, factor %g", (long long)d.rows, (long long)d.cols, n->f);
+  int cv = lw_tmp(L, "c", lw_ty(KF_I64, 1)), rv = lw_tmp(L, "r", lw_ty(KF_I64, 1));
+  /* columns outer (scale vector loaded once), rows inner */
+  int64_t nchunks = (d.cols + vl - 1) / vl;
+  kf_lir_stmt *cl = kf_lfor(L->f, blk, cv, lw_i64c(L, 0), lw_i64c(L, nchunks * vl), vl);
+  kf_lir_block *b = &cl->body;
+  kf_lir_expr *left = kf_lbin(L->f, KF_L_SUB, lw_i64c(L, sdim), lw_add(L, scol0, V(L, cv)));
+  kf_lir_expr *cnt_s = kf_lbin(L->f, KF_L_MAX, lw_i64c(L, 0), lw_min64(L, left, lw_i64c(L, vl)));
+  int cnt = setv(L, b, "cnt", lw_min64(L, cnt_s, kf_lbin(L->f, KF_L_SUB, lw_i64c(L, d.cols), V(L, cv))));
+  int scv = setv(L, b, "scv", fbin(L, KF_L_MUL, kf_lloadn(L->f, F32(L, vl), sc.buf, at(L, &sc, lw_i64c(L, 0), V(L, cv)), V(L, cnt)),
+                                       lw_fconst(L, vl, n->f)));
+  int dcnt = setv(L, b, "dcnt", lw_min64(L, lw_i64c(L, vl), kf_lbin(L->f, KF_L_SUB, lw_i64c(L, d.cols), V(L, cv))));
+  kf_lir_stmt *rl = kf_lfor(L->f, b, rv, lw_i64c(L, 0), lw_i64c(L, d.rows), 1);
+  kf_lir_expr *x = kf_lloadn(L->f, lw_ty(sr.dtype, vl), sr.buf, at(L, &sr, V(L, rv), V(L, cv)), V(L, dcnt));
+  kf_lstoren(L->f, &rl->body, d.buf, at(L, &d, V(L, rv), V(L, cv)),
+             fbin(L, KF_L_MUL, kf_lcvt(L->f, F32(L, vl), x), V(L, scv)), V(L, dcnt));
+  return KF_OK;
+}
+
 /* s[h][j] = scale * q[h] . k[j], register-blocked MR heads x NK keys, vectors along d;
 ** dpbf16 on bf16 pairs when the target has AVX512_BF16, else bf16->f32 and FMA. Keys past
 ** `len` read the last valid row (never used). */
@@ -271,6 +307,9 @@ int lw_lower_softmax(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
     kf_lstore(L->f, pb, s.buf, idx, pst);
     if (!part) sum1 = setv(L, b, "psum1", kf_lop(L->f, KF_L_REDUCE_ADD, F32(L, 1), V(L, sum), NULL, NULL));
   }
+  /* zero P past len so a GEMM over the whole block adds nothing for missing keys */
+  kf_lir_stmt *zl = kf_lfor(L->f, b, kv, V(L, lenv), lw_i64c(L, s.cols), 1);
+  kf_lstore(L->f, &zl->body, s.buf, at(L, &s, h, V(L, kv)), fc(L, 0.0));
   /* l = l * alpha + sum; m = m_new */
   st1(L, b, &l, h, fma3(L, ld1(L, &l, h), V(L, alpha), V(L, sum1)));
   st1(L, b, &m, h, V(L, mnew));

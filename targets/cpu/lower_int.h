@@ -36,6 +36,7 @@ kf_lir_expr *lw_tile_index(lw *L, const kf_tile *tl, const int64_t *extra);
 
 /* attention ops (lower_attn.c) */
 int lw_lower_fill(lw *L, const kf_ir_node *n, kf_lir_block *blk);
+int lw_lower_scale_cols(lw *L, const kf_ir_node *n, kf_lir_block *blk);
 int lw_lower_qk(lw *L, const kf_ir_node *n, kf_lir_block *blk);
 int lw_lower_softmax(lw *L, const kf_ir_node *n, kf_lir_block *blk);
 int lw_lower_rescale(lw *L, const kf_ir_node *n, kf_lir_block *blk, int exp2);
