@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -381,6 +382,8 @@ static int run_trial(kf_template *t, const kf_binding *shape, const kf_binding *
     if (getppid() != parent) _exit(3);
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
+    struct rlimit no_core = {0, 0}; /* a crashing variant must not spend seconds dumping core */
+    setrlimit(RLIMIT_CORE, &no_core);
     trial_msg m;
     memset(&m, 0, sizeof m);
     trial_child(t, shape, config, target, prob, o, &m);
@@ -678,8 +681,8 @@ int kf_tune(kf_ctx *ctx, kf_store *s, const char *tmpl_name, const kf_binding *s
       if (isfinite(best_med)) fmt_time(best_med, bt, sizeof bt);
       if (!strcmp(rec.status, "ok")) fmt_time(rec.median_s, lt, sizeof lt);
       fmt_eta(eta, et, sizeof et);
-      fprintf(out, "%s[%lld/%lld] best %s %s  ETA %s  | %s %s %s%s%.120s", o->progress == 2 ? "\r\033[K" : "",
-              (long long)n_done_now, (long long)total, bt, best_cfg, et, rec.config, rec.status, lt,
+      fprintf(out, "%s[%lld/%lld] best %s %s  ETA %s  | %s %s%s%s%s%.120s", o->progress == 2 ? "\r\033[K" : "",
+              (long long)n_done_now, (long long)total, bt, best_cfg, et, rec.config, rec.status, lt[0] ? " " : "", lt,
               rec.error[0] ? ": " : "", rec.error);
       if (o->progress != 2) fputc('\n', out);
       fflush(out);
