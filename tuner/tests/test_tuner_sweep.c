@@ -54,6 +54,7 @@ int main(void) {
   o.trial_timeout_s = 4; /* the hanging variants */
   o.trial_budget_s = 0.05;
   kf_binding shape;
+  memset(&shape, 0, sizeof shape);
   kf_binding_parse(&ctx, "M=4,N=256,K=1024", "shape", &shape);
   kf_tune_summary sum;
   double t0 = kf_now();
@@ -102,6 +103,7 @@ int main(void) {
   TT_CHECK(tt_count(s, "SELECT count(*) FROM sweeps WHERE complete = 1") == 2, "both sweeps marked complete");
   /* bad input */
   kf_binding bad;
+  memset(&bad, 0, sizeof bad);
   kf_binding_parse(&ctx, "M=4,N=256,K=1024", "shape", &bad);
   kf_binding fixed;
   memset(&fixed, 0, sizeof fixed);
@@ -112,6 +114,7 @@ int main(void) {
   kf_binding_set(&fixed, "slow", 5);
   rc = kf_tune(&ctx, s, TT_FAULTY, &bad, &fixed, "cpu-host", &o, &again);
   TT_CHECK(rc == KF_EINVAL && strstr(kf_errmsg(&ctx), "slow=5"), "pinned value outside the domain: %s", kf_errmsg(&ctx));
+  memset(&bad, 0, sizeof bad);
   kf_binding_parse(&ctx, "M=4,N=256", "shape", &bad);
   memset(&bad, 0, sizeof bad);
   kf_binding_set(&bad, "M", 4);
