@@ -415,7 +415,7 @@ static const char numerics_help[] =
     "  --seed S            random seed (default 1)\n"
     "  --attention         print the traffic model instead (default shape: Llama-3-8B-like,\n"
     "                      M = 4096 tokens, d = 128, 8 kv heads, 32 layers, 4 q heads per kv head)\n"
-    "  --json              machine-readable output\n";
+    "  --json              machine-readable output (bits: null = exact or not applicable)\n";
 
 void kf_numerics_defaults(kf_num_opts *o) {
   memset(o, 0, sizeof *o);
@@ -577,12 +577,20 @@ static void json_num(kf_str *s, double v) {
   else kf_str_puts(s, "null");
 }
 
-static const kf_ref_dist gemm_dists[] = {KF_REF_GAUSS, KF_REF_OUTLIER};
-#define N_GEMM_DISTS 2
+/* The GEMM rows: weight format, activation distribution, and the 2-pass MSD figure of the
+** notes' numpy simulation (refs/msd.md §5), printed for comparison. */
+typedef struct gemm_case {
+  kf_num_wfmt wfmt;
+  kf_ref_dist dist;
+  const char *notes_2p;
+} gemm_case;
 
-/* refs/msd.md §5, 2-pass MSD column (the notes' numpy simulation, printed for comparison). */
-static const char *const notes_2p[KF_NUM_N_WFMT][N_GEMM_DISTS] = {
-    {"14.83", "12.20"}, {"14.87", "-"}, {"6.17", "5.44"}};
+static const gemm_case k_gemm_cases[] = {
+    {KF_NUM_W_INT8_CHANNEL, KF_REF_GAUSS, "14.83"}, {KF_NUM_W_INT8_CHANNEL, KF_REF_OUTLIER, "12.20"},
+    {KF_NUM_W_INT8_G128, KF_REF_GAUSS, "14.87"},    {KF_NUM_W_MXFP4, KF_REF_GAUSS, "6.17"},
+    {KF_NUM_W_MXFP4, KF_REF_OUTLIER, "5.44"},
+};
+#define N_GEMM_CASES ((int)(sizeof k_gemm_cases / sizeof k_gemm_cases[0]))
 
 static int run_act_and_gemm(kf_ctx *ctx, const kf_num_opts *o) {
   kf_num_act_stats table[N_SCHEMES][KF_REF_N_DIST];
@@ -591,16 +599,11 @@ static int run_act_and_gemm(kf_ctx *ctx, const kf_num_opts *o) {
   if (rc) return rc;
   double t_act = kf_now() - t0;
   int64_t gm = o->rows < 16 ? o->rows : 16;
-  kf_num_gemm_bits gemm[KF_NUM_N_WFMT][N_GEMM_DISTS];
-  int gemm_done[KF_NUM_N_WFMT][N_GEMM_DISTS] = {{0}};
+  kf_num_gemm_bits gemm[N_GEMM_CASES];
   t0 = kf_now();
-  for (int w = 0; w < KF_NUM_N_WFMT && !rc; w++)
-    for (int d = 0; d < N_GEMM_DISTS && !rc; d++) {
-      if (w == KF_NUM_W_INT8_G128 && gemm_dists[d] != KF_REF_GAUSS) continue;
-      rc = kf_numerics_gemm(ctx, (kf_num_wfmt)w, gemm_dists[d], gm, o->gemm_n, o->cols,
-                            o->seed + 7919u * (uint64_t)(w * N_GEMM_DISTS + d), &gemm[w][d]);
-      gemm_done[w][d] = !rc;
-    }
+  for (int i = 0; i < N_GEMM_CASES && !rc; i++)
+    rc = kf_numerics_gemm(ctx, k_gemm_cases[i].wfmt, k_gemm_cases[i].dist, gm, o->gemm_n, o->cols,
+                          o->seed + 7919u * (uint64_t)(i + 1), &gemm[i]);
   if (rc) return rc;
   double t_gemm = kf_now() - t0;
 
@@ -644,26 +647,22 @@ static int run_act_and_gemm(kf_ctx *ctx, const kf_num_opts *o) {
     }
     kf_str_printf(&s, "\n], \"gemm\": {\"M\": %lld, \"N\": %lld, \"K\": %lld, \"results\": [",
                   (long long)gm, (long long)o->gemm_n, (long long)o->cols);
-    int first = 1;
-    for (int w = 0; w < KF_NUM_N_WFMT; w++)
-      for (int d = 0; d < N_GEMM_DISTS; d++) {
-        if (!gemm_done[w][d]) continue;
-        const kf_num_gemm_bits *g = &gemm[w][d];
-        kf_str_printf(&s, "%s\n  {\"weights\": \"%s\", \"x\": \"%s\", \"dequant_bf16\": ",
-                      first ? "" : ",", kf_num_wfmt_name((kf_num_wfmt)w),
-                      kf_ref_dist_name(gemm_dists[d]));
-        json_num(&s, g->dequant);
-        for (int p = 0; p < KF_NUM_MAX_PASSES; p++) {
-          kf_str_printf(&s, ", \"msd_%dp\": ", p + 1);
-          json_num(&s, g->msd[p]);
-        }
-        kf_str_puts(&s, ", \"mxfp8_e4m3_ocp\": ");
-        json_num(&s, g->mxfp8[0]);
-        kf_str_puts(&s, ", \"mxfp8_e4m3_ceil\": ");
-        json_num(&s, g->mxfp8[1]);
-        kf_str_puts(&s, "}");
-        first = 0;
+    for (int i = 0; i < N_GEMM_CASES; i++) {
+      const kf_num_gemm_bits *g = &gemm[i];
+      kf_str_printf(&s, "%s\n  {\"weights\": \"%s\", \"x\": \"%s\", \"dequant_bf16\": ",
+                    i ? "," : "", kf_num_wfmt_name(k_gemm_cases[i].wfmt),
+                    kf_ref_dist_name(k_gemm_cases[i].dist));
+      json_num(&s, g->dequant);
+      for (int p = 0; p < KF_NUM_MAX_PASSES; p++) {
+        kf_str_printf(&s, ", \"msd_%dp\": ", p + 1);
+        json_num(&s, g->msd[p]);
       }
+      kf_str_puts(&s, ", \"mxfp8_e4m3_ocp\": ");
+      json_num(&s, g->mxfp8[0]);
+      kf_str_puts(&s, ", \"mxfp8_e4m3_ceil\": ");
+      json_num(&s, g->mxfp8[1]);
+      kf_str_puts(&s, "}");
+    }
     kf_str_puts(&s, "\n]}}\n");
     fputs(s.data, stdout);
     kf_str_free(&s);
@@ -734,16 +733,14 @@ static int run_act_and_gemm(kf_ctx *ctx, const kf_num_opts *o) {
          "pass.\n\n");
   printf("%-18s %-8s | %8s | %6s %6s %6s | %10s %9s | %s\n", "weights", "X", "dequant",
          "MSD 1p", "MSD 2p", "MSD 3p", "MXFP8 ceil", "MXFP8 OCP", "notes' sim 2p (refs/msd.md §5)");
-  for (int w = 0; w < KF_NUM_N_WFMT; w++)
-    for (int d = 0; d < N_GEMM_DISTS; d++) {
-      if (!gemm_done[w][d]) continue;
-      const kf_num_gemm_bits *g = &gemm[w][d];
-      printf("%-18s %-8s | %8.2f | %6.2f %6.2f %6.2f |", kf_num_wfmt_name((kf_num_wfmt)w),
-             kf_ref_dist_name(gemm_dists[d]), g->dequant, g->msd[0], g->msd[1], g->msd[2]);
-      if (isnan(g->mxfp8[0])) printf(" %10s %9s |", "-", "-");
-      else printf(" %10.2f %9.2f |", g->mxfp8[1], g->mxfp8[0]);
-      printf(" %s\n", notes_2p[w][d]);
-    }
+  for (int i = 0; i < N_GEMM_CASES; i++) {
+    const kf_num_gemm_bits *g = &gemm[i];
+    printf("%-18s %-8s | %8.2f | %6.2f %6.2f %6.2f |", kf_num_wfmt_name(k_gemm_cases[i].wfmt),
+           kf_ref_dist_name(k_gemm_cases[i].dist), g->dequant, g->msd[0], g->msd[1], g->msd[2]);
+    if (isnan(g->mxfp8[0])) printf(" %10s %9s |", "-", "-");
+    else printf(" %10.2f %9.2f |", g->mxfp8[1], g->mxfp8[0]);
+    printf(" %s\n", k_gemm_cases[i].notes_2p);
+  }
   printf("  paper: MSD shows no accuracy loss against the dequant baselines (often lower L2 "
          "error);\n"
          "  2-pass MXFP4 beats single-pass MXFP8 at the same GEMM time.\n");
@@ -778,10 +775,15 @@ static int run_attention(kf_ctx *ctx, const kf_num_opts *o) {
     printf("\n]}\n");
     return KF_OK;
   }
-  printf("kforge numerics --attention: KV-cache HBM bytes per generated token, decode attention\n"
-         "  shape: M = %lld tokens, d = %lld, %lld kv heads, %lld layers (K and V each M x d per kv "
-         "head)\n",
-         (long long)k->tokens, (long long)k->head_dim, (long long)k->kv_heads, (long long)k->layers);
+  kf_num_opts def;
+  kf_numerics_defaults(&def);
+  int is_default = !memcmp(&def.kv, k, sizeof *k);
+  printf("kforge numerics --attention: KV-cache HBM bytes per generated token (one sequence), "
+         "decode attention\n"
+         "  shape: M = %lld tokens, d = %lld, %lld kv heads, %lld layers%s (K and V each M x d per "
+         "kv head)\n",
+         (long long)k->tokens, (long long)k->head_dim, (long long)k->kv_heads, (long long)k->layers,
+         is_default ? " (Llama-3-8B-like GQA)" : "");
   printf("  per K (and per V), b_q = bytes per cached element (INT8 1, MXFP4 17/32 with its E8M0 "
          "scale):\n"
          "    baseline     (b_q + 4)*M*d  Vector reads the codes, writes BF16 to GM, Cube reads "

@@ -318,6 +318,11 @@ static void test_errors(void) {
             o.kv.head_dim == 128,
         "parse: --attention --tokens 8192 --kv-heads 4 --json", "rc %d", rc);
   check(kf_numerics_main(7, good) == 0, "numerics --attention --json runs", "%s", "");
+  /* The whole report on a small matrix (table, summary and GEMM paths; odd K), text and JSON. */
+  char *small[] = {"numerics", "--rows", "5", "--cols", "200", "--gemm-n", "3", "--seed", "9"};
+  check(kf_numerics_main(9, small) == 0, "numerics --rows 5 --cols 200 --gemm-n 3 runs", "%s", "");
+  char *small_json[] = {"numerics", "--rows", "3", "--cols", "64", "--gemm-n", "2", "--json"};
+  check(kf_numerics_main(8, small_json) == 0, "numerics --rows 3 --cols 64 --json runs", "%s", "");
   char *help[] = {"numerics", "--help"};
   check(kf_numerics_main(2, help) == 0, "numerics --help exits 0", "%s", "");
 }
