@@ -114,6 +114,7 @@ typedef struct family {
   char tmpl[64];
   char params[KF_MAX_BIND][32];
   int n_params;
+  int64_t param_def[KF_MAX_BIND]; /* template default of each param (size params: 0) */
   char arg_name[8][32], arg_type[8][48];
   int n_args;
   int64_t default_passes;
@@ -148,7 +149,10 @@ static int family_from_kernel(kf_ctx *ctx, const kf_kernel *k, family *f) {
   for (int i = 0; i < 3; i++) snprintf(f->params[f->n_params++], 32, "%s", first[i]);
   for (int i = 0; i < kf_template_n_params(k->tmpl); i++) {
     const char *pn = kf_template_param(k->tmpl, i)->name;
-    if (strcmp(pn, "M") && strcmp(pn, "N") && strcmp(pn, "K")) snprintf(f->params[f->n_params++], 32, "%s", pn);
+    if (strcmp(pn, "M") && strcmp(pn, "N") && strcmp(pn, "K")) {
+      f->param_def[f->n_params] = kf_template_param(k->tmpl, i)->def;
+      snprintf(f->params[f->n_params++], 32, "%s", pn);
+    }
   }
   f->n_args = kf_kernel_n_args(k);
   if (f->n_args > 8) return kf_err(ctx, KF_EUNSUP, "kforge lib: %s has more than 8 arguments", tn);
@@ -181,7 +185,18 @@ static void variant_condition(const family *f, const variant *v, kf_str *o) {
   }
 }
 
+/* The generic call; params the generic kernel does not know must have the template's default
+** (else the generic cannot compute what the template would, and the call returns -1). */
 static void generic_call(const family *f, kf_str *o) {
+  static const char *const known[] = {"M", "N", "K", "bits", "group", "act_group", "wround", NULL};
+  int n_other = 0;
+  for (int i = 0; i < f->n_params; i++) {
+    int is_known = 0;
+    for (int j = 0; known[j]; j++) is_known |= !strcmp(known[j], f->params[i]);
+    if (!is_known)
+      kf_str_printf(o, "%s%s != %lld", n_other++ ? " || " : "(", f->params[i], (long long)f->param_def[i]);
+  }
+  if (n_other) kf_str_printf(o, ") ? -1 : ");
   if (!strcmp(f->tmpl, "msd_gemm"))
     kf_str_printf(o, "kf_generic_msd_gemm(M, N, K, bits, group, act_group, %lld, x, w, w_scale, y, n_threads)",
                   (long long)f->default_passes);
