@@ -142,10 +142,12 @@ int main(int argc, char **argv) {
           continue;
         }
         printf("%-6" PRId64 " %-6" PRId64 " %-6" PRId64 " %-5s %-10s %9.3f %9.3f %9.3f %9.3f %8.1f "
-               "%7.1f %4d  %s\n",
+               "%7.1f %4d  %s%s\n",
                shapes[s].M, shapes[s].N, shapes[s].K, cold ? "cold" : "warm", r->name,
                r->median_s * 1e3, r->min_s * 1e3, r->p10_s * 1e3, r->p90_s * 1e3,
-               flops / r->median_s * 1e-9, bytes / r->median_s * 1e-9, r->n_runs, r->note);
+               flops / r->median_s * 1e-9, bytes / r->median_s * 1e-9, r->n_runs, r->note,
+               !cold && llc > 0 && r->weight_bytes > llc ? " (weights > LLC: warm reads DRAM too)"
+                                                         : "");
         fflush(stdout);
       }
     }
