@@ -191,7 +191,7 @@ int kf_ais_finish(kf_ais_ctx *ctx, const kf_ais_config *cfg, const kf_ais_partia
                   kf_ais_state *state, kf_ais_diag *diag);
 /* Per-token weights of the batch given the finished diagnostics (diag->alpha is used in AIS
 ** mode; diag may be NULL in the other modes). weights[n_tokens] must not be NULL; mask_out may
-** be NULL. */
+** be NULL. On an error return the outputs are partly written and must not be used. */
 int kf_ais_weights(kf_ais_ctx *ctx, const kf_ais_config *cfg, const kf_ais_batch *batch,
                    const kf_ais_diag *diag, double *weights, uint8_t *mask_out);
 /* Single rank: accumulate + finish + weights. */
@@ -199,8 +199,9 @@ int kf_ais_compute(kf_ais_ctx *ctx, const kf_ais_config *cfg, const kf_ais_batch
                    kf_ais_state *state, double *weights, uint8_t *mask_out, kf_ais_diag *diag);
 
 /* Exact accumulator over doubles (exposed for tests and for callers that want exact sums):
-** acc has KF_AIS_ACC_LIMBS limbs; add is exact for every finite double, value() returns the
-** correctly rounded sum (+-inf if it exceeds the double range). */
+** acc has KF_AIS_ACC_LIMBS limbs (zero them to start); add is exact for every finite double and
+** allows 2^30 additions between normalizations; value() returns the correctly rounded sum (+-inf
+** if it exceeds the double range; a subnormal result may be rounded twice). */
 void kf_ais_acc_add(int64_t *acc, double x);
 void kf_ais_acc_normalize(int64_t *acc);
 double kf_ais_acc_value(const int64_t *acc);
