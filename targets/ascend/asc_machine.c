@@ -39,7 +39,7 @@ static const kf_asc_machine die_910b = {
     .core_hbm_bpc = 32,
     .core_l2_bpc = 110,
     .l2_bytes = 192LL * 1024 * 1024,
-    .l2_line = 64 * 1024,
+    .l2_line = 512,
     .gm_latency = 200,
     .flag_intra = 8,
     .flag_cross = 200,
@@ -96,7 +96,7 @@ void kf_asc_machine_describe(const kf_asc_machine *m, kf_str *o) {
   kf_str_printf(o, "  L2 bandwidth per die  %.0f B/cycle            [E] 24 x the per-core l2_rate\n", m->l2_bpc);
   kf_str_printf(o, "  per-transfer caps     HBM %.0f, L2 %.0f B/cycle [D] 910B1 ini ddr_rate=32, l2_rate=110 (unit [R])\n",
                 m->core_hbm_bpc, m->core_l2_bpc);
-  kf_str_printf(o, "  L2 model line         %lld KB (LRU)           [E] modelling granularity\n", (long long)(m->l2_line >> 10));
+  kf_str_printf(o, "  L2 model line         %lld B, 32 B sectors (LRU)  [E] modelling granularity\n", (long long)m->l2_line);
   kf_str_printf(o, "  GM access latency     %lld cycles             [E]\n", (long long)m->gm_latency);
   kf_str_printf(o, "  flag latency          intra-core %lld, cross-core %lld cycles  [E]\n", (long long)m->flag_intra,
                 (long long)m->flag_cross);

@@ -85,13 +85,16 @@ int32_t kf_asc_emit(kf_asc_prog *p, int core, int pipe, kf_asc_kind kind, int64_
   return id;
 }
 
-void kf_asc_gm(kf_asc_prog *p, int32_t inst, int gm_obj, int ws, int64_t off, int64_t span, int atomic) {
+void kf_asc_gm(kf_asc_prog *p, int32_t inst, int gm_obj, int ws, int64_t off, int64_t rows, int64_t row_bytes,
+               int64_t stride, int atomic) {
   if (inst < 0) return;
   kf_asc_inst *in = &p->insts.data[inst];
   in->gm_obj = gm_obj;
   in->ws = (uint8_t)(ws != 0);
   in->gm_off = off;
-  in->gm_span = span > in->bytes ? span : in->bytes;
+  in->gm_rows = (int32_t)(rows > 0 ? rows : 0);
+  in->gm_row_bytes = row_bytes > 0 ? row_bytes : 0;
+  in->gm_stride = stride;
   in->atomic = (uint8_t)(atomic != 0);
 }
 
@@ -169,6 +172,7 @@ static event ev_pop(evheap *q) {
 typedef struct lru {
   int64_t cap, n;        /* lines */
   uint64_t *key;         /* per node */
+  uint32_t *sect;        /* per node: 32-byte sectors present */
   int32_t *prev, *next;  /* per node; head = most recent */
   int32_t head, tail, free_head;
   int32_t *slot;         /* open addressing: node id or -1 */
@@ -188,6 +192,7 @@ static void lru_init(lru *c, int64_t cap) {
   c->cap = cap > 0 ? cap : 0;
   size_t nn = (size_t)c->cap + 1;
   c->key = kf_xcalloc(nn, sizeof *c->key);
+  c->sect = kf_xcalloc(nn, sizeof *c->sect);
   c->prev = kf_xcalloc(nn, sizeof *c->prev);
   c->next = kf_xcalloc(nn, sizeof *c->next);
   uint64_t size = 16;
@@ -202,6 +207,7 @@ static void lru_init(lru *c, int64_t cap) {
 
 static void lru_free(lru *c) {
   free(c->key);
+  free(c->sect);
   free(c->prev);
   free(c->next);
   free(c->slot);
@@ -243,15 +249,20 @@ static void lru_slot_delete(lru *c, uint64_t i) {
   c->slot[i] = -1;
 }
 
-/* Touches a line: 1 if it was present (hit), 0 if it was inserted (miss). */
-static int lru_touch(lru *c, uint64_t key) {
+static int popcount32(uint32_t x) { return __builtin_popcount(x); }
+
+/* Touches sectors `mask` of a line: returns the sectors that were present (hits); the line
+** becomes the most recent and holds them all afterwards. */
+static uint32_t lru_touch(lru *c, uint64_t key, uint32_t mask) {
   if (c->cap == 0) return 0;
   uint64_t s = lru_find_slot(c, key);
   if (c->slot[s] >= 0) {
     int32_t n = c->slot[s];
     lru_unlink(c, n);
     lru_push_front(c, n);
-    return 1;
+    uint32_t hit = c->sect[n] & mask;
+    c->sect[n] |= mask;
+    return hit;
   }
   if (c->n == c->cap) { /* evict the least recent */
     int32_t old = c->tail;
@@ -265,6 +276,7 @@ static int lru_touch(lru *c, uint64_t key) {
   int32_t n = c->free_head;
   c->free_head = c->next[n];
   c->key[n] = key;
+  c->sect[n] = mask;
   c->slot[s] = n;
   lru_push_front(c, n);
   c->n++;
@@ -424,17 +436,25 @@ static void flow_start(sim *S, int32_t i, double now) {
   if (in->ws) {
     l2 = (double)in->bytes;
   } else if (in->bytes > 0) {
-    /* lines of the footprint; a line's share of the bytes is proportional to its overlap */
-    int64_t line = m->l2_line, lo = in->gm_off, hi = in->gm_off + in->gm_span;
-    double frac = (double)in->bytes / (double)(hi - lo);
-    for (int64_t a = lo / line; a * line < hi; a++) {
-      int64_t s = a * line > lo ? a * line : lo, e = (a + 1) * line < hi ? (a + 1) * line : hi;
-      uint64_t key = ((uint64_t)(uint32_t)in->gm_obj << 40) ^ (uint64_t)a;
-      int hit = lru_touch(&S->l2[die], key);
-      double part = (double)(e - s) * frac;
-      if (in->kind == KF_ASC_WRITE || !hit) hbm += part;
-      else l2 += part;
+    /* sectors of the footprint rows; bytes are split between hits and misses in the
+    ** proportion of the sectors (the footprint may round up to whole sectors) */
+    int64_t line = m->l2_line, sec = 32, n_hit = 0, n_all = 0; /* sector bytes; line <= 1024 */
+    int64_t rows = in->gm_rows > 0 ? in->gm_rows : 1, rb = in->gm_rows > 0 ? in->gm_row_bytes : in->bytes;
+    for (int64_t r = 0; r < rows; r++) {
+      int64_t lo = in->gm_off + r * in->gm_stride, hi = lo + rb;
+      for (int64_t a = lo / line; a * line < hi; a++) {
+        int64_t s = a * line > lo ? a * line : lo, e = (a + 1) * line < hi ? (a + 1) * line : hi;
+        int64_t s0 = (s - a * line) / sec, s1 = (e - a * line + sec - 1) / sec;
+        uint32_t mask = (uint32_t)(((uint64_t)1 << s1) - ((uint64_t)1 << s0));
+        uint64_t key = ((uint64_t)(uint32_t)in->gm_obj << 40) ^ (uint64_t)a;
+        uint32_t hit = lru_touch(&S->l2[die], key, mask);
+        n_all += popcount32(mask);
+        n_hit += in->kind == KF_ASC_WRITE ? 0 : popcount32(hit);
+      }
     }
+    double f = n_all ? (double)n_hit / (double)n_all : 0;
+    l2 = (double)in->bytes * f;
+    hbm = (double)in->bytes - l2;
   }
   if (in->kind == KF_ASC_READ) {
     S->st.hbm_read += hbm;

@@ -15,7 +15,8 @@
 ** GM transfers take gm_latency, then move their bytes at a rate set by the memory system:
 ** per die, HBM and L2 are each shared equally by the transfers they serve, each transfer
 ** capped by the per-core port rate (machine.core_hbm_bpc / core_l2_bpc). Reads of arguments
-** go through an LRU model of L2 (lines of machine.l2_line); workspaces (the GM buffers the
+** go through an LRU model of L2 (lines of machine.l2_line with 32-byte sectors, so that two
+** halves of the same rows read by two transfers both come from HBM); workspaces (the GM buffers the
 ** Cube and Vector cores exchange data through) stay in L2; writes to arguments go to HBM.
 */
 #ifndef KF_ASC_SIM_H
@@ -28,8 +29,10 @@ typedef enum { KF_ASC_COMPUTE = 0, KF_ASC_READ = 1, KF_ASC_WRITE = 2 } kf_asc_ki
 typedef struct kf_asc_inst {
   int64_t cycles;   /* COMPUTE: duration; READ/WRITE: extra fixed cycles */
   int64_t bytes;    /* READ/WRITE: bytes moved */
-  int64_t gm_off;   /* READ/WRITE: first byte of the footprint in the GM object */
-  int64_t gm_span;  /* READ/WRITE: footprint length (>= bytes for strided tiles) */
+  int64_t gm_off;   /* READ/WRITE footprint in the GM object: gm_rows rows of gm_row_bytes, */
+  int64_t gm_stride;/* the first at gm_off, each gm_stride after the previous */
+  int64_t gm_row_bytes;
+  int32_t gm_rows;
   int32_t core;
   int32_t gm_obj;   /* GM object id (argument or workspace), for the L2 model */
   int32_t label;    /* index into prog->labels */
@@ -72,8 +75,10 @@ int kf_asc_label(kf_asc_prog *p, const char *name);
 ** max_insts: the caller reports it). */
 int32_t kf_asc_emit(kf_asc_prog *p, int core, int pipe, kf_asc_kind kind, int64_t cycles, int64_t bytes,
                     int label);
-/* Sets the GM footprint of a READ/WRITE instruction. */
-void kf_asc_gm(kf_asc_prog *p, int32_t inst, int gm_obj, int ws, int64_t off, int64_t span, int atomic);
+/* Sets the GM footprint of a READ/WRITE instruction: `rows` rows of `row_bytes` bytes, at off,
+** off + stride, ... (a contiguous range is 1 row). Workspaces (ws = 1) stay in L2. */
+void kf_asc_gm(kf_asc_prog *p, int32_t inst, int gm_obj, int ws, int64_t off, int64_t rows, int64_t row_bytes,
+               int64_t stride, int atomic);
 /* Orders `consumer` after `producer`: nothing when both are on the same pipe of the same
 ** core (in-order pipe, producer first in program order), else a flag (intra-core or
 ** cross-core latency). Either may be -1 (no-op). */

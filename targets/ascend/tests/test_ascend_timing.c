@@ -43,7 +43,7 @@ static double run(kf_asc_prog *p, kf_asc_stats *st) {
 /* A GM read of `bytes` of argument object `obj` at offset `off` on `core`. */
 static int32_t gm_read(kf_asc_prog *p, int core, int obj, int64_t off, int64_t bytes) {
   int32_t i = kf_asc_emit(p, core, KF_ASC_MTE2, KF_ASC_READ, 0, bytes, kf_asc_label(p, "load"));
-  kf_asc_gm(p, i, obj, 0, off, bytes, 0);
+  kf_asc_gm(p, i, obj, 0, off, 1, bytes, bytes, 0);
   return i;
 }
 
@@ -86,9 +86,23 @@ static void test_copy(void) {
   /* a workspace transfer is always L2 */
   kf_asc_prog *q = kf_asc_prog_new(&m);
   int32_t w = kf_asc_emit(q, core, KF_ASC_FIX, KF_ASC_WRITE, 0, mb, kf_asc_label(q, "fix"));
-  kf_asc_gm(q, w, 7, 1, 0, mb, 1);
+  kf_asc_gm(q, w, 7, 1, 0, 1, mb, mb, 1);
   expect_cycles("1 MB FixPipe atomic add into a workspace", run(q, &st), (double)m.gm_latency + (double)mb / m.core_l2_bpc);
   kf_asc_prog_free(q);
+  /* two halves of the same 128 rows of 1152 B (a K block split at d = 288): both from HBM;
+  ** then all of it again: all from L2 */
+  kf_asc_prog *h = kf_asc_prog_new(&m);
+  for (int half = 0; half < 3; half++) {
+    int64_t rb = half < 2 ? 576 : 1152;
+    int32_t i = kf_asc_emit(h, core, KF_ASC_MTE2, KF_ASC_READ, 0, 128 * rb, kf_asc_label(h, "load"));
+    kf_asc_gm(h, i, 2, 0, half == 1 ? 576 : 0, 128, rb, 1152, 0);
+  }
+  run(h, &st);
+  ok = st.hbm_read == 128.0 * 1152 && st.l2_read == 128.0 * 1152;
+  printf("%-44s hbm %.0f l2 %.0f (want %d each)  %s\n", "strided halves of rows: sectors, not lines", st.hbm_read,
+         st.l2_read, 128 * 1152, ok ? "ok" : "FAIL");
+  failures += !ok;
+  kf_asc_prog_free(h);
   kf_asc_prog_free(p);
 }
 
@@ -117,7 +131,7 @@ static double pipeline(const kf_asc_machine *m, int n, int64_t load_bytes, int64
   int32_t ld[64], mm[64];
   for (int i = 0; i < n; i++) {
     ld[i] = kf_asc_emit(p, core, KF_ASC_MTE2, KF_ASC_READ, 0, load_bytes, kf_asc_label(p, "load"));
-    kf_asc_gm(p, ld[i], 1, 1, (int64_t)i * load_bytes, load_bytes, 0); /* workspace: L2 rate */
+    kf_asc_gm(p, ld[i], 1, 1, (int64_t)i * load_bytes, 1, load_bytes, load_bytes, 0); /* workspace: L2 rate */
     if (i >= 2) kf_asc_dep(p, mm[i - 2], ld[i]);
     mm[i] = kf_asc_emit(p, core, KF_ASC_M, KF_ASC_COMPUTE, mmad_cycles, 0, kf_asc_label(p, "mmad"));
     kf_asc_dep(p, ld[i], mm[i]);
