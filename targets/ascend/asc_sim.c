@@ -386,17 +386,20 @@ static void end_inst(sim *S, int pi, double now) {
     trace_ev t = {ps->start, now, in->core, in->label, in->pipe};
     kf_vec_push(&S->trace, t);
   }
+  /* a GM transfer's last bytes land gm_latency after the pipe has issued them: the pipe is
+  ** free for the next transfer (DMA requests are pipelined), its consumers wait */
+  double done = now + (in->kind == KF_ASC_COMPUTE ? 0.0 : (double)S->p->m.gm_latency);
   for (int32_t r = in->set; r >= 0; r = S->p->refs.data[r].next) {
     int32_t f = S->p->refs.data[r].flag;
-    S->set_time[f] = now;
+    S->set_time[f] = done;
     if (S->waiting[f] >= 0) {
-      ev_push(&S->ev, now + (double)S->p->flags.data[f].latency, EV_TRY, S->waiting[f], 0);
+      ev_push(&S->ev, done + (double)S->p->flags.data[f].latency, EV_TRY, S->waiting[f], 0);
       S->waiting[f] = -1;
     }
   }
   ps->busy = 0;
   ps->next++;
-  if (now > S->st.cycles) S->st.cycles = now;
+  if (done > S->st.cycles) S->st.cycles = done;
   try_start(S, pi, now);
 }
 
@@ -424,7 +427,7 @@ static void try_start(sim *S, int pi, double now) {
   ps->busy = 1;
   ps->start = now;
   if (in->kind == KF_ASC_COMPUTE) ev_push(&S->ev, now + (double)in->cycles, EV_END, pi, 0);
-  else ev_push(&S->ev, now + (double)(S->p->m.gm_latency + in->cycles), EV_FLOW, i, 0);
+  else ev_push(&S->ev, now + (double)in->cycles, EV_FLOW, i, 0);
 }
 
 /* A GM transfer's bytes start moving: split them into HBM and L2 parts. */

@@ -12,7 +12,9 @@
 ** Instruction kinds:
 **   COMPUTE  fixed duration (mmad, MTE1 copy L1->L0, vector op)
 **   READ     GM -> L1/UB (MTE2);  WRITE GM <- L0C/UB (FIX, MTE3; `atomic` adds into GM)
-** GM transfers take gm_latency, then move their bytes at a rate set by the memory system:
+** GM transfers move their bytes at a rate set by the memory system and land gm_latency
+** cycles after the last byte left: the pipe can issue the next transfer meanwhile (DMA
+** requests are pipelined), the consumers of the data wait for it. The rate:
 ** per die, HBM and L2 are each shared equally by the transfers they serve, each transfer
 ** capped by the per-core port rate (machine.core_hbm_bpc / core_l2_bpc). Reads of arguments
 ** go through an LRU model of L2 (lines of machine.l2_line with 32-byte sectors, so that two
