@@ -520,55 +520,6 @@ static int l_load(lua_State *L) { return two_tile_op(L, KF_OP_LOAD); }
 static int l_store(lua_State *L) { return two_tile_op(L, KF_OP_STORE); }
 static int l_accum_store(lua_State *L) { return two_tile_op(L, KF_OP_ACCUM_STORE); }
 
-static int l_quantize(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  kf_ir_node *n = new_op(L, KF_OP_QUANTIZE);
-  field_tile(L, n, 0, "src");
-  field_tile(L, n, 1, "codes");
-  field_tile(L, n, 2, "scales");
-  field_tile(L, n, 3, "sums");
-  n->i[0] = opt_int(L, 1, "passes", 1);
-  n->i[1] = opt_int(L, 1, "act_group", 0);
-  n->i[2] = opt_int(L, 1, "sum_group", 0);
-  lua_getfield(L, 1, "format");
-  const char *fmt = lua_tostring(L, -1);
-  if (fmt && strcmp(fmt, "int8") && strcmp(fmt, "mxfp4"))
-    return luaL_error(L, "quantize: format must be \"int8\" or \"mxfp4\", got \"%s\"", fmt);
-  n->i[3] = fmt && !strcmp(fmt, "mxfp4");
-  lua_pop(L, 1);
-  return 0;
-}
-
-static int l_mma(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  kf_ir_node *n = new_op(L, KF_OP_MMA);
-  field_tile(L, n, 0, "acc");
-  field_tile(L, n, 1, "a");
-  field_tile(L, n, 2, "b");
-  lua_getfield(L, 1, "b_scales");
-  if (!lua_isnil(L, -1)) {
-    n->t[3] = check_tile(L, -1, "b_scales");
-    n->n_tiles = 4;
-  }
-  lua_pop(L, 1);
-  n->i[0] = opt_int(L, 1, "passes", 1);
-  n->i[1] = opt_int(L, 1, "round_bf16", 0);
-  return 0;
-}
-
-static int l_scale_acc(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  kf_ir_node *n = new_op(L, KF_OP_SCALE_ACC);
-  field_tile(L, n, 0, "acc");
-  field_tile(L, n, 1, "src");
-  field_tile(L, n, 2, "act_scales");
-  field_tile(L, n, 3, "act_sums");
-  field_tile(L, n, 4, "w_scales");
-  n->i[0] = opt_int(L, 1, "passes", 1);
-  n->i[1] = opt_int(L, 1, "offset", 0);
-  return 0;
-}
-
 static double opt_num(lua_State *L, int tbl, const char *key, double def) {
   lua_getfield(L, tbl, key);
   double v = def;
@@ -580,14 +531,6 @@ static double opt_num(lua_State *L, int tbl, const char *key, double def) {
   return v;
 }
 
-static int opt_bool(lua_State *L, int tbl, const char *key) {
-  lua_getfield(L, tbl, key);
-  int v = lua_toboolean(L, -1);
-  if (lua_isinteger(L, -1)) v = lua_tointeger(L, -1) != 0;
-  lua_pop(L, 1);
-  return v;
-}
-
 static void field_len(lua_State *L, kf_ir_node *n) {
   lua_getfield(L, 1, "len");
   if (lua_isnil(L, -1)) luaL_error(L, "%s: missing field 'len' (valid keys of the block)", kf_ir_opname(n->op));
@@ -595,11 +538,68 @@ static void field_len(lua_State *L, kf_ir_node *n) {
   lua_pop(L, 1);
 }
 
-static void opt_tile(lua_State *L, kf_ir_node *n, int slot, const char *key) {
-  lua_getfield(L, 1, key);
-  int present = !lua_isnil(L, -1);
-  lua_pop(L, 1);
-  if (present) field_tile(L, n, slot, key);
+/* The table-form ops: kf.NAME{ field = ..., ... }. Each spec lists the tile fields in operand
+** order ("?name" = optional), the integer fields (booleans accepted) with defaults, whether
+** a `len` (valid keys) is required, and an optional number field. */
+typedef struct op_spec {
+  const char *name;
+  kf_ir_opkind op;
+  const char *tiles[KF_IR_MAX_TILES];
+  struct { const char *key; int64_t def; } ints[4];
+  int has_len;
+  const char *num_key;
+  double num_def;
+} op_spec;
+
+static const op_spec op_specs[] = {
+    {"quantize", KF_OP_QUANTIZE, {"src", "codes", "scales", "sums"},
+     {{"passes", 1}, {"act_group", 0}, {"sum_group", 0}}, 0, NULL, 0},
+    {"mma", KF_OP_MMA, {"acc", "a", "b", "?b_scales"}, {{"passes", 1}, {"round_bf16", 0}}, 0, NULL, 0},
+    {"scale_acc", KF_OP_SCALE_ACC, {"acc", "src", "act_scales", "act_sums", "w_scales"},
+     {{"passes", 1}, {"offset", 0}}, 0, NULL, 0},
+    {"qk", KF_OP_QK, {"s", "q", "k"}, {{NULL, 0}}, 1, "scale", 1.0},
+    {"softmax", KF_OP_SOFTMAX, {"s", "m", "l", "alpha", "?n", "?add"}, {{"amla", 0}, {"p_bf16", 0}}, 1, NULL, 0},
+    {"scale_cols", KF_OP_SCALE_COLS, {"dst", "src", "scales"}, {{NULL, 0}}, 0, "factor", 1.0},
+    {"pv", KF_OP_PV, {"o", "p", "v"}, {{"mr", 4}}, 1, NULL, 0},
+    {"finalize", KF_OP_FINALIZE, {"out", "o", "l", "?m", "?n"}, {{"guard", 0}}, 0, NULL, 0},
+};
+
+static int l_table_op(lua_State *L) {
+  const op_spec *sp = &op_specs[lua_tointeger(L, lua_upvalueindex(1))];
+  luaL_checktype(L, 1, LUA_TTABLE);
+  kf_ir_node *n = new_op(L, sp->op);
+  for (int t = 0; t < KF_IR_MAX_TILES && sp->tiles[t]; t++) {
+    const char *key = sp->tiles[t];
+    int optional = key[0] == '?';
+    lua_getfield(L, 1, key + optional);
+    int present = !lua_isnil(L, -1);
+    lua_pop(L, 1);
+    if (present || !optional) field_tile(L, n, t, key + optional);
+    else break; /* optional operands come last: the first missing one ends the list */
+  }
+  for (int i = 0; i < 4 && sp->ints[i].key; i++) {
+    lua_getfield(L, 1, sp->ints[i].key);
+    int64_t v = sp->ints[i].def;
+    if (lua_isboolean(L, -1)) v = lua_toboolean(L, -1);
+    else if (lua_isinteger(L, -1)) v = lua_tointeger(L, -1);
+    else if (!lua_isnil(L, -1)) return luaL_error(L, "%s: field '%s' must be an integer or boolean", sp->name, sp->ints[i].key);
+    lua_pop(L, 1);
+    n->i[i] = v;
+  }
+  if (sp->has_len) field_len(L, n);
+  if (sp->num_key) n->f = opt_num(L, 1, sp->num_key, sp->num_def);
+  if (sp->op == KF_OP_QUANTIZE) { /* format: a string */
+    lua_getfield(L, 1, "format");
+    const char *fmt = lua_tostring(L, -1);
+    if (fmt && strcmp(fmt, "int8") && strcmp(fmt, "mxfp4"))
+      return luaL_error(L, "quantize: format must be \"int8\" or \"mxfp4\", got \"%s\"", fmt);
+    n->i[3] = fmt && !strcmp(fmt, "mxfp4");
+    lua_pop(L, 1);
+  }
+  if (sp->op == KF_OP_SOFTMAX && n->i[0] && n->n_tiles < 6)
+    return luaL_error(L, "softmax: amla needs the fields n and add");
+  if (sp->op == KF_OP_FINALIZE && n->n_tiles == 4) return luaL_error(L, "finalize: m needs n (AMLA's r_hat)");
+  return 0;
 }
 
 /* kf.fill(tile, value) */
@@ -611,78 +611,14 @@ static int l_fill(lua_State *L) {
   return 0;
 }
 
-static int l_qk(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  kf_ir_node *n = new_op(L, KF_OP_QK);
-  field_tile(L, n, 0, "s");
-  field_tile(L, n, 1, "q");
-  field_tile(L, n, 2, "k");
-  field_len(L, n);
-  n->f = opt_num(L, 1, "scale", 1.0);
-  return 0;
-}
-
-static int l_softmax(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  kf_ir_node *n = new_op(L, KF_OP_SOFTMAX);
-  field_tile(L, n, 0, "s");
-  field_tile(L, n, 1, "m");
-  field_tile(L, n, 2, "l");
-  field_tile(L, n, 3, "alpha");
-  field_len(L, n);
-  n->i[0] = opt_bool(L, 1, "amla");
-  n->i[1] = opt_bool(L, 1, "p_bf16");
-  if (n->i[0]) {
-    field_tile(L, n, 4, "n");
-    field_tile(L, n, 5, "add");
-  }
-  return 0;
-}
-
-/* kf.scale_cols{ dst =, src =, scales =, factor = } */
-static int l_scale_cols(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  kf_ir_node *n = new_op(L, KF_OP_SCALE_COLS);
-  field_tile(L, n, 0, "dst");
-  field_tile(L, n, 1, "src");
-  field_tile(L, n, 2, "scales");
-  n->f = opt_num(L, 1, "factor", 1.0);
-  return 0;
-}
-
 static int l_rescale(lua_State *L) { return two_tile_op(L, KF_OP_RESCALE); }
 static int l_rescale_exp2(lua_State *L) { return two_tile_op(L, KF_OP_RESCALE_EXP2); }
 
-static int l_pv(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  kf_ir_node *n = new_op(L, KF_OP_PV);
-  field_tile(L, n, 0, "o");
-  field_tile(L, n, 1, "p");
-  field_tile(L, n, 2, "v");
-  field_len(L, n);
-  n->i[0] = opt_int(L, 1, "mr", 4);
-  return 0;
-}
-
-static int l_finalize(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  kf_ir_node *n = new_op(L, KF_OP_FINALIZE);
-  field_tile(L, n, 0, "out");
-  field_tile(L, n, 1, "o");
-  field_tile(L, n, 2, "l");
-  opt_tile(L, n, 3, "m"); /* AMLA: m and n give r_hat */
-  if (n->n_tiles == 4) field_tile(L, n, 4, "n");
-  n->i[0] = opt_bool(L, 1, "guard");
-  return 0;
-}
-
 static const luaL_Reg kf_funcs[] = {
-    {"fill", l_fill}, {"qk", l_qk}, {"scale_cols", l_scale_cols}, {"softmax", l_softmax}, {"rescale", l_rescale},
-    {"rescale_exp2", l_rescale_exp2}, {"pv", l_pv}, {"finalize", l_finalize},
     {"arg", l_arg},     {"scratch", l_scratch}, {"reg", l_reg},
     {"loop", l_loop},   {"min", l_min},         {"zero", l_zero},
     {"load", l_load},   {"store", l_store},     {"accum_store", l_accum_store},
-    {"quantize", l_quantize}, {"mma", l_mma},   {"scale_acc", l_scale_acc},
+    {"fill", l_fill},   {"rescale", l_rescale}, {"rescale_exp2", l_rescale_exp2},
     {NULL, NULL}};
 
 static void register_builder(lua_State *L) {
@@ -701,6 +637,11 @@ static void register_builder(lua_State *L) {
   luaL_newmetatable(L, TILE_MT);
   lua_pop(L, 1);
   luaL_newlib(L, kf_funcs);
+  for (size_t i = 0; i < sizeof op_specs / sizeof op_specs[0]; i++) {
+    lua_pushinteger(L, (lua_Integer)i);
+    lua_pushcclosure(L, l_table_op, 1);
+    lua_setfield(L, -2, op_specs[i].name);
+  }
   lua_setglobal(L, "kf");
 }
 

@@ -10,6 +10,7 @@
 
 #include "check.h"
 #include "kernel.h"
+#include "numerics.h"
 #include "kf_bench.h"
 #include "kf_ref.h"
 #include "template.h"
@@ -514,6 +515,7 @@ static const char main_help[] =
     "  gen        generate a kernel: tile IR, LIR, C, LLVM IR, assembly, object + header\n"
     "  check      run a kernel against its fp64 reference and error bound\n"
     "  bench      time a kernel (warm and cold weights), against other templates and peers\n"
+    "  numerics   MSD accuracy (effective bits, GEMM vs dequant) and KV-cache HBM traffic model\n"
 #ifdef HAVE_KFORGE_TUNER
     "  tune       autotune a template's tunables for shapes, recording every trial in SQLite\n"
     "  db         show, best, export, merge tuning databases\n"
@@ -541,6 +543,7 @@ int main(int argc, char **argv) {
   if (!strcmp(verb, "gen")) return cmd_gen(&ctx, argc - 1, argv + 1);
   if (!strcmp(verb, "check")) return cmd_check(&ctx, argc - 1, argv + 1);
   if (!strcmp(verb, "bench")) return cmd_bench(&ctx, argc - 1, argv + 1);
+  if (!strcmp(verb, "numerics")) return kf_numerics_main(argc - 1, argv + 1);
 #ifdef HAVE_KFORGE_LOPT_CLI
   if (!strcmp(verb, "tokenize")) return kf_tokenize_main(argc - 1, argv + 1);
 #endif
