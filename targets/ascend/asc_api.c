@@ -117,6 +117,7 @@ int kf_ascend_simulate(kf_ctx *ctx, kf_template *t, const kf_binding *shape, con
   res->cube_int8 = low.cube_int8;
   memcpy(res->busy, st.busy, sizeof res->busy);
   memcpy(res->busy_max, st.busy_max, sizeof res->busy_max);
+  memcpy(res->xwait, st.xwait, sizeof res->xwait);
   res->hbm_read = st.hbm_read;
   res->hbm_write = st.hbm_write;
   res->l2_read = st.l2_read;

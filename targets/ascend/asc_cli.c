@@ -65,6 +65,11 @@ static void print_result(const kf_template *t, const kf_ascend_result *r, int ve
   printf("\n  AIV:");
   for (int i = 0; i < 4; i++)
     printf("  %s %.1f/%.1f", kf_asc_pipe_name(aiv[i]), 100 * r->busy[KF_ASC_AIV][aiv[i]], 100 * r->busy_max[KF_ASC_AIV][aiv[i]]);
+  printf("\n  waiting on the other core kind (idle, blocked on a cross-core flag), %% of the run:\n   ");
+  for (int k = 0; k < 2; k++)
+    for (int q = 1; q < KF_ASC_N_PIPES; q++)
+      if (r->busy_max[k][q] > 0 || r->xwait[k][q] > 0)
+        printf(" %s %s %.1f", k ? "AIV" : "AIC", kf_asc_pipe_name(q), 100 * r->xwait[k][q]);
   printf("\n");
   double bw = r->seconds > 0 ? (r->hbm_read + r->hbm_write) / r->seconds / 1e12 : 0;
   printf("memory: HBM read %.4g MB, write %.4g MB (%.2f TB/s); L2 read %.4g MB, write %.4g MB\n", r->hbm_read / 1e6,

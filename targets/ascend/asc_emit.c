@@ -189,11 +189,21 @@ static int op_finalize(lw *L, const kf_ir_node *n) {
 }
 
 static int op_quantize(lw *L, const kf_ir_node *n) {
+  lw_box src = lw_tile_box(L, &n->t[0]);
+  /* the activation decomposition does not depend on the task: when this group's scratch
+  ** still holds it for the same rows (an earlier task), it is not done again */
+  int same = 1;
+  for (int k = 1; k < 4; k++) {
+    lw_bufst *s = &L->bs[n->t[k].buf];
+    same &= s->memo_node == n && !memcmp(&s->memo_box, &src, sizeof src);
+  }
+  if (same) return KF_OK;
   for (int k = 1; k < 4; k++) {
     if (L->bs[n->t[k].buf].place == LW_PL_L0C) return lw_err(L, n, "quantize: outputs cannot live on the AIC");
     lw_new_version(L, n->t[k].buf);
+    L->bs[n->t[k].buf].memo_node = n;
+    L->bs[n->t[k].buf].memo_box = src;
   }
-  lw_box src = lw_tile_box(L, &n->t[0]);
   part ps[4] = {{0, 0, 1, 0, 0, src}, {1, 1, 0, 1, 0, src}, {2, 1, 0, 1, 0, src}, {3, 1, 0, 1, 0, src}};
   return make_aiv_units(L, n, LW_U_OP, src.lo[0], src.hi[0], ps, 4, 0);
 }
@@ -565,25 +575,28 @@ static int emit_aiv(lw *L, lw_unit_t *u) {
   const kf_ir_node *n = u->node;
   int64_t rows = u->r1 - u->r0;
   if (u->kind == LW_U_DEQUANT) {
-    /* w rows [r0, r1) x ks: codes -> (u - off) * scale -> bf16 -> GM workspace */
+    /* w rows [r0, r1) x ks: codes -> (u - off) * scale -> bf16 -> GM workspace, in chunks
+    ** of one 16-row block of the packed layout x kc columns */
     const kf_ir_buf *wb = &L->ir->bufs.data[u->o[0].buf];
     int bits = wb->wbits;
-    int64_t ks = lw_box_ext(&u->o[0].b, 1), Kp = lw_up(wb->dims[1], 8);
-    int64_t per_row = ks * (4 + 2) + ks * bits / 8;
-    int rc = ub_row_check(L, u, per_row, "dequant");
+    int64_t ks = lw_box_ext(&u->o[0].b, 1), Kp = lw_up(wb->dims[1], 8), k_lo = u->o[0].b.lo[1];
+    int64_t per_col = 16 * (4 + 2) + 16 * bits / 8;
+    int rc = ub_row_check(L, u, 32 * per_col, "dequant");
     if (rc) return rc;
-    int64_t cr = chunk_rows(L, per_row, rows);
-    if (cr > 16) cr = cr / 16 * 16;
-    for (int64_t r = 0; r < rows; r += cr) {
-      int64_t nr = rows - r < cr ? rows - r : cr, n0 = u->o[0].b.lo[0] + r;
-      lw_foot fw = {((n0 / 16) * Kp + u->o[0].b.lo[1]) * 16 * bits / 8, lw_cdiv(nr, 16), ks * 16 * bits / 8,
-                    Kp * 16 * bits / 8};
-      xfer ld[2] = {{0, fw, nr * ks * bits / 8, 0}, {1, rows_foot(L, u, 1, 1, r, 0, 0), nr * 4, 0}};
-      ld[1].f.row_bytes = nr * 4;
-      int64_t vc[1] = {kf_asc_vec_cycles(m, nr * ks * 4, 5)};
-      const char *vl[1] = {"u8 -> (u - off) * scale -> bf16"};
-      xfer st[1] = {{2, contig(nr * ks * 2), nr * ks * 2, 0}};
-      aiv_chunk(L, u, ld, 2, vc, vl, 1, NULL, 0, st, 1);
+    int64_t kc = L->ub_stream / per_col / 32 * 32;
+    if (kc > ks) kc = ks;
+    for (int64_t r = 0; r < rows; r += 16) {
+      int64_t nr = rows - r < 16 ? rows - r : 16, n0 = u->o[0].b.lo[0] + r;
+      for (int64_t k = 0; k < ks; k += kc) {
+        int64_t nk = ks - k < kc ? ks - k : kc;
+        lw_foot fw = {((n0 / 16) * Kp + k_lo + k) * 16 * bits / 8, 1, nk * 16 * bits / 8, Kp * 16 * bits / 8};
+        xfer ld[2] = {{0, fw, nr * nk * bits / 8, 0}, {1, rows_foot(L, u, 1, 1, r, 0, 0), k ? 0 : nr * 4, 0}};
+        ld[1].f.row_bytes = nr * 4;
+        int64_t vc[1] = {kf_asc_vec_cycles(m, nr * nk * 4, 5)};
+        const char *vl[1] = {"u8 -> (u - off) * scale -> bf16"};
+        xfer st[1] = {{2, contig(nr * nk * 2), nr * nk * 2, 0}};
+        aiv_chunk(L, u, ld, 2, vc, vl, 1, NULL, 0, st, 1);
+      }
     }
     return KF_OK;
   }
@@ -663,19 +676,31 @@ static int emit_aiv(lw *L, lw_unit_t *u) {
     return KF_OK;
   }
   case KF_OP_QUANTIZE: {
+    /* rows of x: absmax, then P passes of codes. A row that does not fit a streaming buffer
+    ** is read twice in column chunks (absmax first, then the codes). */
     int P = (int)n->i[0];
     int64_t K = lw_box_ext(&u->o[0].b, 1), Kp = L->ir->bufs.data[u->o[1].buf].dims[2];
-    int64_t per_row = K * (2 + 4) + P * Kp;
-    int rc = ub_row_check(L, u, per_row, "quantize");
+    int64_t per_col = 2 + 4 + P;
+    int rc = ub_row_check(L, u, 32 * per_col, "quantize");
     if (rc) return rc;
-    int64_t cr = chunk_rows(L, per_row, rows);
+    int two = K * per_col > L->ub_stream;
+    int64_t ck = two ? L->ub_stream / per_col / 32 * 32 : K, cr = two ? 1 : chunk_rows(L, K * per_col, rows);
     for (int64_t r = 0; r < rows; r += cr) {
       int64_t nr = rows - r < cr ? rows - r : cr;
-      xfer ld[1] = {{0, rows_foot(L, u, 0, 0, r, nr, 0), nr * K * 2, 0}};
-      int64_t vc[2] = {kf_asc_vec_cycles(m, nr * K * 4, 3), kf_asc_vec_cycles(m, nr * K * 4, 9.0 * P)};
-      const char *vl[2] = {"bf16 -> f32, row absmax", "passes: scale, round, clamp, int8, residual; code sums"};
-      xfer st[2] = {{1, contig(P * nr * Kp), P * nr * Kp, 0}, {2, contig(P * nr * 8), P * nr * 8, 0}};
-      aiv_chunk(L, u, ld, 1, vc, vl, 2, NULL, 0, st, 2);
+      for (int pass = two ? 0 : 1; pass < 2; pass++)
+        for (int64_t k = 0; k < K; k += ck) {
+          int64_t nk = K - k < ck ? K - k : ck;
+          lw_foot f = rows_foot(L, u, 0, 0, r, nr, 0);
+          f.off += k * 2;
+          f.row_bytes = nk * 2;
+          xfer ld[1] = {{0, f, nr * nk * 2, 0}};
+          int64_t vc[2] = {kf_asc_vec_cycles(m, nr * nk * 4, 3), kf_asc_vec_cycles(m, nr * nk * 4, 9.0 * P)};
+          const char *vl[2] = {"bf16 -> f32, row absmax", "passes: scale, round, clamp, int8, residual; code sums"};
+          int64_t cb = P * nr * (k + nk >= K ? Kp - k : nk);
+          xfer st[2] = {{1, contig(cb), cb, 0}, {2, contig(P * nr * 8), k + nk >= K ? P * nr * 8 : 0, 0}};
+          if (pass == 0) aiv_chunk(L, u, ld, 1, vc, vl, 1, NULL, 0, NULL, 0);
+          else aiv_chunk(L, u, ld, 1, two ? vc + 1 : vc, two ? vl + 1 : vl, two ? 1 : 2, NULL, 0, st, 2);
+        }
     }
     return KF_OK;
   }

@@ -164,13 +164,12 @@ int lw_opnd(lw *L, int u, int buf, const lw_box *b, int read, int write) {
 void lw_new_version(lw *L, int buf) {
   L->bs[buf].ver++;
   L->bs[buf].zero = 0;
+  L->bs[buf].memo_node = NULL;
 }
 
-/* Halves of [lo, hi) for the two AIVs: the first takes a 16-aligned half (all of it when
-** 16 or fewer). */
+/* Halves of [lo, hi) for the two AIVs (the first takes the odd one). */
 void lw_split(int64_t lo, int64_t hi, int j, int64_t *a, int64_t *b) {
-  int64_t n = hi - lo, first = lw_up(lw_cdiv(n, 2), 16);
-  if (first > n) first = n;
+  int64_t n = hi - lo, first = lw_cdiv(n, 2);
   if (j == 0) {
     *a = lo;
     *b = lo + first;
@@ -388,6 +387,7 @@ static void reset_group(lw *L) {
     lw_bufst *s = &L->bs[i];
     s->ver = 0;
     s->zero = 0;
+    s->memo_node = NULL;
     s->acc[0].len = s->acc[1].len = 0;
   }
   L->units.len = 0;

@@ -39,6 +39,8 @@ typedef struct lw_bufst {
   int use_aic, use_rows, use_cols;
   int64_t ver;
   int zero;          /* holds zeros that were never materialised */
+  const kf_ir_node *memo_node; /* holds what this op (at memo_box of its input) wrote */
+  lw_box memo_box;
   lw_acclist acc[2]; /* per slot */
 } lw_bufst;
 

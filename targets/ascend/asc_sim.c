@@ -335,6 +335,7 @@ typedef struct pipe_state {
   int64_t n, next;
   int busy;
   double start, busy_cycles;
+  double xwait_since, xwait; /* blocked on a flag from the other core kind */
 } pipe_state;
 
 typedef struct trace_ev {
@@ -414,15 +415,18 @@ static void try_start(sim *S, int pi, double now) {
   }
   for (int32_t r = in->wait; r >= 0; r = S->p->refs.data[r].next) {
     int32_t f = S->p->refs.data[r].flag;
-    if (S->set_time[f] < 0) {
-      S->waiting[f] = pi;
-      return;
-    }
     double ready = S->set_time[f] + (double)S->p->flags.data[f].latency;
-    if (ready > now + EPS) {
-      ev_push(&S->ev, ready, EV_TRY, pi, 0);
+    if (S->set_time[f] < 0 || ready > now + EPS) {
+      const kf_asc_inst *pr = &S->p->insts.data[S->p->flags.data[f].producer];
+      if (S->p->cores[pr->core].kind != S->p->cores[in->core].kind && ps->xwait_since < 0) ps->xwait_since = now;
+      if (S->set_time[f] < 0) S->waiting[f] = pi;
+      else ev_push(&S->ev, ready, EV_TRY, pi, 0);
       return;
     }
+  }
+  if (ps->xwait_since >= 0) {
+    ps->xwait += now - ps->xwait_since;
+    ps->xwait_since = -1;
   }
   ps->busy = 1;
   ps->start = now;
@@ -578,6 +582,7 @@ int kf_asc_simulate(kf_ctx *ctx, kf_asc_prog *p, const kf_asc_trace_opts *trace,
   for (int q = 0; q < n_pipes; q++) {
     S.pipes[q].q = kf_xmalloc((size_t)(S.pipes[q].n ? S.pipes[q].n : 1) * sizeof(int32_t));
     S.pipes[q].n = 0;
+    S.pipes[q].xwait_since = -1;
   }
   for (int c = 0; c < p->n_cores; c++)
     for (size_t k = 0; k < p->cores[c].prog.len; k++) {
@@ -633,11 +638,15 @@ int kf_asc_simulate(kf_ctx *ctx, kf_asc_prog *p, const kf_asc_trace_opts *trace,
       double b = q == KF_ASC_S ? fmin((double)p->cores[c].prog.len * (double)m->s_issue, span)
                                : S.pipes[c * KF_ASC_N_PIPES + q].busy_cycles;
       S.st.busy[k][q] += b / span;
+      S.st.xwait[k][q] += S.pipes[c * KF_ASC_N_PIPES + q].xwait / span;
       if (b / span > S.st.busy_max[k][q]) S.st.busy_max[k][q] = b / span;
     }
   }
   for (int k = 0; k < 2; k++)
-    for (int q = 0; q < KF_ASC_N_PIPES; q++) S.st.busy[k][q] /= count[k] ? count[k] : 1;
+    for (int q = 0; q < KF_ASC_N_PIPES; q++) {
+      S.st.busy[k][q] /= count[k] ? count[k] : 1;
+      S.st.xwait[k][q] /= count[k] ? count[k] : 1;
+    }
   S.st.n_inst = (int64_t)n_inst;
   S.st.n_flags = (int64_t)n_flags;
   *out = S.st;

@@ -90,6 +90,8 @@ typedef struct kf_asc_stats {
   double cycles;                      /* makespan */
   double busy[2][KF_ASC_N_PIPES];     /* mean busy fraction over the AICs / AIVs */
   double busy_max[2][KF_ASC_N_PIPES]; /* busiest core */
+  double xwait[2][KF_ASC_N_PIPES];    /* mean fraction of the run a pipe sat idle with its next
+                                      ** instruction blocked on a flag from the other core kind */
   double hbm_read, hbm_write, l2_read, l2_write; /* bytes */
   int64_t n_inst, n_flags;
 } kf_asc_stats;

@@ -53,6 +53,7 @@ typedef struct kf_ascend_result {
   double cube_flops;        /* FLOPs the mmads did on valid data (int8 for MSD) */
   int cube_int8;
   double busy[2][KF_ASC_N_PIPES], busy_max[2][KF_ASC_N_PIPES]; /* [AIC/AIV][pipe] */
+  double xwait[2][KF_ASC_N_PIPES]; /* idle, blocked on the other core kind (mean fraction) */
   double hbm_read, hbm_write, l2_read, l2_write;                /* bytes */
   int64_t n_tasks, n_units, n_inst, n_flags;
   char placement[1024];     /* where each buffer lives */
