@@ -400,8 +400,13 @@ static int emit_matmul(lw *L, lw_unit_t *u, const mm_spec *s) {
   int64_t M = s->M, N = s->N, K = s->K;
   if (M <= 0 || N <= 0 || K <= 0) return KF_OK;
   int64_t a_es = s->a_bits, b_es = s->b_bits; /* bits */
-  int64_t baseM = lw_up(M, 16) < 128 ? lw_up(M, 16) : 128;
-  int64_t baseN = (m->l0c_bytes / 2) / (baseM * 4) / 16 * 16;
+  /* M tiles of <= 128 rows share every B chunk and L0B tile; one N tile's accumulators
+  ** (all M tiles) take half of L0C, so FixPipe drains one half while the Cube fills the other */
+  int64_t baseM = lw_up(M, 16) < 128 ? lw_up(M, 16) : 128, n_mt = lw_cdiv(M, baseM);
+  int64_t baseN = (m->l0c_bytes / 2) / (n_mt * baseM * 4) / 16 * 16;
+  if (baseN < 16)
+    return lw_err(L, u->node, "%s: %lld rows of fp32 accumulators do not fit half of L0C (%lld B)", kf_ir_opname(u->node->op),
+                  (long long)M, (long long)(m->l0c_bytes / 2));
   if (baseN > 256) baseN = 256;
   if (baseN > lw_up(N, 16)) baseN = lw_up(N, 16);
   int64_t chunk_max = 72 * 1024;
@@ -412,14 +417,16 @@ static int emit_matmul(lw *L, lw_unit_t *u, const mm_spec *s) {
   int64_t bkmax = (bk_a < bk_b ? bk_a : bk_b) / 16 * 16;
   if (bkmax < 16) return lw_err(L, u->node, "%s: a %lld-row tile does not fit L0A/L0B", kf_ir_opname(u->node->op), (long long)baseM);
   int64_t steps = lw_cdiv(l1k, bkmax), baseK = lw_up(lw_cdiv(l1k, steps), 16);
-  /* L1: two A operands (one kept for reuse) and a ring of three B chunks */
+  /* L1: the A operand and a ring of three B chunks; a second A operand (e.g. Q while P~
+  ** comes and goes) stays cached when it fits beside them (refs/amla.md 2.5: 504 KB) */
   int64_t a_bytes = M * K * a_es / 8, chunk_bytes = baseN * l1k * b_es / 8;
-  if (2 * a_bytes + 3 * chunk_bytes > m->l1_bytes)
+  int64_t avail = m->l1_bytes - 3 * chunk_bytes;
+  if (a_bytes > avail)
     return lw_err(L, u->node,
-                  "%s needs L1 2 x %lld B (A operand '%s', %lld x %lld, kept for reuse) + 3 x %lld B (chunks of '%s') = %lld B > %lld B (L1 of an AIC)",
+                  "%s needs L1 %lld B (A operand '%s', %lld x %lld) + 3 x %lld B (chunks of '%s') = %lld B > %lld B (L1 of an AIC)",
                   kf_ir_opname(u->node->op), (long long)a_bytes, bufname(L, u->o[s->a_opnd].buf), (long long)M,
                   (long long)K, (long long)chunk_bytes, bufname(L, u->o[s->b_opnd].buf),
-                  (long long)(2 * a_bytes + 3 * chunk_bytes), (long long)m->l1_bytes);
+                  (long long)(a_bytes + 3 * chunk_bytes), (long long)m->l1_bytes);
   if (s->out_mode == 1 && lw_up(M, 16) * lw_up(N, 16) * 4 > m->l0c_bytes / 2)
     return lw_err(L, u->node, "mma: the accumulator tile %lld x %lld does not fit half of L0C (%lld B)", (long long)M,
                   (long long)N, (long long)(m->l0c_bytes / 2));
@@ -431,50 +438,67 @@ static int emit_matmul(lw *L, lw_unit_t *u, const mm_spec *s) {
     lw_acache *c = &L->acache[i];
     if (c->valid && c->buf == ao->buf && c->slot == ao->slot && c->ver == ao->ver && !memcmp(&c->b, &ao->b, sizeof c->b)) e = c;
   }
-  int32_t a_load;
+  /* a missing A is loaded after the first B chunk, so the weight/KV stream starts while
+  ** the A operand may still be in the making on the Vector cores */
+  int32_t a_load = -1;
+  int a_miss = !e;
+  lw_acache *evict = NULL;
   if (e) {
     a_load = e->load;
   } else {
     e = L->acache[0].used <= L->acache[1].used ? &L->acache[0] : &L->acache[1];
-    a_load = emit(L, u, KF_ASC_MTE2, KF_ASC_READ, 0, a_bytes, "load A");
-    set_gm(L, a_load, ao->buf, s->a_foot, 0);
-    kf_asc_dep(L->p, e->last, a_load);
-    touch(u, s->a_opnd, a_load);
-    e->valid = 1;
-    e->buf = ao->buf;
-    e->slot = ao->slot;
-    e->ver = ao->ver;
-    e->b = ao->b;
-    e->load = a_load;
+    lw_acache *other = e == &L->acache[0] ? &L->acache[1] : &L->acache[0];
+    if (other->valid && other->bytes + a_bytes > avail) evict = other; /* no room for both */
+    e->valid = 0;
   }
   e->used = ++L->use_clock;
   int32_t mm = -1, last_a = -1;
-  for (int64_t m0 = 0; m0 < M; m0 += baseM) {
-    int64_t mrows = M - m0 < baseM ? M - m0 : baseM;
-    for (int64_t n0 = 0; n0 < N; n0 += baseN) {
-      int64_t ncols = N - n0 < baseN ? N - n0 : baseN;
-      int c = s->out_mode == 0 ? L->l0c_next++ % 2 : u->acc_slot;
-      int first = 1;
-      for (int64_t k0 = 0; k0 < K; k0 += l1k) {
-        int64_t klen = K - k0 < l1k ? K - k0 : l1k;
-        int r = L->ring_next++ % 3;
-        int32_t ld = emit(L, u, KF_ASC_MTE2, KF_ASC_READ, 0, ncols * klen * b_es / 8, "load B");
-        set_gm(L, ld, u->o[s->b_opnd].buf, b_chunk(s, n0, ncols, k0, klen), 0);
-        kf_asc_dep(L->p, L->ring_last[r], ld);
-        touch(u, s->b_opnd, ld);
-        int32_t ib = -1;
-        for (int64_t kk = 0; kk < klen; kk += baseK) {
-          int64_t kl = klen - kk < baseK ? klen - kk : baseK;
-          int a = L->l0a_next++ % 2, b = L->l0b_next++ % 2;
+  for (int64_t n0 = 0; n0 < N; n0 += baseN) {
+    int64_t ncols = N - n0 < baseN ? N - n0 : baseN;
+    int c = s->out_mode == 0 ? L->l0c_next++ % 2 : u->acc_slot;
+    int first = 1;
+    for (int64_t k0 = 0; k0 < K; k0 += l1k) {
+      int64_t klen = K - k0 < l1k ? K - k0 : l1k;
+      int r = L->ring_next++ % 3;
+      int32_t ld = emit(L, u, KF_ASC_MTE2, KF_ASC_READ, 0, ncols * klen * b_es / 8, "load B");
+      set_gm(L, ld, u->o[s->b_opnd].buf, b_chunk(s, n0, ncols, k0, klen), 0);
+      kf_asc_dep(L->p, L->ring_last[r], ld);
+      touch(u, s->b_opnd, ld);
+      if (a_miss) {
+        a_miss = 0;
+        int32_t prev_last = e->last;
+        a_load = emit(L, u, KF_ASC_MTE2, KF_ASC_READ, 0, a_bytes, "load A");
+        set_gm(L, a_load, ao->buf, s->a_foot, 0);
+        kf_asc_dep(L->p, prev_last, a_load);
+        if (evict) {
+          kf_asc_dep(L->p, evict->last, a_load);
+          evict->valid = 0;
+        }
+        touch(u, s->a_opnd, a_load);
+        e->valid = 1;
+        e->buf = ao->buf;
+        e->slot = ao->slot;
+        e->ver = ao->ver;
+        e->b = ao->b;
+        e->load = a_load;
+        e->bytes = a_bytes;
+      }
+      int32_t ib = -1;
+      for (int64_t kk = 0; kk < klen; kk += baseK) {
+        int64_t kl = klen - kk < baseK ? klen - kk : baseK;
+        int b = L->l0b_next++ % 2;
+        ib = emit(L, u, KF_ASC_MTE1, KF_ASC_COMPUTE, kf_asc_mte1_cycles(m, ncols * kl * b_es / 8), 0, "L1->L0B");
+        kf_asc_dep(L->p, L->l0b_last[b], ib);
+        kf_asc_dep(L->p, ld, ib);
+        touch(u, s->b_opnd, ib);
+        for (int64_t m0 = 0; m0 < M; m0 += baseM) {
+          int64_t mrows = M - m0 < baseM ? M - m0 : baseM;
+          int a = L->l0a_next++ % 2;
           int32_t ia = emit(L, u, KF_ASC_MTE1, KF_ASC_COMPUTE, kf_asc_mte1_cycles(m, mrows * kl * a_es / 8), 0, "L1->L0A");
           kf_asc_dep(L->p, L->l0a_last[a], ia);
           kf_asc_dep(L->p, a_load, ia);
           touch(u, s->a_opnd, ia);
           last_a = ia;
-          ib = emit(L, u, KF_ASC_MTE1, KF_ASC_COMPUTE, kf_asc_mte1_cycles(m, ncols * kl * b_es / 8), 0, "L1->L0B");
-          kf_asc_dep(L->p, L->l0b_last[b], ib);
-          kf_asc_dep(L->p, ld, ib);
-          touch(u, s->b_opnd, ib);
           mm = emit(L, u, KF_ASC_M, KF_ASC_COMPUTE, kf_asc_mmad_cycles(m, mrows, ncols, kl, s->int8), 0, "mmad");
           kf_asc_dep(L->p, ia, mm);
           kf_asc_dep(L->p, ib, mm);
@@ -482,12 +506,15 @@ static int emit_matmul(lw *L, lw_unit_t *u, const mm_spec *s) {
           if (s->out_mode == 1) touch(u, s->out_opnd, mm);
           first = 0;
           L->l0a_last[a] = mm;
-          L->l0b_last[b] = mm;
           L->flops += 2.0 * (double)mrows * (double)ncols * (double)kl;
         }
-        L->ring_last[r] = ib;
+        L->l0b_last[b] = mm;
       }
-      if (s->out_mode == 0) {
+      L->ring_last[r] = ib;
+    }
+    if (s->out_mode == 0)
+      for (int64_t m0 = 0; m0 < M; m0 += baseM) {
+        int64_t mrows = M - m0 < baseM ? M - m0 : baseM;
         lw_foot f = s->out_foot;
         f.off += m0 * f.stride + n0 * s->out_bytes;
         f.rows = mrows;
@@ -499,7 +526,6 @@ static int emit_matmul(lw *L, lw_unit_t *u, const mm_spec *s) {
         L->l0c_last[c] = fx;
         touch(u, s->out_opnd, fx);
       }
-    }
   }
   e->last = last_a;
   return KF_OK;

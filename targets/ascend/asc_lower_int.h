@@ -76,7 +76,7 @@ typedef struct lw_acache {
   int64_t ver;
   lw_box b;
   int32_t load, last;
-  int64_t used;
+  int64_t used, bytes;
 } lw_acache;
 
 typedef struct lw {
