@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "kf_quant.h"
 #include "kf_ref.h"
@@ -97,12 +99,31 @@ static int64_t lir_arg_elems(const kf_lir_func *f, int arg) {
   return 0;
 }
 
+/* Input and output buffers end right before an unmapped page, so a kernel that reads or
+** writes past a buffer faults at once (in every build) instead of reading its neighbour.
+** The mapping's base and length sit in the 64 bytes before the returned pointer. */
 static void *xalloc64(size_t bytes) {
-  void *p = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
-  kf_assert(p);
-  memset(p, 0, bytes);
+  size_t page = (size_t)sysconf(_SC_PAGESIZE), b64 = (bytes + 63) & ~(size_t)63;
+  size_t body = (b64 + 64 + page - 1) / page * page, len = body + page;
+  unsigned char *base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  kf_assert(base != MAP_FAILED);
+  kf_assert(mprotect(base + body, page, PROT_NONE) == 0);
+  unsigned char *p = base + body - b64;
+  memcpy(p - 64, &base, sizeof base);
+  memcpy(p - 64 + sizeof base, &len, sizeof len);
   return p;
 }
+
+static void xfree64(void *ptr) {
+  if (!ptr) return;
+  unsigned char *base;
+  size_t len;
+  memcpy(&base, (unsigned char *)ptr - 64, sizeof base);
+  memcpy(&len, (unsigned char *)ptr - 64 + sizeof base, sizeof len);
+  munmap(base, len);
+}
+
+static void *xcopy64(const void *src, size_t bytes) { return memcpy(xalloc64(bytes), src, bytes); }
 
 /* ---- gemm_q: y[M,N] = x[M,K] * W[N,K]^T, W quantized (runtime/quant) ---- */
 
@@ -175,7 +196,7 @@ static int gemm_new(kf_ctx *ctx, kf_problem *p, uint64_t seed, int act_dist) {
   kf_bf16_from_f32_n(xb, xf, (size_t)(M * K));
   p->args[0] = xb;
   p->arg_bytes[0] = (size_t)(M * K) * 2;
-  p->args[1] = p->qw.packed;
+  p->args[1] = xcopy64(p->qw.packed, p->qw.packed_bytes);
   p->arg_bytes[1] = p->qw.packed_bytes;
   if ((int64_t)p->qw.packed_bytes < lir_arg_elems(k->lir, 1)) {
     free(xf);
@@ -183,7 +204,7 @@ static int gemm_new(kf_ctx *ctx, kf_problem *p, uint64_t seed, int act_dist) {
                   p->qw.packed_bytes, (long long)lir_arg_elems(k->lir, 1));
   }
   size_t sbytes = (size_t)(p->qw.n_groups * p->qw.n_pad) * sizeof(float);
-  p->args[2] = p->qw.scales;
+  p->args[2] = xcopy64(p->qw.scales, sbytes);
   p->arg_bytes[2] = sbytes;
   p->out_n = M * N;
   p->out = xalloc64((size_t)(M * N) * sizeof(float));
@@ -588,13 +609,14 @@ int kf_problem_new(kf_ctx *ctx, const kf_kernel *k, uint64_t seed, int act_dist,
 void kf_problem_free(kf_problem *p) {
   if (!p) return;
   if (p->kind == PROB_GEMM_Q) {
-    free(p->args ? p->args[0] : NULL);
-    free(p->out);
+    if (p->args)
+      for (int i = 0; i < 3; i++) xfree64(p->args[i]);
+    xfree64(p->out);
     kf_qweight_free(&p->qw);
   } else if (p->args) {
-    for (int i = 0; i < p->n_args; i++) free(p->args[i]); /* out is among them */
+    for (int i = 0; i < p->n_args; i++) xfree64(p->args[i]); /* out is among them */
   } else {
-    free(p->out);
+    xfree64(p->out);
   }
   free(p->args);
   free(p->arg_bytes);

@@ -441,6 +441,16 @@ static int lower_quantize(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
   return KF_OK;
 }
 
+/* vl f32 from a 2-D tile at (row 0, col extra[1]), reading only inside the buffer's row
+** (zero beyond): per-column scale vectors of a last, partial n tile. */
+static kf_lir_expr *load_cols(lw *L, const kf_tile *t, const int64_t *extra, int vl) {
+  const kf_ir_buf *b = &L->ir->bufs.data[t->buf];
+  kf_lir_expr *col = lw_addi(L, lw_ix_expr(L, &t->off[b->rank - 1]), extra[b->rank - 1]);
+  kf_lir_expr *left = kf_lbin(L->f, KF_L_SUB, lw_i64c(L, b->dims[b->rank - 1]), col);
+  kf_lir_expr *cnt = kf_lbin(L->f, KF_L_MAX, lw_i64c(L, 0), lw_min64(L, left, lw_i64c(L, vl)));
+  return kf_lloadn(L->f, lw_ty(KF_F32, vl), L->buf_of[t->buf], lw_tile_index(L, t, extra), cnt);
+}
+
 /* int8 mma: acc[P*MR][NR] (i32) += codes[P][MR][k-span] x W[NR][k-span] with vpdpbusd. */
 static int lower_mma_i8(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
   const kf_tile *acc = &n->t[0], *a = &n->t[1], *b = &n->t[2];
@@ -470,48 +480,62 @@ static int lower_mma_i8(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
   kf_lir_expr *k0 = lw_ix_expr(L, &b->off[b->rank - 1]);
   kf_lir_expr *n1 = lw_ix_expr(L, &b->off[b->rank - 2]);
   kf_lir_expr *mat0 = b->rank == 3 ? lw_muli(L, lw_ix_expr(L, &b->off[0]), g.mat_bytes) : lw_i64c(L, 0);
-  int kv = lw_tmp(L, "kk", lw_ty(KF_I64, 1));
-  int64_t kstep = g.bits == 8 ? 4 : 8;
-  kf_lir_stmt *loop = kf_lfor(L->f, blk, kv, k0, lw_min64(L, lw_addi(L, k0, span), lw_i64c(L, g.k_pad)), kstep);
-  kf_lir_block *lb = &loop->body;
-  kf_lir_expr *kk = kf_lv(L->f, kv);
-  /* weight row base: 8-bit: nb*Kp*16 + kk*16; 4-bit: nb*Kp*8 + kk*8, nb = n1/16 */
-  int wbase = lw_tmp(L, "wb", lw_ty(KF_I64, 1));
-  int64_t per_nb = g.bits == 8 ? g.k_pad * 16 : g.k_pad * 8;
-  kf_lassign(L->f, lb, wbase,
-             lw_add(L, mat0, lw_add(L, lw_muli(L, kf_lbin(L->f, KF_L_DIV, n1, lw_i64c(L, 16)), per_nb), lw_muli(L, kk, g.bits == 8 ? 16 : 8))));
-  int wv[2][16];
-  for (int j = 0; j < nv; j++) {
-    int64_t col = (int64_t)j * vl, nb_off = col / 16, part = (col % 16) / vl;
-    kf_lir_expr *at = lw_addi(L, kf_lv(L->f, wbase), nb_off * per_nb + part * vl * 4);
-    kf_lir_expr *raw = kf_lload(L->f, lw_ty(KF_U8, 4 * vl), L->buf_of[b->buf], at);
-    wv[0][j] = lw_tmp(L, "w", lw_ty(KF_U8, 4 * vl));
-    if (g.bits == 8) {
-      kf_lassign(L->f, lb, wv[0][j], raw);
-    } else {
-      int rawv = lw_tmp(L, "wr", lw_ty(KF_U8, 4 * vl));
-      kf_lassign(L->f, lb, rawv, raw);
-      wv[1][j] = lw_tmp(L, "w", lw_ty(KF_U8, 4 * vl));
-      kf_lassign(L->f, lb, wv[0][j], kf_lbin(L->f, KF_L_AND, kf_lv(L->f, rawv), lw_iconst(L, KF_U8, 4 * vl, 15)));
-      kf_lassign(L->f, lb, wv[1][j], kf_lbin(L->f, KF_L_SHR, kf_lv(L->f, rawv), lw_iconst(L, KF_U8, 4 * vl, 4)));
+  /* The last n tile may run past the packed columns (n_pad): emit the k loop once per
+  ** possible count of valid weight vectors (nv, nv-1, ..., 1), chosen at run time, so no
+  ** load reads past the weights and the inner loop has no branch. */
+  int nvalid = lw_tmp(L, "nvalid", lw_ty(KF_I64, 1));
+  kf_lassign(L->f, blk, nvalid, kf_lbin(L->f, KF_L_DIV, kf_lbin(L->f, KF_L_SUB, lw_i64c(L, g.n_pad), n1), lw_i64c(L, vl)));
+  kf_lir_block *chain = blk;
+  for (int nvv = nv; nvv >= 1; nvv--) {
+    kf_lir_block *vb = chain;
+    if (nvv > 1) {
+      kf_lir_stmt *sel = kf_lif(L->f, chain, kf_lbin(L->f, KF_L_LE, lw_i64c(L, nvv), kf_lv(L->f, nvalid)));
+      vb = &sel->body;
+      chain = &sel->els;
     }
-  }
-  int halves = g.bits == 8 ? 1 : 2;
-  for (int h = 0; h < halves; h++)
-    for (int p = 0; p < passes; p++)
-      for (int64_t m = 0; m < mr; m++) {
-        /* broadcast 4 activation codes (one i32) */
-        int64_t extra[4] = {p, m, 0, 0};
-        kf_lir_expr *at = lw_add(L, lw_tile_index(L, a, extra), lw_add(L, kf_lbin(L->f, KF_L_SUB, kk, k0), lw_i64c(L, 4 * h)));
-        kf_lir_expr *x4 = kf_lbitcast(L->f, lw_ty(KF_I32, 1), kf_lload(L->f, lw_ty(KF_I8, 4), L->buf_of[a->buf], at));
-        int xb = lw_tmp(L, "xb", lw_ty(KF_I8, 4 * vl));
-        kf_lassign(L->f, lb, xb, kf_lbitcast(L->f, lw_ty(KF_I8, 4 * vl), kf_lbcast(L->f, vl, x4)));
-        for (int j = 0; j < nv; j++) {
-          int av = reg_var(L, acc, (int)(p * mr + m), j);
-          kf_lassign(L->f, lb, av,
-                     kf_lop(L->f, KF_L_DPBUSD, lw_ty(KF_I32, vl), kf_lv(L->f, av), kf_lv(L->f, wv[h][j]), kf_lv(L->f, xb)));
-        }
+    int kv = lw_tmp(L, "kk", lw_ty(KF_I64, 1));
+    int64_t kstep = g.bits == 8 ? 4 : 8;
+    kf_lir_stmt *loop = kf_lfor(L->f, vb, kv, k0, lw_min64(L, lw_addi(L, k0, span), lw_i64c(L, g.k_pad)), kstep);
+    kf_lir_block *lb = &loop->body;
+    kf_lir_expr *kk = kf_lv(L->f, kv);
+    /* weight row base: 8-bit: nb*Kp*16 + kk*16; 4-bit: nb*Kp*8 + kk*8, nb = n1/16 */
+    int wbase = lw_tmp(L, "wb", lw_ty(KF_I64, 1));
+    int64_t per_nb = g.bits == 8 ? g.k_pad * 16 : g.k_pad * 8;
+    kf_lassign(L->f, lb, wbase,
+               lw_add(L, mat0, lw_add(L, lw_muli(L, kf_lbin(L->f, KF_L_DIV, n1, lw_i64c(L, 16)), per_nb), lw_muli(L, kk, g.bits == 8 ? 16 : 8))));
+    int wv[2][16];
+    for (int j = 0; j < nvv; j++) {
+      int64_t col = (int64_t)j * vl, nb_off = col / 16, part = (col % 16) / vl;
+      kf_lir_expr *at = lw_addi(L, kf_lv(L->f, wbase), nb_off * per_nb + part * vl * 4);
+      kf_lir_expr *raw = kf_lload(L->f, lw_ty(KF_U8, 4 * vl), L->buf_of[b->buf], at);
+      wv[0][j] = lw_tmp(L, "w", lw_ty(KF_U8, 4 * vl));
+      if (g.bits == 8) {
+        kf_lassign(L->f, lb, wv[0][j], raw);
+      } else {
+        int rawv = lw_tmp(L, "wr", lw_ty(KF_U8, 4 * vl));
+        kf_lassign(L->f, lb, rawv, raw);
+        wv[1][j] = lw_tmp(L, "w", lw_ty(KF_U8, 4 * vl));
+        kf_lassign(L->f, lb, wv[0][j], kf_lbin(L->f, KF_L_AND, kf_lv(L->f, rawv), lw_iconst(L, KF_U8, 4 * vl, 15)));
+        kf_lassign(L->f, lb, wv[1][j], kf_lbin(L->f, KF_L_SHR, kf_lv(L->f, rawv), lw_iconst(L, KF_U8, 4 * vl, 4)));
       }
+    }
+    int halves = g.bits == 8 ? 1 : 2;
+    for (int h = 0; h < halves; h++)
+      for (int p = 0; p < passes; p++)
+        for (int64_t m = 0; m < mr; m++) {
+          /* broadcast 4 activation codes (one i32) */
+          int64_t extra[4] = {p, m, 0, 0};
+          kf_lir_expr *at = lw_add(L, lw_tile_index(L, a, extra), lw_add(L, kf_lbin(L->f, KF_L_SUB, kk, k0), lw_i64c(L, 4 * h)));
+          kf_lir_expr *x4 = kf_lbitcast(L->f, lw_ty(KF_I32, 1), kf_lload(L->f, lw_ty(KF_I8, 4), L->buf_of[a->buf], at));
+          int xb = lw_tmp(L, "xb", lw_ty(KF_I8, 4 * vl));
+          kf_lassign(L->f, lb, xb, kf_lbitcast(L->f, lw_ty(KF_I8, 4 * vl), kf_lbcast(L->f, vl, x4)));
+          for (int j = 0; j < nvv; j++) {
+            int av = reg_var(L, acc, (int)(p * mr + m), j);
+            kf_lassign(L->f, lb, av,
+                       kf_lop(L->f, KF_L_DPBUSD, lw_ty(KF_I32, vl), kf_lv(L->f, av), kf_lv(L->f, wv[h][j]), kf_lv(L->f, xb)));
+          }
+        }
+  }
   return KF_OK;
 }
 
@@ -547,7 +571,7 @@ static int lower_mma_dq(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
   for (int j = 0; j < nv; j++) {
     int64_t extra[4] = {0, (int64_t)j * vl};
     sv[j] = lw_tmp(L, "sc", lw_ty(KF_F32, vl));
-    kf_lassign(L->f, blk, sv[j], kf_lload(L->f, lw_ty(KF_F32, vl), L->buf_of[sc->buf], lw_tile_index(L, sc, extra)));
+    kf_lassign(L->f, blk, sv[j], load_cols(L, sc, extra, vl));
   }
   /* x row indices, clamped to M-1 (rows past M are computed but never stored) */
   int xrow[64];
@@ -556,46 +580,58 @@ static int lower_mma_dq(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
     xrow[m] = lw_tmp(L, "xr", lw_ty(KF_I64, 1));
     kf_lassign(L->f, blk, xrow[m], lw_muli(L, lw_min64(L, lw_addi(L, m1, m), lw_i64c(L, M - 1)), K));
   }
-  int kv = lw_tmp(L, "kk", lw_ty(KF_I64, 1));
-  int kstep = g.bits == 8 ? 1 : 2;
-  kf_lir_stmt *loop = kf_lfor(L->f, blk, kv, k0, lw_min64(L, lw_addi(L, k0, span), lw_i64c(L, K)), kstep);
-  kf_lir_block *lb = &loop->body;
-  kf_lir_expr *kk = kf_lv(L->f, kv);
-  int64_t per_nb = g.bits == 8 ? g.k_pad * 16 : g.k_pad * 8;
-  int wbase = lw_tmp(L, "wb", lw_ty(KF_I64, 1));
-  kf_lassign(L->f, lb, wbase,
-             lw_add(L, lw_muli(L, kf_lbin(L->f, KF_L_DIV, n1, lw_i64c(L, 16)), per_nb), lw_muli(L, kk, g.bits == 8 ? 16 : 8)));
-  int halves = g.bits == 8 ? 1 : 2;
-  int wf[2][16];
-  for (int j = 0; j < nv; j++) {
-    int64_t col = (int64_t)j * vl, nb_off = col / 16, part = (col % 16) / vl;
-    kf_lir_expr *at = lw_addi(L, kf_lv(L->f, wbase), nb_off * per_nb + part * vl);
-    int raw = lw_tmp(L, "wr", lw_ty(KF_U8, vl));
-    kf_lassign(L->f, lb, raw, kf_lload(L->f, lw_ty(KF_U8, vl), L->buf_of[b->buf], at));
-    for (int h = 0; h < halves; h++) {
-      kf_lir_expr *u = kf_lv(L->f, raw);
-      if (g.bits == 4)
-        u = h == 0 ? kf_lbin(L->f, KF_L_AND, u, lw_iconst(L, KF_U8, vl, 15)) : kf_lbin(L->f, KF_L_SHR, u, lw_iconst(L, KF_U8, vl, 4));
-      kf_lir_expr *qi = kf_lbin(L->f, KF_L_SUB, kf_lcvt(L->f, lw_ty(KF_I32, vl), u), lw_iconst(L, KF_I32, vl, off));
-      wf[h][j] = lw_tmp(L, "wf", lw_ty(KF_F32, vl));
-      kf_lir_expr *deq = kf_lbin(L->f, KF_L_MUL, kf_lcvt(L->f, lw_ty(KF_F32, vl), qi), kf_lv(L->f, sv[j]));
-      if (n->i[1]) /* round the dequantized weight to bf16, as a BF16-GEMM baseline does */
-        deq = kf_lcvt(L->f, lw_ty(KF_F32, vl), kf_lcvt(L->f, lw_ty(KF_BF16, vl), deq));
-      kf_lassign(L->f, lb, wf[h][j], deq);
+  /* as in the int8 mma: one k loop per count of valid weight vectors in the last n tile */
+  int nvalid = lw_tmp(L, "nvalid", lw_ty(KF_I64, 1));
+  kf_lassign(L->f, blk, nvalid, kf_lbin(L->f, KF_L_DIV, kf_lbin(L->f, KF_L_SUB, lw_i64c(L, g.n_pad), n1), lw_i64c(L, vl)));
+  kf_lir_block *chain = blk;
+  for (int nvv = nv; nvv >= 1; nvv--) {
+    kf_lir_block *vb = chain;
+    if (nvv > 1) {
+      kf_lir_stmt *sel = kf_lif(L->f, chain, kf_lbin(L->f, KF_L_LE, lw_i64c(L, nvv), kf_lv(L->f, nvalid)));
+      vb = &sel->body;
+      chain = &sel->els;
     }
-  }
-  for (int h = 0; h < halves; h++)
-    for (int64_t m = 0; m < mr; m++) {
-      kf_lir_expr *col = lw_addi(L, kk, h);
-      if (h == 1 && (K % 2)) col = lw_min64(L, col, lw_i64c(L, K - 1)); /* padding weight is 0 */
-      kf_lir_expr *xv = kf_lcvt(L->f, lw_ty(KF_F32, 1), kf_lload(L->f, lw_ty(KF_BF16, 1), L->buf_of[a->buf], lw_add(L, kf_lv(L->f, xrow[m]), col)));
-      int xb = lw_tmp(L, "xb", lw_ty(KF_F32, vl));
-      kf_lassign(L->f, lb, xb, kf_lbcast(L->f, vl, xv));
-      for (int j = 0; j < nv; j++) {
-        int av = reg_var(L, acc, (int)m, j);
-        kf_lassign(L->f, lb, av, kf_lop(L->f, KF_L_FMA, lw_ty(KF_F32, vl), kf_lv(L->f, wf[h][j]), kf_lv(L->f, xb), kf_lv(L->f, av)));
+    int kv = lw_tmp(L, "kk", lw_ty(KF_I64, 1));
+    int kstep = g.bits == 8 ? 1 : 2;
+    kf_lir_stmt *loop = kf_lfor(L->f, vb, kv, k0, lw_min64(L, lw_addi(L, k0, span), lw_i64c(L, K)), kstep);
+    kf_lir_block *lb = &loop->body;
+    kf_lir_expr *kk = kf_lv(L->f, kv);
+    int64_t per_nb = g.bits == 8 ? g.k_pad * 16 : g.k_pad * 8;
+    int wbase = lw_tmp(L, "wb", lw_ty(KF_I64, 1));
+    kf_lassign(L->f, lb, wbase,
+               lw_add(L, lw_muli(L, kf_lbin(L->f, KF_L_DIV, n1, lw_i64c(L, 16)), per_nb), lw_muli(L, kk, g.bits == 8 ? 16 : 8)));
+    int halves = g.bits == 8 ? 1 : 2;
+    int wf[2][16];
+    for (int j = 0; j < nvv; j++) {
+      int64_t col = (int64_t)j * vl, nb_off = col / 16, part = (col % 16) / vl;
+      kf_lir_expr *at = lw_addi(L, kf_lv(L->f, wbase), nb_off * per_nb + part * vl);
+      int raw = lw_tmp(L, "wr", lw_ty(KF_U8, vl));
+      kf_lassign(L->f, lb, raw, kf_lload(L->f, lw_ty(KF_U8, vl), L->buf_of[b->buf], at));
+      for (int h = 0; h < halves; h++) {
+        kf_lir_expr *u = kf_lv(L->f, raw);
+        if (g.bits == 4)
+          u = h == 0 ? kf_lbin(L->f, KF_L_AND, u, lw_iconst(L, KF_U8, vl, 15)) : kf_lbin(L->f, KF_L_SHR, u, lw_iconst(L, KF_U8, vl, 4));
+        kf_lir_expr *qi = kf_lbin(L->f, KF_L_SUB, kf_lcvt(L->f, lw_ty(KF_I32, vl), u), lw_iconst(L, KF_I32, vl, off));
+        wf[h][j] = lw_tmp(L, "wf", lw_ty(KF_F32, vl));
+        kf_lir_expr *deq = kf_lbin(L->f, KF_L_MUL, kf_lcvt(L->f, lw_ty(KF_F32, vl), qi), kf_lv(L->f, sv[j]));
+        if (n->i[1]) /* round the dequantized weight to bf16, as a BF16-GEMM baseline does */
+          deq = kf_lcvt(L->f, lw_ty(KF_F32, vl), kf_lcvt(L->f, lw_ty(KF_BF16, vl), deq));
+        kf_lassign(L->f, lb, wf[h][j], deq);
       }
     }
+    for (int h = 0; h < halves; h++)
+      for (int64_t m = 0; m < mr; m++) {
+        kf_lir_expr *col = lw_addi(L, kk, h);
+        if (h == 1 && (K % 2)) col = lw_min64(L, col, lw_i64c(L, K - 1)); /* padding weight is 0 */
+        kf_lir_expr *xv = kf_lcvt(L->f, lw_ty(KF_F32, 1), kf_lload(L->f, lw_ty(KF_BF16, 1), L->buf_of[a->buf], lw_add(L, kf_lv(L->f, xrow[m]), col)));
+        int xb = lw_tmp(L, "xb", lw_ty(KF_F32, vl));
+        kf_lassign(L->f, lb, xb, kf_lbcast(L->f, vl, xv));
+        for (int j = 0; j < nvv; j++) {
+          int av = reg_var(L, acc, (int)m, j);
+          kf_lassign(L->f, lb, av, kf_lop(L->f, KF_L_FMA, lw_ty(KF_F32, vl), kf_lv(L->f, wf[h][j]), kf_lv(L->f, xb), kf_lv(L->f, av)));
+        }
+      }
+  }
   return KF_OK;
 }
 
@@ -622,7 +658,7 @@ static int lower_scale_acc(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
   for (int j = 0; j < nv; j++) {
     int64_t extra[4] = {0, (int64_t)j * vl};
     wv[j] = lw_tmp(L, "ws", lw_ty(KF_F32, vl));
-    kf_lassign(L->f, blk, wv[j], kf_lload(L->f, lw_ty(KF_F32, vl), L->buf_of[wsc->buf], lw_tile_index(L, wsc, extra)));
+    kf_lassign(L->f, blk, wv[j], load_cols(L, wsc, extra, vl));
   }
   for (int p = 0; p < passes; p++)
     for (int64_t m = 0; m < mr; m++) {
