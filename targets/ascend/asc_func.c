@@ -278,6 +278,8 @@ static void op_mma(fs *F, const kf_ir_node *n) {
   const kf_ir_buf *ba = &F->ir->bufs.data[a->buf], *bw = &F->ir->bufs.data[b->buf], *bacc = &F->ir->bufs.data[acc->buf];
   const uint8_t *pk = F->mem[b->buf];
   int64_t K = bw->dims[1], Kp = (K + 7) / 8 * 8, nr = b->ext[0], n1 = ev(F, &b->off[0]), k0 = ev(F, &b->off[1]);
+  int64_t Np = (bw->dims[0] + 15) / 16 * 16;
+  if (nr > Np - n1) nr = Np - n1; /* columns past the packed rows are never stored */
   if (ba->dtype == KF_I8) { /* Cube int8: exact int32 sums of u * q (the offset is removed by scale_acc) */
     int P = (int)a->ext[0];
     int64_t mr = a->ext[1], span = a->ext[2], k1 = k0 + span < Kp ? k0 + span : Kp;
@@ -324,14 +326,16 @@ static void op_scale_acc(fs *F, const kf_ir_node *n) {
   float *Af = F->mem[accf->buf];
   const int32_t *Ai = F->mem[acci->buf];
   const float *w = (const float *)F->mem[wsc->buf] + tix(F, wsc, NULL);
+  int64_t ncols = F->ir->bufs.data[wsc->buf].dims[1] - ev(F, &wsc->off[1]); /* scales exist for Npad columns */
+  if (ncols < nr) nr = ncols;
   for (int p = 0; p < P; p++)
     for (int64_t m = 0; m < mr; m++) {
       int64_t extra[4] = {p, m, 0, 0};
       float s = ((const float *)F->mem[xs->buf])[tix(F, xs, extra)];
       int32_t corr = ((const int32_t *)F->mem[xsum->buf])[tix(F, xsum, extra)] * (int32_t)off;
       for (int64_t j = 0; j < nr; j++) {
-        float fl = (float)(Ai[(p * mr + m) * nr + j] - corr);
-        Af[m * nr + j] = fmaf(fl, w[j] * s, Af[m * nr + j]);
+        float fl = (float)(Ai[(p * mr + m) * bf->dims[1] + j] - corr);
+        Af[m * bf->dims[1] + j] = fmaf(fl, w[j] * s, Af[m * bf->dims[1] + j]);
       }
     }
 }
