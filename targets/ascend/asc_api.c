@@ -96,6 +96,7 @@ int kf_ascend_simulate(kf_ctx *ctx, kf_template *t, const kf_binding *shape, con
   memset(&o, 0, sizeof o);
   if (opts) o = *opts;
   int rc = kf_asc_machine_get(ctx, o.machine, &res->machine);
+  if (!rc && o.machine_params) rc = kf_asc_machine_set(ctx, &res->machine, o.machine_params);
   if (rc) return rc;
   const kf_asc_machine *m = &res->machine;
   kf_ir_kernel *ir = NULL;

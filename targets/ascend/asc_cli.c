@@ -14,7 +14,7 @@ static const char help[] =
     "usage: kforge sim TEMPLATE --shape NAME=VALUE,... [--target ascend910b|ascend910c]\n"
     "                  [--set NAME=VALUE ...] [--trace FILE] [--trace-max N]\n"
     "                  [--check auto|full|sample|none] [--no-check] [--sample-batch N]\n"
-    "                  [--seed N] [--dist NAME] [-v]\n"
+    "                  [--seed N] [--dist NAME] [--param NAME=VALUE,...] [-v]\n"
     "       kforge sim --machine [--target ascend910b|ascend910c]\n\n"
     "Lowers the kernel to per-core pipe programs of an Ascend 910-class NPU (24 AIC + 48 AIV per die;\n"
     "ascend910c = 2 dies), simulates them (discrete events per pipe, shared HBM/L2, flags) and prints\n"
@@ -22,7 +22,8 @@ static const char help[] =
     "simulator computes the result in the hardware's formats and checks it against the fp64 reference\n"
     "(auto: the full shape up to 2 GFLOP, else a sample with the batch B (attention) or M (GEMM) cut to\n"
     "--sample-batch, default 2 / 16). --trace writes a Chrome trace (open it in Perfetto): one track per\n"
-    "pipe per core. --machine prints every number of the machine model with its source.\n";
+    "pipe per core. --machine prints every number of the machine model with its source; --param\n"
+    "overrides some of them (e.g. core_hbm_bpc=64,vec_exp_cost=2) for sensitivity studies.\n";
 
 static int usage(const char *fmt, const char *arg) {
   fprintf(stderr, "kforge sim: error: ");
@@ -104,12 +105,13 @@ int kf_ascend_main(int argc, char **argv) {
       verbose = 1;
     } else if (!strcmp(a, "--shape") || !strcmp(a, "--target") || !strcmp(a, "--set") || !strcmp(a, "--trace") ||
                !strcmp(a, "--trace-max") || !strcmp(a, "--check") || !strcmp(a, "--sample-batch") ||
-               !strcmp(a, "--seed") || !strcmp(a, "--dist")) {
+               !strcmp(a, "--seed") || !strcmp(a, "--dist") || !strcmp(a, "--param")) {
       if (!v) return usage("option %s needs a value", a);
       i++;
       if (!strcmp(a, "--shape")) shape = v;
       else if (!strcmp(a, "--target")) target = v;
       else if (!strcmp(a, "--trace")) o.trace_path = v;
+      else if (!strcmp(a, "--param")) o.machine_params = v;
       else if (!strcmp(a, "--set")) {
         if (n_sets == KF_MAX_BIND) return usage("too many %s options", a);
         sets[n_sets++] = v;
@@ -142,7 +144,7 @@ int kf_ascend_main(int argc, char **argv) {
   o.machine = target;
   if (machine) {
     kf_asc_machine m;
-    if (kf_asc_machine_get(&ctx, target, &m)) {
+    if (kf_asc_machine_get(&ctx, target, &m) || (o.machine_params && kf_asc_machine_set(&ctx, &m, o.machine_params))) {
       fprintf(stderr, "kforge sim: error: %s\n", kf_errmsg(&ctx));
       return 2;
     }

@@ -5,6 +5,8 @@
 #include "asc_machine.h"
 
 #include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 const char *kf_asc_pipe_name(int pipe) {
@@ -116,4 +118,47 @@ int64_t kf_asc_mte1_cycles(const kf_asc_machine *m, int64_t bytes) {
 
 int64_t kf_asc_vec_cycles(const kf_asc_machine *m, int64_t bytes, double passes) {
   return m->vec_overhead + (int64_t)ceil(passes * (double)bytes / m->vec_bpc);
+}
+
+int kf_asc_machine_set(kf_ctx *ctx, kf_asc_machine *m, const char *text) {
+  static const struct {
+    const char *name;
+    size_t off;
+    int is_double;
+    double min;
+  } fields[] = {
+#define D_(f, lo) {#f, offsetof(kf_asc_machine, f), 1, lo}
+#define I_(f, lo) {#f, offsetof(kf_asc_machine, f), 0, lo}
+      D_(freq_hz, 1e6),     I_(mmad_overhead, 0), D_(mte1_bpc, 1),    I_(mte1_overhead, 0), D_(vec_bpc, 1),
+      I_(vec_overhead, 0),  D_(vec_exp_cost, 0),  D_(hbm_bpc, 1),     D_(l2_bpc, 1),        D_(core_hbm_bpc, 1),
+      D_(core_l2_bpc, 1),   I_(l2_bytes, 0),      I_(gm_latency, 0),  I_(flag_intra, 0),    I_(flag_cross, 0),
+      I_(s_issue, 0),
+#undef D_
+#undef I_
+  };
+  const char *p = text;
+  while (p && *p) {
+    const char *eq = strchr(p, '='), *end = strchr(p, ',');
+    if (!end) end = p + strlen(p);
+    if (!eq || eq > end) return kf_err(ctx, KF_EINVAL, "machine parameter '%.*s': expected NAME=VALUE", (int)(end - p), p);
+    size_t n = (size_t)(eq - p), i;
+    for (i = 0; i < sizeof fields / sizeof fields[0]; i++)
+      if (strlen(fields[i].name) == n && !strncmp(fields[i].name, p, n)) break;
+    if (i == sizeof fields / sizeof fields[0])
+      return kf_err(ctx, KF_EINVAL, "unknown machine parameter '%.*s' (e.g. core_hbm_bpc, l2_bpc, vec_bpc, vec_exp_cost, gm_latency, flag_cross)",
+                    (int)n, p);
+    char buf[64];
+    size_t vl = (size_t)(end - eq - 1);
+    if (vl == 0 || vl >= sizeof buf) return kf_err(ctx, KF_EINVAL, "machine parameter '%s': bad value", fields[i].name);
+    memcpy(buf, eq + 1, vl);
+    buf[vl] = 0;
+    char *stop;
+    double v = strtod(buf, &stop);
+    if (*stop || !(v >= fields[i].min) || v > 1e15)
+      return kf_err(ctx, KF_EINVAL, "machine parameter '%s': bad value '%s'", fields[i].name, buf);
+    if (fields[i].is_double) *(double *)((char *)m + fields[i].off) = v;
+    else *(int64_t *)((char *)m + fields[i].off) = (int64_t)v;
+    p = *end ? end + 1 : end;
+  }
+  return KF_OK;
 }

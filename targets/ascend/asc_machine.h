@@ -64,6 +64,10 @@ typedef struct kf_asc_machine {
 /* Looks up a machine: "ascend910b" (one die) or "ascend910c" (a package of two dies).
 ** KF_EINVAL names the known machines. */
 int kf_asc_machine_get(kf_ctx *ctx, const char *name, kf_asc_machine *out);
+/* Overrides estimates (and others) for sensitivity studies: "name=value,name=value" with the
+** field names of kf_asc_machine (core_hbm_bpc=64,vec_exp_cost=2,...). KF_EINVAL names an
+** unknown field or a bad value. */
+int kf_asc_machine_set(kf_ctx *ctx, kf_asc_machine *m, const char *assignments);
 /* Every number with its unit and source, one per line. */
 void kf_asc_machine_describe(const kf_asc_machine *m, kf_str *out);
 /* Derived figures. */

@@ -34,6 +34,7 @@ typedef enum {
 
 typedef struct kf_ascend_opts {
   const char *machine;      /* "ascend910b" (NULL) or "ascend910c" */
+  const char *machine_params; /* overrides, "name=value,..." (kf_asc_machine_set), or NULL */
   kf_ascend_check check;
   int64_t sample_batch;     /* SAMPLE: batch of the checked shape (0: 2 for attention, 16 for GEMMs) */
   uint64_t seed;            /* inputs of the check */

@@ -45,6 +45,12 @@ int main(void) {
   expect_rc("unknown shape parameter", run(4, badshape), 2);
   const char *badtarget[] = {"sim", "amla_decode", "--shape", "H=16,S=64", "--target", "cpu-host"};
   expect_rc("a CPU target is not an Ascend machine", run(6, badtarget), 2);
+  const char *badparam[] = {"sim", "amla_decode", "--shape", "H=16,S=64", "--param", "warp_size=32"};
+  expect_rc("unknown machine parameter", run(6, badparam), 2);
+  const char *badval[] = {"sim", "amla_decode", "--shape", "H=16,S=64", "--param", "core_hbm_bpc=-1"};
+  expect_rc("bad machine parameter value", run(6, badval), 2);
+  const char *param[] = {"sim", "amla_decode", "--shape", "H=16,S=64", "--param", "core_hbm_bpc=64,gm_latency=100"};
+  expect_rc("machine parameters overridden", run(6, param), 0);
   const char *toobig[] = {"sim", "amla_decode", "--shape", "H=128,S=64,D=2304", "--set", "hb=128,bs=64"};
   expect_rc("tiling that does not fit L1", run(6, toobig), 2);
 
