@@ -314,9 +314,12 @@ def summarize(args, runs):
         D = [np.mean(r["hist"]["D"]) for r in rs]
         alpha = [np.mean(r["hist"]["alpha"]) for r in rs]
         kept = [np.mean(r["hist"]["frac_kept"]) for r in rs]
+        ref = {r["seed"]: r["evals"]["sampled"][-1] for r in runs if r["arm"] == "ref"}
+        diff = [r["evals"]["sampled"][-1] - ref[r["seed"]] for r in rs if r["seed"] in ref]
         rows.append(dict(arm=arm, n=len(rs), start=mean_std(start), final_sampled=mean_std(fin_s),
                          final_greedy=mean_std(fin_g), train_tail=mean_std(train),
                          mean_D=mean_std(D), mean_alpha=mean_std(alpha), kept=mean_std(kept),
+                         vs_ref=mean_std(diff) if diff else None,
                          per_seed=fin_s))
     return rows
 
@@ -330,18 +333,20 @@ def write_table(args, rows, path, wall, cpu):
         "Final reward = exact-match rate of the FP32 trainer policy on "
         f"{args.eval_prompts} held-out prompts (sampled at T=1 / greedy), after the last step; "
         f"train = rollout reward over the last {max(1, args.steps // 10)} steps; mean ± sample "
-        "std over seeds. D, alpha: per-step AIS diagnostics averaged over training (computed on "
+        "std over seeds; 'final − ref, paired' = per-seed difference to the ref arm (same warm start, "
+        "same prompts). D, alpha: per-step AIS diagnostics averaged over training (computed on "
         "every arm's batches; alpha is only applied in the ais arm).",
         "",
-        "| arm | rollouts | weights | start | final (sampled) | final (greedy) | train (last 10%) "
-        "| mean D | mean alpha | kept tokens | per-seed final (sampled) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| arm | rollouts | weights | start | final (sampled) | final − ref, paired | final (greedy) "
+        "| train (last 10%) | mean D | mean alpha | kept tokens | per-seed final (sampled) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         spec = ARMS[r["arm"]]
         lines.append(
             f"| {r['arm']} | {'FP8' if spec['fp8'] else 'FP32'} | {spec['mode']} | "
-            f"{f(r['start'])} | {f(r['final_sampled'])} | {f(r['final_greedy'])} | "
+            f"{f(r['start'])} | {f(r['final_sampled'])} | "
+            f"{'%+.3f ± %.3f' % r['vs_ref'] if r['vs_ref'] else '-'} | {f(r['final_greedy'])} | "
             f"{f(r['train_tail'])} | {r['mean_D'][0]:.4f} | "
             f"{f(r['mean_alpha']) if spec['mode'] == 'ais' else '-'} | "
             f"{r['kept'][0]:.3f} | {' '.join(f'{x:.2f}' for x in r['per_seed'])} |")
@@ -432,7 +437,7 @@ def plots(args, runs, out):
         "set terminal pngcairo size 1000,800 font 'sans,10' noenhanced\n"
         f"set output '{diag_png}'\n"
         "set multiplot layout 2,2\n"
-        "set xlabel 'GRPO step'; unset ylabel; set key top left; set autoscale y\n"
+        "set xlabel 'GRPO step'; unset ylabel; set key top left opaque box; set autoscale y\n"
         + panel(3, "D: mean |log pi_train - log pi_FP8| per token")
         + panel(4, "R: normalized ESS of sequence weights")
         + panel(5, "V: CV of token weights")
@@ -471,6 +476,8 @@ def parse_args(argv):
     p.add_argument("--eval-prompts", type=int, default=512)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--out", default=os.path.join(HERE, "results"))
+    p.add_argument("--replot", metavar="RESULTS_JSON",
+                   help="only rewrite the table and plots in --out from a saved results.json")
     args = p.parse_args(argv)
     if args.quick:
         args.seeds = args.seeds[:2] if len(args.seeds) > 2 else args.seeds
@@ -488,6 +495,17 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv if argv is not None else sys.argv[1:])
     os.makedirs(args.out, exist_ok=True)
+    if args.replot:
+        with open(args.replot) as fh:
+            saved = json.load(fh)
+        out = args.out
+        args = argparse.Namespace(**saved["args"])
+        args.out = out
+        wall, cpu = saved.get("wall", float("nan")), saved.get("cpu", float("nan"))
+        print(write_table(args, summarize(args, saved["runs"]),
+                          os.path.join(out, "results.md"), wall, cpu))
+        print("plots:", *plots(args, saved["runs"], out))
+        return 0
     bad = fp8sim.check_hand_cases()
     if bad:
         print(f"FAIL fp8sim hand cases: {bad}")
@@ -508,7 +526,8 @@ def main(argv=None):
     print(f"wall {wall:.0f} s, CPU {cpu:.0f} s in workers (= {cpu / 2:.0f} s on 2 idle cores)")
     rows = summarize(args, runs)
     with open(os.path.join(args.out, "results.json"), "w") as fh:
-        json.dump(dict(args={k: v for k, v in vars(args).items()}, runs=runs), fh)
+        json.dump(dict(args={k: v for k, v in vars(args).items()}, runs=runs, wall=wall, cpu=cpu),
+                  fh)
     table = write_table(args, rows, os.path.join(args.out, "results.md"), wall, cpu)
     pngs = plots(args, runs, args.out)
     print(table)
