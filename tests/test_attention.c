@@ -13,6 +13,7 @@
 
 #include "check.h"
 #include "kernel.h"
+#include "kf_case.h"
 #include "kf_ref.h"
 
 static int failures, cases;
@@ -23,70 +24,28 @@ typedef struct run_out {
 } run_out;
 
 /* hook to modify inputs before the run (e.g. zero a V column) */
-typedef void (*input_hook)(kf_problem *p, const kf_kernel *k);
+typedef kf_case_hook input_hook;
 
 static run_out run_case(const char *tmpl, const char *shape, const char *sets, const char *target, int dist,
                         int both, input_hook hook, int quiet) {
   run_out ro;
   memset(&ro, 0, sizeof ro);
-  kf_ctx ctx;
-  kf_ctx_init(&ctx);
-  kf_template *t = NULL;
-  kf_kernel k;
-  memset(&k, 0, sizeof k);
-  kf_binding sh, st;
-  memset(&sh, 0, sizeof sh);
-  memset(&st, 0, sizeof st);
-  kf_target tg;
-  kf_problem *p = NULL;
-  int rc = kf_binding_parse(&ctx, shape, "shape", &sh);
-  if (!rc && sets) rc = kf_binding_parse(&ctx, sets, "set", &st);
-  if (!rc) rc = kf_target_get(&ctx, target, &tg);
-  const char *why;
-  if (!rc && !kf_target_runnable(&tg, &why)) {
-    printf("skip %s %s on %s: this machine lacks %s\n", tmpl, shape, target, why);
-    ro.ok = 0;
+  kf_case c = {tmpl, shape, sets, target, dist, !both, 2, 11, hook};
+  char msg[2048];
+  int st = kf_case_run(&c, &ro.res, NULL, NULL, msg, sizeof msg);
+  if (st == KF_CASE_SKIP) {
+    printf("skip %s %s on %s: %s\n", tmpl, shape, target, msg);
     return ro;
   }
-  if (!rc) rc = kf_template_load(&ctx, tmpl, &t);
-  if (!rc) rc = kf_kernel_build(&ctx, t, &sh, &st, &tg, &k);
-  if (!rc) rc = kf_problem_new(&ctx, &k, 11, dist, &p);
-  if (!rc && hook) hook(p, &k);
-  float *first = NULL;
-  for (int e = both ? 0 : 1; !rc && e < 2; e++) {
-    if ((rc = kf_kernel_load(&ctx, &k, e ? KF_EMIT_LLVM : KF_EMIT_C))) break;
-    kf_pool *pool = kf_pool_new(2);
-    kf_runner *r = kf_runner_new(&k, pool);
-    kf_problem_poison_outputs(p);
-    kf_runner_run(r, kf_problem_args(p));
-    kf_runner_free(r);
-    kf_pool_free(pool);
-    rc = kf_problem_check(&ctx, p, &ro.res);
-    int64_t n;
-    const float *y = kf_problem_output(p, &n);
-    if (!rc && !first) {
-      first = malloc((size_t)n * sizeof(float));
-      memcpy(first, y, (size_t)n * sizeof(float));
-    } else if (!rc) {
-      double d = 0;
-      for (int64_t i = 0; i < n; i++) d = fmax(d, fabs((double)first[i] - (double)y[i]));
-      if (d > 2 * ro.res.max_abs + 1e-30)
-        rc = kf_err(&ctx, KF_ECHECK, "C and LLVM differ by %.3g (max err %.3g)", d, ro.res.max_abs);
-    }
-  }
-  free(first);
-  ro.ok = rc == KF_OK;
+  ro.ok = st == KF_CASE_PASS;
   if (!quiet || !ro.ok) {
     cases++;
     if (!ro.ok) failures++;
     printf("%s %-13s %-34s %-12s %-15s %-8s ", ro.ok ? "ok  " : "FAIL", tmpl, shape, sets ? sets : "", target,
            kf_ref_attn_kind_name((kf_ref_attn_kind)dist));
     if (ro.ok) printf("rel L2 %.3e  err/bound %.3f\n", ro.res.rel_l2, ro.res.max_ratio);
-    else printf("%s\n", kf_errmsg(&ctx));
+    else printf("%s\n", msg);
   }
-  kf_problem_free(p);
-  kf_kernel_free(&k);
-  kf_template_free(t);
   return ro;
 }
 

@@ -12,73 +12,33 @@
 
 #include "check.h"
 #include "kernel.h"
+#include "kf_case.h"
 #include "kf_quant.h"
 #include "kf_ref.h"
 
 static int failures, cases;
 
-/* Builds, runs with both emitters, checks bounds and agreement. Returns the LLVM result. */
+/* Builds, runs with both emitters, checks bounds and agreement (tests/support/kf_case). */
 static int run_case(const char *tmpl_name, const char *shape, const char *sets, const char *target,
                     kf_check_result *out, float **out_y, int64_t *out_n) {
-  kf_ctx ctx;
-  kf_ctx_init(&ctx);
-  kf_template *t = NULL;
-  kf_kernel k;
-  memset(&k, 0, sizeof k);
-  kf_binding sh, st;
-  memset(&sh, 0, sizeof sh);
-  memset(&st, 0, sizeof st);
-  kf_target tg;
-  kf_problem *p = NULL;
-  int rc = kf_binding_parse(&ctx, shape, "shape", &sh);
-  if (!rc && sets) rc = kf_binding_parse(&ctx, sets, "set", &st);
-  if (!rc) rc = kf_target_get(&ctx, target, &tg);
-  const char *why;
-  if (!rc && !kf_target_runnable(&tg, &why)) {
-    printf("skip %-13s %-38s on %s: this machine lacks %s\n", tmpl_name, shape, target, why);
+  kf_case c = {tmpl_name, shape, sets, target, KF_REF_GAUSS, 0, 0, 7, NULL};
+  kf_check_result res;
+  char msg[2048];
+  int st = kf_case_run(&c, &res, out_y, out_n, msg, sizeof msg);
+  if (st == KF_CASE_SKIP) {
+    printf("skip %-13s %-38s on %s: %s\n", tmpl_name, shape, target, msg);
     return 0;
   }
-  if (!rc) rc = kf_template_load(&ctx, tmpl_name, &t);
-  if (!rc) rc = kf_kernel_build(&ctx, t, &sh, &st, &tg, &k);
-  if (!rc) rc = kf_problem_new(&ctx, &k, 7, KF_REF_GAUSS, &p);
-  float *first = NULL;
-  int64_t n = 0;
-  kf_check_result res;
-  memset(&res, 0, sizeof res);
-  for (int e = 0; !rc && e < 2; e++) {
-    rc = kf_kernel_load(&ctx, &k, e ? KF_EMIT_LLVM : KF_EMIT_C);
-    if (rc) break;
-    kf_runner *r = kf_runner_new(&k, NULL);
-    kf_problem_poison_outputs(p);
-    kf_runner_run(r, kf_problem_args(p));
-    kf_runner_free(r);
-    rc = kf_problem_check(&ctx, p, &res);
-    const float *y = kf_problem_output(p, &n);
-    if (!rc && !first) {
-      first = malloc((size_t)n * sizeof(float));
-      memcpy(first, y, (size_t)n * sizeof(float));
-    } else if (!rc) {
-      double d = 0;
-      for (int64_t i = 0; i < n; i++) d = fmax(d, fabs((double)first[i] - (double)y[i]));
-      if (d > 2 * res.max_abs) rc = kf_err(&ctx, KF_ECHECK, "C and LLVM differ by %.3g (max err %.3g)", d, res.max_abs);
-    }
-  }
   cases++;
-  if (rc) {
+  if (st == KF_CASE_FAIL) {
     failures++;
-    printf("FAIL %-13s %-38s %-16s %-15s %s\n", tmpl_name, shape, sets ? sets : "", target, kf_errmsg(&ctx));
+    printf("FAIL %-13s %-38s %-16s %-15s %s\n", tmpl_name, shape, sets ? sets : "", target, msg);
   } else {
     printf("ok   %-13s %-38s %-16s %-15s err/bound %.3f  eff bits %.2f\n", tmpl_name, shape, sets ? sets : "",
            target, res.max_ratio, res.eff_bits);
   }
   if (out) *out = res;
-  if (out_y) *out_y = first;
-  else free(first);
-  if (out_n) *out_n = n;
-  kf_problem_free(p);
-  kf_kernel_free(&k);
-  kf_template_free(t);
-  return rc;
+  return st == KF_CASE_FAIL;
 }
 
 /* Effective bits of the MSD decomposition, measured through the kernel itself: with the
