@@ -17,8 +17,8 @@ static const struct {
     [KF_BF16] = {"bf16", 16}, [KF_BOOL] = {"bool", 1},
 };
 
-int kf_scalar_bits(kf_scalar s) { return scalar_info[s].bits; }
-const char *kf_scalar_name(kf_scalar s) { return scalar_info[s].name; }
+int kf_scalar_bits(kf_scalar s) { return s < KF_N_SCALAR ? scalar_info[s].bits : 0; }
+const char *kf_scalar_name(kf_scalar s) { return s < KF_N_SCALAR ? scalar_info[s].name : "?"; }
 int kf_ty_eq(kf_ty a, kf_ty b) { return a.s == b.s && a.lanes == b.lanes; }
 int kf_scalar_is_float(kf_scalar s) { return s == KF_F32 || s == KF_F64; }
 int kf_scalar_is_signed(kf_scalar s) {
@@ -227,7 +227,7 @@ typedef struct {
 
 static int vfail(vctx *v, const kf_lir_expr *e, const char *what) {
   return kf_err(v->ctx, KF_EINVAL, "LIR of %s: %s node (%s x %d): %s", v->f->name,
-                e ? op_names[e->op] : "statement", e ? kf_scalar_name(e->ty.s) : "-",
+                e ? (e->op < KF_L_N_OPS ? op_names[e->op] : "?") : "statement", e ? kf_scalar_name(e->ty.s) : "-",
                 e ? e->ty.lanes : 0, what);
 }
 

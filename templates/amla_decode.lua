@@ -15,7 +15,7 @@ local T = {
     amla = { default = 1, domain = { 0, 1 } }, -- 0: FA-2 multiply rescale (P rounded to bf16 too)
   },
   tunables = {
-    hb = { default = 32, domain = { 1, 2, 4, 8, 16, 32, 64, 128 } },
+    hb = { default = 32, domain = { 1, 2, 4, 8, 16, 32, 64, 128, 256 } }, -- 256: CANN's task tile (128 heads x MTP 2)
     bs = { default = 512, domain = { 64, 128, 256, 512 } },
     mr = { default = 4, domain = { 1, 2, 4, 8 } },
     -- Ascend model only (the CPU lowering runs blocks in order): overlap block i's QK^T on

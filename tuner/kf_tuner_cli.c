@@ -83,7 +83,7 @@ static int cmd_tune(int argc, char **argv) {
       break;
     }
     if (takes) i++;
-    long l;
+    long l = 0;
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
       fputs(tune_help, stdout);
       kf_vec_free(&shapes);

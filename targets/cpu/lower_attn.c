@@ -60,6 +60,7 @@ typedef struct mview {
 } mview;
 
 static int view(lw *L, const kf_ir_node *n, int ti, mview *m, const char *what) {
+  memset(m, 0, sizeof *m);
   const kf_tile *t = &n->t[ti];
   const kf_ir_buf *b = &L->ir->bufs.data[t->buf];
   if (b->level == KF_LVL_REG) return ERR_AT(L, n, "%s: '%s' must be a memory buffer", what, b->name);

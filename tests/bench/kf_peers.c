@@ -250,7 +250,7 @@ static void dequant_parallel(kf_peer *p, const int8_t *codes) {
   int nt = p->threads < MAX_THREADS ? p->threads : MAX_THREADS;
   if (nt > p->N) nt = (int)p->N;
   pthread_t tids[MAX_THREADS];
-  dequant_job jobs[MAX_THREADS];
+  dequant_job jobs[MAX_THREADS] = {0};
   int started[MAX_THREADS] = {0};
   for (int t = 0; t < nt; t++)
     jobs[t] = (dequant_job){codes, p->w_scale, p->w_f32, p->N * t / nt, p->N * (t + 1) / nt,
