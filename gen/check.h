@@ -44,4 +44,11 @@ void kf_problem_recompute_reference(kf_problem *p);
 /* Float outputs of the last run (for comparing two emitters). */
 const float *kf_problem_output(const kf_problem *p, int64_t *n);
 
+/* Times the loaded kernel behind r on p's inputs (kf_bench: warm-up, then repeats for
+** budget_s and at least min_runs), weights warm (cold = 0) or from a rotating set of copies
+** at least twice the last-level cache (cold = 1). */
+struct kf_bench_stats;
+int kf_problem_time(kf_ctx *ctx, kf_problem *p, kf_runner *r, int n_args, int cold, int min_runs,
+                    double budget_s, struct kf_bench_stats *out);
+
 #endif

@@ -358,20 +358,6 @@ static const char bench_help[] =
     "oneDNN bf16 and u8s8 matmul and OpenBLAS dequant+sgemm on the same M, N, K. Every other\n"
     "line is printed as a ratio: its time / the first kernel's time.\n";
 
-typedef struct bench_arg {
-  kf_runner *r;
-  void **args;
-  int warg;
-  kf_bench_rot *rot;
-} bench_arg;
-
-static int bench_call(void *varg, int64_t iter) {
-  bench_arg *b = varg;
-  b->args[b->warg] = kf_bench_rot_get(b->rot, iter);
-  kf_runner_run(b->r, b->args);
-  return 0;
-}
-
 typedef struct bench_row {
   char name[160];
   double med[2];
@@ -412,23 +398,10 @@ static int bench_kernel(kf_ctx *ctx, const opts *o, const char *tmpl_name, kf_po
     kf_binding_get(&k.params, "N", &mnk[1]);
     kf_binding_get(&k.params, "K", &mnk[2]);
     int n_args = kf_kernel_n_args(&k);
-    void **args = kf_xcalloc((size_t)n_args, sizeof(void *));
-    memcpy(args, kf_problem_args(p), (size_t)n_args * sizeof(void *));
-    size_t wbytes;
-    int warg = kf_problem_weight_arg(p, &wbytes);
     for (int cold = 0; cold < 2 && !rc; cold++) {
       if ((cold && o->warm && !o->cold) || (!cold && o->cold && !o->warm)) continue;
-      kf_bench_rot rot;
-      char err[256];
-      if (kf_bench_rot_init(&rot, args[warg], wbytes, cold, 0, err, sizeof err)) {
-        rc = kf_err(ctx, KF_EIO, "bench: %s", err);
-        break;
-      }
-      bench_arg ba = {r, args, warg, &rot};
-      kf_bench_opts bo = {2, 5, 100000, o->budget};
       kf_bench_stats st;
-      kf_bench_run(bench_call, &ba, &bo, &st);
-      kf_bench_rot_free(&rot);
+      if ((rc = kf_problem_time(ctx, p, r, n_args, cold, 5, o->budget, &st))) break;
       row->med[cold] = st.median_s;
       row->ok[cold] = 1;
       double fl = kf_problem_flops(p), by = kf_problem_bytes(p);
@@ -437,7 +410,6 @@ static int bench_kernel(kf_ctx *ctx, const opts *o, const char *tmpl_name, kf_po
              fl / st.median_s * 1e-9, by / st.median_s * 1e-9, st.n_runs);
       fflush(stdout);
     }
-    free(args);
   }
   kf_runner_free(r);
   kf_problem_free(p);

@@ -283,20 +283,6 @@ typedef struct trial_msg { /* child -> parent, one write */
   char error[480];
 } trial_msg;
 
-typedef struct bench_arg {
-  kf_runner *r;
-  void **args;
-  int warg;
-  kf_bench_rot *rot;
-} bench_arg;
-
-static int bench_call(void *varg, int64_t iter) {
-  bench_arg *b = varg;
-  b->args[b->warg] = kf_bench_rot_get(b->rot, iter);
-  kf_runner_run(b->r, b->args);
-  return 0;
-}
-
 static void trial_child(kf_template *t, const kf_binding *shape, const kf_binding *config, const kf_target *target,
                         kf_problem *prob, const kf_tune_opts *o, trial_msg *m) {
   kf_ctx ctx;
@@ -323,24 +309,10 @@ static void trial_child(kf_template *t, const kf_binding *shape, const kf_bindin
     snprintf(m->error, sizeof m->error, "%s", kf_errmsg(&ctx));
     return;
   }
-  int n_args = kf_kernel_n_args(&k);
-  void **args = kf_xcalloc((size_t)n_args, sizeof(void *));
-  memcpy(args, kf_problem_args(prob), (size_t)n_args * sizeof(void *));
-  size_t wbytes;
-  int warg = kf_problem_weight_arg(prob, &wbytes);
-  kf_bench_rot rot;
-  char err[256];
-  if (kf_bench_rot_init(&rot, args[warg], wbytes, o->cold, 0, err, sizeof err)) {
-    m->status = TR_ERROR;
-    snprintf(m->error, sizeof m->error, "timing: %s", err);
-    return;
-  }
-  bench_arg ba = {r, args, warg, &rot};
-  kf_bench_opts bo = {2, 3, 100000, o->trial_budget_s};
   kf_bench_stats st;
-  if (kf_bench_run(bench_call, &ba, &bo, &st)) {
+  if (kf_problem_time(&ctx, prob, r, kf_kernel_n_args(&k), o->cold, 3, o->trial_budget_s, &st)) {
     m->status = TR_ERROR;
-    snprintf(m->error, sizeof m->error, "timing failed");
+    snprintf(m->error, sizeof m->error, "%s", kf_errmsg(&ctx));
     return;
   }
   m->status = TR_OK;
