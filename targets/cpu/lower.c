@@ -441,6 +441,29 @@ static int lower_quantize(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
   return KF_OK;
 }
 
+/* The last n tile of a GEMM may run past the packed weight columns (n_pad). Instead of a
+** branch per load, the k loop is emitted once per possible count of valid weight vectors
+** (nv, nv-1, ..., 1) and the count is chosen at run time:
+**   if (nv <= nvalid) loop(nv) else if (nv-1 <= nvalid) loop(nv-1) ... else loop(1) */
+typedef struct valid_variants {
+  int nvalid;           /* LIR var: (n_pad - n1) / vl */
+  kf_lir_block *chain;  /* where the next variant goes */
+} valid_variants;
+
+static void valid_variants_init(lw *L, valid_variants *v, kf_lir_block *blk, kf_lir_expr *n_pad, kf_lir_expr *n1) {
+  v->nvalid = lw_tmp(L, "nvalid", lw_ty(KF_I64, 1));
+  kf_lassign(L->f, blk, v->nvalid, kf_lbin(L->f, KF_L_DIV, kf_lbin(L->f, KF_L_SUB, n_pad, n1), lw_i64c(L, L->vl)));
+  v->chain = blk;
+}
+
+/* The block for the variant with nvv valid vectors (call with nvv = nv, nv-1, ..., 1). */
+static kf_lir_block *valid_variants_next(lw *L, valid_variants *v, int nvv) {
+  if (nvv == 1) return v->chain;
+  kf_lir_stmt *sel = kf_lif(L->f, v->chain, kf_lbin(L->f, KF_L_LE, lw_i64c(L, nvv), kf_lv(L->f, v->nvalid)));
+  v->chain = &sel->els;
+  return &sel->body;
+}
+
 /* vl f32 from a 2-D tile at (row 0, col extra[1]), reading only inside the buffer's row
 ** (zero beyond): per-column scale vectors of a last, partial n tile. */
 static kf_lir_expr *load_cols(lw *L, const kf_tile *t, const int64_t *extra, int vl) {
@@ -480,19 +503,11 @@ static int lower_mma_i8(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
   kf_lir_expr *k0 = lw_ix_expr(L, &b->off[b->rank - 1]);
   kf_lir_expr *n1 = lw_ix_expr(L, &b->off[b->rank - 2]);
   kf_lir_expr *mat0 = b->rank == 3 ? lw_muli(L, lw_ix_expr(L, &b->off[0]), g.mat_bytes) : lw_i64c(L, 0);
-  /* The last n tile may run past the packed columns (n_pad): emit the k loop once per
-  ** possible count of valid weight vectors (nv, nv-1, ..., 1), chosen at run time, so no
-  ** load reads past the weights and the inner loop has no branch. */
-  int nvalid = lw_tmp(L, "nvalid", lw_ty(KF_I64, 1));
-  kf_lassign(L->f, blk, nvalid, kf_lbin(L->f, KF_L_DIV, kf_lbin(L->f, KF_L_SUB, lw_i64c(L, g.n_pad), n1), lw_i64c(L, vl)));
-  kf_lir_block *chain = blk;
+  /* one k loop per count of valid weight vectors in the last n tile (see valid_variants) */
+  valid_variants vv;
+  valid_variants_init(L, &vv, blk, lw_i64c(L, g.n_pad), n1);
   for (int nvv = nv; nvv >= 1; nvv--) {
-    kf_lir_block *vb = chain;
-    if (nvv > 1) {
-      kf_lir_stmt *sel = kf_lif(L->f, chain, kf_lbin(L->f, KF_L_LE, lw_i64c(L, nvv), kf_lv(L->f, nvalid)));
-      vb = &sel->body;
-      chain = &sel->els;
-    }
+    kf_lir_block *vb = valid_variants_next(L, &vv, nvv);
     int kv = lw_tmp(L, "kk", lw_ty(KF_I64, 1));
     int64_t kstep = g.bits == 8 ? 4 : 8;
     kf_lir_stmt *loop = kf_lfor(L->f, vb, kv, k0, lw_min64(L, lw_addi(L, k0, span), lw_i64c(L, g.k_pad)), kstep);
@@ -580,17 +595,11 @@ static int lower_mma_dq(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
     xrow[m] = lw_tmp(L, "xr", lw_ty(KF_I64, 1));
     kf_lassign(L->f, blk, xrow[m], lw_muli(L, lw_min64(L, lw_addi(L, m1, m), lw_i64c(L, M - 1)), K));
   }
-  /* as in the int8 mma: one k loop per count of valid weight vectors in the last n tile */
-  int nvalid = lw_tmp(L, "nvalid", lw_ty(KF_I64, 1));
-  kf_lassign(L->f, blk, nvalid, kf_lbin(L->f, KF_L_DIV, kf_lbin(L->f, KF_L_SUB, lw_i64c(L, g.n_pad), n1), lw_i64c(L, vl)));
-  kf_lir_block *chain = blk;
+  /* one k loop per count of valid weight vectors in the last n tile (see valid_variants) */
+  valid_variants vv;
+  valid_variants_init(L, &vv, blk, lw_i64c(L, g.n_pad), n1);
   for (int nvv = nv; nvv >= 1; nvv--) {
-    kf_lir_block *vb = chain;
-    if (nvv > 1) {
-      kf_lir_stmt *sel = kf_lif(L->f, chain, kf_lbin(L->f, KF_L_LE, lw_i64c(L, nvv), kf_lv(L->f, nvalid)));
-      vb = &sel->body;
-      chain = &sel->els;
-    }
+    kf_lir_block *vb = valid_variants_next(L, &vv, nvv);
     int kv = lw_tmp(L, "kk", lw_ty(KF_I64, 1));
     int kstep = g.bits == 8 ? 1 : 2;
     kf_lir_stmt *loop = kf_lfor(L->f, vb, kv, k0, lw_min64(L, lw_addi(L, k0, span), lw_i64c(L, K)), kstep);
