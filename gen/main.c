@@ -467,13 +467,15 @@ static int cmd_bench(kf_ctx *ctx, int argc, char **argv) {
     printf("  peers: not built (needs libdnnl-dev and libopenblas-dev at build time)\n");
 #endif
   }
-  if (n_rows > 1) {
-    printf("ratios: time / time of %s (> 1: the first kernel is faster)\n", rows[0].name);
+  /* each kforge kernel (the first n_kf rows) against every other row, in the same run */
+  int n_kf = o.vs ? 2 : 1;
+  for (int a = 0; a < n_kf && n_rows > 1; a++) {
+    printf("ratios: other / %s (median time; > 1: this kernel is faster)\n", rows[a].name);
+    for (int j = 0; j < n_rows; j++)
+      for (int cold = 0; cold < 2; cold++)
+        if (j != a && rows[a].ok[cold] && rows[j].ok[cold])
+          printf("  %-58s %-4s %6.2fx\n", rows[j].name, cold ? "cold" : "warm", rows[j].med[cold] / rows[a].med[cold]);
   }
-  for (int j = 1; j < n_rows; j++)
-    for (int cold = 0; cold < 2; cold++)
-      if (rows[0].ok[cold] && rows[j].ok[cold])
-        printf("  %-58s %-4s %6.2fx\n", rows[j].name, cold ? "cold" : "warm", rows[j].med[cold] / rows[0].med[cold]);
   kf_pool_free(pool);
   return 0;
 }
