@@ -57,7 +57,11 @@ typedef enum {
                   ** the other lanes are zero; no memory beyond them is touched */
   /* binary, lane-wise; a[0], a[1] and the result have type ty. DIV on integers truncates
   ** toward zero (the lowering uses it only with non-negative operands, divisor > 0);
-  ** MIN/MAX on integers compare by the type's signedness. */
+  ** MIN/MAX on integers compare by the type's signedness; on floats they are a<b ? a : b and
+  ** a>b ? a : b (x86 minps/maxps: b when either is NaN or both are zero), and REDUCE_MAX is
+  ** the left fold of that rule. FOR evaluates lo and hi once, before the first iteration.
+  ** ADD/SUB/MUL/NEG/SHL on integers wrap; f32->bf16 rounds to nearest even, quiets NaN and
+  ** flushes f32 denormals to signed zero (as vcvtneps2bf16). */
   KF_L_ADD, KF_L_SUB, KF_L_MUL, KF_L_DIV, KF_L_MIN, KF_L_MAX,
   KF_L_AND, KF_L_OR, KF_L_XOR, /* integers only */
   KF_L_SHL, KF_L_SHR,          /* integers; SHR is arithmetic for signed, logical for unsigned;
