@@ -446,6 +446,43 @@ static int attn_new(kf_ctx *ctx, kf_problem *p, uint64_t seed, int act_dist, int
   return KF_OK;
 }
 
+/* MXFP4 KV cache (OCP rule, as a cache would be written): K per token in blocks of 32
+** channels, k_scale [BH][nbd][Sk]; V per channel in blocks of 32 tokens, v_scale
+** [BH][ntb][DVp]; codes are doubled E2M1 values (int8), scales 2^e / 2, exact values in kd / vd. */
+static void quantize_kv_mx(int64_t BH, int64_t S, int64_t D, int64_t DV, int64_t Sk, int64_t ntb, int64_t DVp,
+                           const float *k, const float *v, int8_t *kc, float *ks, int8_t *vc, float *vs, double *kd,
+                           double *vd) {
+  int64_t nbd = (D + 31) / 32, nbs = (S + 31) / 32;
+  uint8_t *codes = kf_xmalloc((size_t)(D > S ? D : S)), *e8 = kf_xmalloc((size_t)(nbd > nbs ? nbd : nbs));
+  float *col = kf_xmalloc((size_t)S * sizeof(float));
+  for (int64_t g = 0; g < BH; g++) {
+    for (int64_t j = 0; j < S; j++) {
+      kf_mx_quantize_row(KF_MX_E2M1, KF_MX_SCALE_OCP, k + (g * S + j) * D, D, codes, e8);
+      for (int64_t d = 0; d < D; d++) {
+        float sc = kf_e8m0_to_f32(e8[d / 32]) * 0.5f;
+        int8_t q = (int8_t)kf_fp4_e2m1_times2(codes[d]);
+        kc[(g * S + j) * D + d] = q;
+        kd[(g * S + j) * D + d] = (double)q * sc;
+      }
+      for (int64_t b = 0; b < nbd; b++) ks[(g * nbd + b) * Sk + j] = kf_e8m0_to_f32(e8[b]) * 0.5f;
+    }
+    for (int64_t c = 0; c < DV; c++) {
+      for (int64_t j = 0; j < S; j++) col[j] = v[(g * S + j) * DV + c];
+      kf_mx_quantize_row(KF_MX_E2M1, KF_MX_SCALE_OCP, col, S, codes, e8);
+      for (int64_t j = 0; j < S; j++) {
+        float sc = kf_e8m0_to_f32(e8[j / 32]) * 0.5f;
+        int8_t q = (int8_t)kf_fp4_e2m1_times2(codes[j]);
+        vc[(g * S + j) * DV + c] = q;
+        vd[(g * S + j) * DV + c] = (double)q * sc;
+      }
+      for (int64_t b = 0; b < nbs && b < ntb; b++) vs[(g * ntb + b) * DVp + c] = kf_e8m0_to_f32(e8[b]) * 0.5f;
+    }
+  }
+  free(codes);
+  free(e8);
+  free(col);
+}
+
 /* ---- attn_q: MSD attention over an INT8 KV cache (msd_attention) ----
 ** Bound per output (row, c), from the arithmetic: Q' = Q s_K / sqrt(D) split into P int8
 ** passes errs by e_q <= s_P/2 per element (s_P = max|Q'| / 127 / 254^(P-1)), so a score errs
@@ -482,15 +519,22 @@ static int attnq_new(kf_ctx *ctx, kf_problem *p, uint64_t seed) {
   kf_ref_fill(&rng, KF_REF_GAUSS, 1.0, 0, BH * S, D, kk);
   kf_ref_fill(&rng, KF_REF_GAUSS, 1.0, 0, BH * S, DV, v);
   int8_t *kc = kf_xmalloc((size_t)nk), *vc = kf_xmalloc((size_t)nv);
-  int64_t ksn = kscale ? Sk : D;
-  float *ks = xalloc64((size_t)(BH * ksn) * sizeof(float)), *vs = xalloc64((size_t)(BH * Sp) * sizeof(float));
+  int kvfmt = (int)param(k, "kvfmt", 0);
+  int64_t bs = 64, nbd = (D + 31) / 32, DVp = (DV + 15) / 16 * 16;
+  kf_binding_get(&k->config, "bs", &bs);
+  int64_t ntb = (S + bs - 1) / bs * (bs / 32);
+  int64_t ksn = kvfmt ? nbd * Sk : kscale ? Sk : D, vsn = kvfmt ? ntb * DVp : Sp;
+  float *ks = xalloc64((size_t)(BH * ksn) * sizeof(float)), *vs = xalloc64((size_t)(BH * vsn) * sizeof(float));
   p->kd = kf_xmalloc((size_t)nk * sizeof(double));
   p->vd = kf_xmalloc((size_t)nv * sizeof(double));
-  quantize_kv(BH, S, D, DV, kscale, ksn, kk, v, kc, ks, vc, vs, p->kd, p->vd);
+  if (kvfmt) quantize_kv_mx(BH, S, D, DV, Sk, ntb, DVp, kk, v, kc, ks, vc, vs, p->kd, p->vd);
+  else quantize_kv(BH, S, D, DV, kscale, ksn, kk, v, kc, ks, vc, vs, p->kd, p->vd);
   /* pack: K per head as an S x D matrix, V per head as DV x S (both n16k4, scales 1) */
-  int64_t kmat = Sk * ((D + 7) / 8 * 8), vmat = ((DV + 15) / 16 * 16) * ((S + 7) / 8 * 8);
+  int64_t Sv = kf_kernel_arg(k, 3)->dims[2]; /* tokens V is packed for (>= S, zero codes past S) */
+  if (Sv < S) return kf_err(ctx, KF_EINVAL, "%s: 'v' must hold at least S tokens", kf_template_path(k->tmpl));
+  int64_t kmat = Sk * ((D + 7) / 8 * 8), vmat = ((DV + 15) / 16 * 16) * ((Sv + 7) / 8 * 8);
   uint8_t *kp = xalloc64((size_t)(BH * kmat)), *vp = xalloc64((size_t)(BH * vmat));
-  int8_t *vt = kf_xmalloc((size_t)(DV * S));
+  int8_t *vt = kf_xcalloc((size_t)(DV * Sv), 1);
   int64_t nmax = Sk > DV ? Sk : DV;
   float *one = kf_xmalloc((size_t)(nmax + 1) * sizeof(float));
   for (int64_t i = 0; i <= nmax; i++) one[i] = 1.0f;
@@ -508,8 +552,8 @@ static int attnq_new(kf_ctx *ctx, kf_problem *p, uint64_t seed) {
     memcpy(kp + g * kmat, w.packed, (size_t)kmat);
     kf_qweight_free(&w);
     for (int64_t j = 0; j < S; j++)
-      for (int64_t c = 0; c < DV; c++) vt[c * S + j] = vc[(g * S + j) * DV + c];
-    if (kf_qweight_from_codes(&w, vt, one, DV, S, 8, (S + 7) / 8 * 8, KF_WLAYOUT_N16K4, err, sizeof err)) {
+      for (int64_t c = 0; c < DV; c++) vt[c * Sv + j] = vc[(g * S + j) * DV + c];
+    if (kf_qweight_from_codes(&w, vt, one, DV, Sv, 8, (Sv + 7) / 8 * 8, KF_WLAYOUT_N16K4, err, sizeof err)) {
       rc = kf_err(ctx, KF_EINVAL, "packing V: %s", err);
       break;
     }
@@ -524,7 +568,7 @@ static int attnq_new(kf_ctx *ctx, kf_problem *p, uint64_t seed) {
   p->out_n = no;
   p->out = xalloc64((size_t)no * sizeof(float));
   void *a[6] = {qb, kp, ks, vp, vs, p->out};
-  size_t sz[6] = {(size_t)nq * 2, (size_t)(BH * kmat), (size_t)(BH * ksn) * 4, (size_t)(BH * vmat), (size_t)(BH * Sp) * 4,
+  size_t sz[6] = {(size_t)nq * 2, (size_t)(BH * kmat), (size_t)(BH * ksn) * 4, (size_t)(BH * vmat), (size_t)(BH * vsn) * 4,
                   (size_t)no * 4};
   memcpy(p->args, a, sizeof a);
   memcpy(p->arg_bytes, sz, sizeof sz);
@@ -545,32 +589,45 @@ static int attnq_new(kf_ctx *ctx, kf_problem *p, uint64_t seed) {
     for (int64_t b = 0; b < B; b++)
       for (int64_t h = 0; h < H; h++) {
         int64_t g = b * HKV + h / G;
-        double *qs = kf_xmalloc((size_t)D * sizeof(double)), amax = 0;
+        double *qs = kf_xmalloc((size_t)D * sizeof(double)), *eqd = kf_xmalloc((size_t)D * sizeof(double)), amax = 0;
         for (int64_t d = 0; d < D; d++) {
-          qs[d] = qd[(b * H + h) * D + d] * scale * (kscale ? 1.0 : (double)ks[g * ksn + d]);
+          qs[d] = qd[(b * H + h) * D + d] * scale * (kscale || kvfmt ? 1.0 : (double)ks[g * ksn + d]);
           amax = fmax(amax, fabs(qs[d]));
         }
-        double eq = amax / 127.0 / pw / 2 * slack, emax = 0, svmax = 0;
+        /* Q' pass error per element: INT8 s_P/2 per row; MXFP4 alpha/8^P per 32-block */
+        for (int64_t d = 0; d < D; d++) eqd[d] = amax / 127.0 / pw / 2 * slack;
+        if (kvfmt)
+          for (int64_t d0 = 0; d0 < D; d0 += 32) {
+            double bm = 0;
+            for (int64_t d = d0; d < D && d < d0 + 32; d++) bm = fmax(bm, fabs(qs[d]));
+            for (int64_t d = d0; d < D && d < d0 + 32; d++)
+              eqd[d] = bm > 0 ? ldexp(1.0, (int)ceil(log2(bm))) / pow(8.0, (double)passes) : 0.0;
+          }
+        double emax = 0, svmax = 0;
         for (int64_t j = 0; j < S; j++) {
-          double sj = kscale ? (double)ks[g * ksn + j] : 1.0, e = 0, a2 = 0;
+          double sj = kscale && !kvfmt ? (double)ks[g * ksn + j] : 1.0, e = 0, a2 = 0;
           for (int64_t d = 0; d < D; d++) {
-            double kcode = fabs((double)kc[(g * S + j) * D + d]);
-            e += eq * kcode;
-            a2 += fabs(qs[d]) * kcode;
+            /* the cache value the codes stand for, without a per-token INT8 K scale */
+            double kv = kvfmt ? fabs(p->kd[(g * S + j) * D + d]) : fabs((double)kc[(g * S + j) * D + d]);
+            e += eqd[d] * kv;
+            a2 += fabs(qs[d]) * kv;
           }
           emax = fmax(emax, (e + g_c * a2) * sj);
-          svmax = fmax(svmax, (double)vs[g * Sp + j]);
+          if (!kvfmt) svmax = fmax(svmax, (double)vs[g * Sp + j]);
         }
         double delta = expm1(2 * emax) + ldexp(1.0, -21);
-        double E = svmax / (2 * 127.0 * pw) * slack;
+        /* P' pass error per element: INT8 max s_V / (2 127 254^(P-1)) in code units of V;
+        ** MXFP4 alpha/8^P <= 8^-P (P <= 1) in V's values */
+        double E = kvfmt ? pow(8.0, -(double)passes) : svmax / (2 * 127.0 * pw) * slack;
         for (int64_t c = 0; c < DV; c++) {
           double vmax = 0, vcs = 0;
           for (int64_t j = 0; j < S; j++) {
             vmax = fmax(vmax, fabs(p->vd[(g * S + j) * DV + c]));
-            vcs += fabs((double)vc[(g * S + j) * DV + c]);
+            vcs += kvfmt ? fabs(p->vd[(g * S + j) * DV + c]) : fabs((double)vc[(g * S + j) * DV + c]);
           }
           p->bound[(b * H + h) * DV + c] = (2 * delta + g_s) * vmax + E * vcs;
         }
+        free(eqd);
         free(qs);
       }
     free(qd);

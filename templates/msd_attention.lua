@@ -15,6 +15,10 @@ local T = {
     B = { default = 1 }, H = { min = 1 }, HKV = { default = 0, min = 0 }, -- 0: HKV = H
     S = { min = 1 }, D = { default = 128 }, DV = { default = 0, min = 0 },  -- 0: DV = D
     kscale = { default = 0, domain = { 0, 1 } }, -- K scales: 0 per channel (folded into Q), 1 per token
+    -- cache format: 0 = INT8 (as above); 1 = MXFP4: K in blocks of 32 channels per token, V in
+    -- blocks of 32 tokens per channel (E8M0 scales, doubled E2M1 codes held in int8); Q and P
+    -- are then split into MXFP4 passes and every 32-block is one exact int8 dot product.
+    kvfmt = { default = 0, domain = { 0, 1 } },
   },
   tunables = {
     passes = { default = 2, domain = { 1, 2, 3 } },
@@ -41,7 +45,85 @@ function T.constraints(p, t, target)
   if t.bs > 2 * up(p.S, 16) and t.bs > 32 then return "bs much larger than S" end
 end
 
+-- MXFP4 cache: per 32-block spans with their own scales on both sides (Q/P passes x cache).
+local function build_mx(p, t)
+  local B, H, S, D = p.B, p.H, p.S, p.D
+  local HKV, DV = dims(p)
+  local G, hb, bs, P = H // HKV, t.hb, t.bs, t.passes
+  local Dp, Sk = up(D, 8), up(S, 64)
+  local nbd, nblk = (D + 31) // 32, (S + bs - 1) // bs
+  local ntb = nblk * (bs // 32) -- token blocks of V's scales, padded to whole KV blocks
+  local q = kf.arg{ name = "q", dtype = "bf16", dims = { B * H, D } }
+  local k = kf.arg{ name = "k", dtype = "u8", dims = { B * HKV, Sk, D }, layout = "qweight", bits = 8, group = 32, pack = "n16k4" }
+  local k_scale = kf.arg{ name = "k_scale", dtype = "f32", dims = { B * HKV, nbd, Sk } }
+  -- V is packed for whole KV blocks (zero codes past S), so every 32-token span is inside it
+  local v = kf.arg{ name = "v", dtype = "u8", dims = { B * HKV, DV, nblk * bs }, layout = "qweight", bits = 8, group = 32, pack = "n16k4" }
+  local v_scale = kf.arg{ name = "v_scale", dtype = "f32", dims = { B * HKV, ntb, up(DV, 16) } }
+  local out = kf.arg{ name = "out", dtype = "f32", dims = { B * H, DV }, out = true }
+  local ones = kf.scratch{ name = "ones", dtype = "f32", dims = { 1, up(D, 16) } }
+  local qf = kf.scratch{ name = "qf", dtype = "f32", dims = { hb, D } }
+  local qc = kf.scratch{ name = "qc", dtype = "i8", dims = { P, hb, Dp } }
+  local qs = kf.scratch{ name = "qs", dtype = "f32", dims = { P, hb, nbd } }
+  local qsum = kf.scratch{ name = "qsum", dtype = "i32", dims = { P, hb, (Dp + 31) // 32 } }
+  local s = kf.scratch{ name = "s", dtype = "f32", dims = { hb, bs } }
+  local pc = kf.scratch{ name = "pc", dtype = "i8", dims = { P, hb, bs } }
+  local ps = kf.scratch{ name = "ps", dtype = "f32", dims = { P, hb, bs // 32 } }
+  local psum = kf.scratch{ name = "psum", dtype = "i32", dims = { P, hb, bs // 32 } }
+  local o = kf.scratch{ name = "o", dtype = "f32", dims = { hb, DV } }
+  local m = kf.scratch{ name = "m", dtype = "f32", dims = { hb } }
+  local l = kf.scratch{ name = "l", dtype = "f32", dims = { hb } }
+  local alpha = kf.scratch{ name = "alpha", dtype = "f32", dims = { hb } }
+  local acci = kf.reg{ name = "acci", dtype = "i32", dims = { P * t.mr, t.nr } }
+  local accs = kf.reg{ name = "accs", dtype = "f32", dims = { t.mr, t.nr } }
+  kf.loop("bg", 0, B * HKV, 1, function(bg)
+    kf.loop("hi", 0, G // hb, 1, function(hi)
+      local head0 = bg * G + hi * hb
+      kf.fill(ones, 1)
+      kf.fill(m, -math.huge)
+      kf.fill(l, 0)
+      kf.fill(o, 0)
+      kf.scale_cols{ dst = qf, src = q:tile({ head0, 0 }, { hb, D }), scales = ones:tile({ 0, 0 }, { 1, D }), factor = 1 / math.sqrt(D) }
+      kf.quantize{ src = qf, codes = qc, scales = qs, sums = qsum, passes = P, act_group = 32, sum_group = 32, format = "mxfp4" }
+      kf.loop("jb", 0, nblk, 1, function(jb)
+        local j0 = jb * bs
+        local len = kf.min(S - j0, bs)
+        kf.loop("m1", 0, hb, t.mr, function(m1)
+          kf.loop("n1", j0, kf.min(j0 + bs, Sk), t.nr, function(n1)
+            kf.zero(accs)
+            kf.loop("gd", 0, nbd, 1, function(gd)
+              kf.zero(acci)
+              kf.mma{ acc = acci, a = qc:tile({ 0, m1, gd * 32 }, { P, t.mr, 32 }), b = k:tile({ bg, n1, gd * 32 }, { 1, t.nr, 32 }) }
+              kf.scale_acc{ acc = accs, src = acci, passes = P, offset = 128,
+                            act_scales = qs:tile({ 0, m1, gd }, { P, t.mr, 1 }), act_sums = qsum:tile({ 0, m1, gd }, { P, t.mr, 1 }),
+                            w_scales = k_scale:tile({ bg, gd, n1 }, { 1, 1, t.nr }) }
+            end)
+            kf.store(s:tile({ m1, n1 - j0 }, { t.mr, t.nr }), accs)
+          end)
+        end)
+        kf.softmax{ s = s, m = m, l = l, alpha = alpha, len = len }
+        kf.rescale(o, alpha)
+        kf.quantize{ src = s, codes = pc, scales = ps, sums = psum, passes = P, act_group = 32, sum_group = 32, format = "mxfp4" }
+        kf.loop("m2", 0, hb, t.mr, function(m2)
+          kf.loop("c1", 0, DV, t.nr, function(c1)
+            kf.zero(accs)
+            kf.loop("tb", 0, bs // 32, 1, function(tb)
+              kf.zero(acci)
+              kf.mma{ acc = acci, a = pc:tile({ 0, m2, tb * 32 }, { P, t.mr, 32 }), b = v:tile({ bg, c1, j0 + tb * 32 }, { 1, t.nr, 32 }) }
+              kf.scale_acc{ acc = accs, src = acci, passes = P, offset = 128,
+                            act_scales = ps:tile({ 0, m2, tb }, { P, t.mr, 1 }), act_sums = psum:tile({ 0, m2, tb }, { P, t.mr, 1 }),
+                            w_scales = v_scale:tile({ bg, jb * (bs // 32) + tb, c1 }, { 1, 1, t.nr }) }
+            end)
+            kf.accum_store(o:tile({ m2, c1 }, { t.mr, t.nr }), accs)
+          end)
+        end)
+      end)
+      kf.finalize{ out = out:tile({ head0, 0 }, { hb, DV }), o = o, l = l }
+    end, { parallel = true })
+  end, { parallel = true })
+end
+
 function T.build(p, t)
+  if p.kvfmt == 1 then return build_mx(p, t) end
   local B, H, S, D = p.B, p.H, p.S, p.D
   local HKV, DV = dims(p)
   local G, hb, bs, P = H // HKV, t.hb, t.bs, t.passes

@@ -127,6 +127,18 @@ int main(void) {
              ms.res.rel_l2 / bl.res.rel_l2, "< 1");
     }
   }
+  /* MXFP4 KV cache: every pass removes at least 2 of the 3 bits alpha/8 per pass promises */
+  run_case("msd_attention", "H=4,S=37,D=48,DV=32,kvfmt=1", NULL, "cpu-host", 0, 1, NULL, 0);
+  run_case("msd_attention", "B=2,H=8,HKV=1,S=130,D=64,kvfmt=1", "bs=64", "cpu-avx2-vnni", 0, 1, NULL, 0);
+  double prev = 0;
+  for (int np = 1; np <= 3; np++) {
+    char sets[32];
+    snprintf(sets, sizeof sets, "passes=%d", np);
+    run_out r = run_case("msd_attention", "H=8,HKV=2,S=500,D=128,kvfmt=1", sets, "cpu-host", 0, 0, NULL, 0);
+    if (r.ok && np > 1)
+      expect(prev / r.res.rel_l2 >= 4.0, "MXFP4 KV: rel L2 gain of one more pass", prev / r.res.rel_l2, ">= 4 (2 bits)");
+    prev = r.res.rel_l2;
+  }
   printf("%d passed, %d failed\n", cases - failures, failures);
   return failures != 0;
 }

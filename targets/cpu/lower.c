@@ -279,8 +279,9 @@ static void mx_quantize_row(lw *L, kf_lir_block *rb, qctx *q, int64_t K, kf_lir_
       if (valid > vl) valid = vl;
       if (valid < 0) valid = 0;
       kf_lir_expr *idx = lw_add(L, q->src_row, lw_addi(L, k0, i * vl));
-      kf_lir_expr *raw = valid == vl ? kf_lload(L->f, lw_ty(KF_BF16, vl), q->src_buf, idx)
-                         : kf_lloadn(L->f, lw_ty(KF_BF16, vl), q->src_buf, idx, lw_i64c(L, valid));
+      kf_ty st = lw_ty(q->src_f32 ? KF_F32 : KF_BF16, vl);
+      kf_lir_expr *raw = valid == vl ? kf_lload(L->f, st, q->src_buf, idx)
+                         : kf_lloadn(L->f, st, q->src_buf, idx, lw_i64c(L, valid));
       res[i] = lw_tmp(L, "res", ft);
       kf_lassign(L->f, b, res[i], kf_lcvt(L->f, ft, raw));
     }
@@ -340,7 +341,6 @@ static int lower_quantize(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
   if (passes < 1 || passes > 4) return ERR_AT(L, n, "quantize: passes must be 1..4, got %d", passes);
   if ((bs->dtype != KF_BF16 && bs->dtype != KF_F32) || bs->rank != 2)
     return ERR_AT(L, n, "quantize: src must be a bf16 or f32 matrix");
-  if (bs->dtype == KF_F32 && n->i[3]) return ERR_AT(L, n, "quantize: MXFP4 passes read bf16 sources");
   if (bc->dtype != KF_I8 || bc->rank != 3 || bc->dims[0] != passes)
     return ERR_AT(L, n, "quantize: codes must be i8 {passes, rows, Kp}");
   if (bsc->dtype != KF_F32 || bsc->rank != 3 || bsu->dtype != KF_I32 || bsu->rank != 3)
@@ -467,6 +467,7 @@ static kf_lir_block *valid_variants_next(lw *L, valid_variants *v, int nvv) {
 /* vl f32 from a 2-D tile at (row 0, col extra[1]), reading only inside the buffer's row
 ** (zero beyond): per-column scale vectors of a last, partial n tile. */
 static kf_lir_expr *load_cols(lw *L, const kf_tile *t, const int64_t *extra, int vl) {
+  /* extra holds the column offset in the tile's last dim */
   const kf_ir_buf *b = &L->ir->bufs.data[t->buf];
   kf_lir_expr *col = lw_addi(L, lw_ix_expr(L, &t->off[b->rank - 1]), extra[b->rank - 1]);
   kf_lir_expr *left = kf_lbin(L->f, KF_L_SUB, lw_i64c(L, b->dims[b->rank - 1]), col);
@@ -584,7 +585,8 @@ static int lower_mma_dq(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
   /* per-vector weight scales of this group */
   int sv[16];
   for (int j = 0; j < nv; j++) {
-    int64_t extra[4] = {0, (int64_t)j * vl};
+    int64_t extra[4] = {0};
+    extra[bsc->rank - 1] = (int64_t)j * vl;
     sv[j] = lw_tmp(L, "sc", lw_ty(KF_F32, vl));
     kf_lassign(L->f, blk, sv[j], load_cols(L, sc, extra, vl));
   }
@@ -664,8 +666,10 @@ static int lower_scale_acc(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
   int vl = L->vl, nv = (int)(nr / vl);
   kf_lcomment(L->f, blk, "scale_acc: %d pass(es), weight offset %lld", passes, (long long)off);
   int wv[16];
+  const kf_ir_buf *bws = &L->ir->bufs.data[wsc->buf];
   for (int j = 0; j < nv; j++) {
-    int64_t extra[4] = {0, (int64_t)j * vl};
+    int64_t extra[4] = {0};
+    extra[bws->rank - 1] = (int64_t)j * vl; /* along the columns (the last dim) */
     wv[j] = lw_tmp(L, "ws", lw_ty(KF_F32, vl));
     kf_lassign(L->f, blk, wv[j], load_cols(L, wsc, extra, vl));
   }
