@@ -45,6 +45,26 @@ function T.constraints(p, t, target)
   if t.bs > 2 * up(p.S, 16) and t.bs > 32 then return "bs much larger than S" end
 end
 
+-- Per-task state of the online softmax (scores s, output o, running max m and sum l, the
+-- rescale alpha) and the two register tiles of the int8 GEMMs; task_init resets it.
+local function task_state(hb, bs, DV, P, t)
+  return {
+    s = kf.scratch{ name = "s", dtype = "f32", dims = { hb, bs } },
+    o = kf.scratch{ name = "o", dtype = "f32", dims = { hb, DV } },
+    m = kf.scratch{ name = "m", dtype = "f32", dims = { hb } },
+    l = kf.scratch{ name = "l", dtype = "f32", dims = { hb } },
+    alpha = kf.scratch{ name = "alpha", dtype = "f32", dims = { hb } },
+    acci = kf.reg{ name = "acci", dtype = "i32", dims = { P * t.mr, t.nr } },
+    accf = kf.reg{ name = "accf", dtype = "f32", dims = { t.mr, t.nr } },
+  }
+end
+
+local function task_init(st)
+  kf.fill(st.m, -math.huge)
+  kf.fill(st.l, 0)
+  kf.fill(st.o, 0)
+end
+
 -- MXFP4 cache: per 32-block spans with their own scales on both sides (Q/P passes x cache).
 local function build_mx(p, t)
   local B, H, S, D = p.B, p.H, p.S, p.D
@@ -60,28 +80,21 @@ local function build_mx(p, t)
   local v = kf.arg{ name = "v", dtype = "u8", dims = { B * HKV, DV, nblk * bs }, layout = "qweight", bits = 8, group = 32, pack = "n16k4" }
   local v_scale = kf.arg{ name = "v_scale", dtype = "f32", dims = { B * HKV, ntb, up(DV, 16) } }
   local out = kf.arg{ name = "out", dtype = "f32", dims = { B * H, DV }, out = true }
+  local st = task_state(hb, bs, DV, P, t)
+  local s, o, m, l, alpha, acci, accf = st.s, st.o, st.m, st.l, st.alpha, st.acci, st.accf
   local ones = kf.scratch{ name = "ones", dtype = "f32", dims = { 1, up(D, 16) } }
   local qf = kf.scratch{ name = "qf", dtype = "f32", dims = { hb, D } }
   local qc = kf.scratch{ name = "qc", dtype = "i8", dims = { P, hb, Dp } }
   local qs = kf.scratch{ name = "qs", dtype = "f32", dims = { P, hb, nbd } }
   local qsum = kf.scratch{ name = "qsum", dtype = "i32", dims = { P, hb, (Dp + 31) // 32 } }
-  local s = kf.scratch{ name = "s", dtype = "f32", dims = { hb, bs } }
   local pc = kf.scratch{ name = "pc", dtype = "i8", dims = { P, hb, bs } }
   local ps = kf.scratch{ name = "ps", dtype = "f32", dims = { P, hb, bs // 32 } }
   local psum = kf.scratch{ name = "psum", dtype = "i32", dims = { P, hb, bs // 32 } }
-  local o = kf.scratch{ name = "o", dtype = "f32", dims = { hb, DV } }
-  local m = kf.scratch{ name = "m", dtype = "f32", dims = { hb } }
-  local l = kf.scratch{ name = "l", dtype = "f32", dims = { hb } }
-  local alpha = kf.scratch{ name = "alpha", dtype = "f32", dims = { hb } }
-  local acci = kf.reg{ name = "acci", dtype = "i32", dims = { P * t.mr, t.nr } }
-  local accs = kf.reg{ name = "accs", dtype = "f32", dims = { t.mr, t.nr } }
   kf.loop("bg", 0, B * HKV, 1, function(bg)
     kf.loop("hi", 0, G // hb, 1, function(hi)
       local head0 = bg * G + hi * hb
       kf.fill(ones, 1)
-      kf.fill(m, -math.huge)
-      kf.fill(l, 0)
-      kf.fill(o, 0)
+      task_init(st)
       kf.scale_cols{ dst = qf, src = q:tile({ head0, 0 }, { hb, D }), scales = ones:tile({ 0, 0 }, { 1, D }), factor = 1 / math.sqrt(D) }
       kf.quantize{ src = qf, codes = qc, scales = qs, sums = qsum, passes = P, act_group = 32, sum_group = 32, format = "mxfp4" }
       kf.loop("jb", 0, nblk, 1, function(jb)
@@ -89,15 +102,15 @@ local function build_mx(p, t)
         local len = kf.min(S - j0, bs)
         kf.loop("m1", 0, hb, t.mr, function(m1)
           kf.loop("n1", j0, kf.min(j0 + bs, Sk), t.nr, function(n1)
-            kf.zero(accs)
+            kf.zero(accf)
             kf.loop("gd", 0, nbd, 1, function(gd)
               kf.zero(acci)
               kf.mma{ acc = acci, a = qc:tile({ 0, m1, gd * 32 }, { P, t.mr, 32 }), b = k:tile({ bg, n1, gd * 32 }, { 1, t.nr, 32 }) }
-              kf.scale_acc{ acc = accs, src = acci, passes = P, offset = 128,
+              kf.scale_acc{ acc = accf, src = acci, passes = P, offset = 128,
                             act_scales = qs:tile({ 0, m1, gd }, { P, t.mr, 1 }), act_sums = qsum:tile({ 0, m1, gd }, { P, t.mr, 1 }),
                             w_scales = k_scale:tile({ bg, gd, n1 }, { 1, 1, t.nr }) }
             end)
-            kf.store(s:tile({ m1, n1 - j0 }, { t.mr, t.nr }), accs)
+            kf.store(s:tile({ m1, n1 - j0 }, { t.mr, t.nr }), accf)
           end)
         end)
         kf.softmax{ s = s, m = m, l = l, alpha = alpha, len = len }
@@ -105,15 +118,15 @@ local function build_mx(p, t)
         kf.quantize{ src = s, codes = pc, scales = ps, sums = psum, passes = P, act_group = 32, sum_group = 32, format = "mxfp4" }
         kf.loop("m2", 0, hb, t.mr, function(m2)
           kf.loop("c1", 0, DV, t.nr, function(c1)
-            kf.zero(accs)
+            kf.zero(accf)
             kf.loop("tb", 0, bs // 32, 1, function(tb)
               kf.zero(acci)
               kf.mma{ acc = acci, a = pc:tile({ 0, m2, tb * 32 }, { P, t.mr, 32 }), b = v:tile({ bg, c1, j0 + tb * 32 }, { 1, t.nr, 32 }) }
-              kf.scale_acc{ acc = accs, src = acci, passes = P, offset = 128,
+              kf.scale_acc{ acc = accf, src = acci, passes = P, offset = 128,
                             act_scales = ps:tile({ 0, m2, tb }, { P, t.mr, 1 }), act_sums = psum:tile({ 0, m2, tb }, { P, t.mr, 1 }),
                             w_scales = v_scale:tile({ bg, jb * (bs // 32) + tb, c1 }, { 1, 1, t.nr }) }
             end)
-            kf.accum_store(o:tile({ m2, c1 }, { t.mr, t.nr }), accs)
+            kf.accum_store(o:tile({ m2, c1 }, { t.mr, t.nr }), accf)
           end)
         end)
       end)
@@ -135,29 +148,22 @@ function T.build(p, t)
   local v = kf.arg{ name = "v", dtype = "u8", dims = { B * HKV, DV, S }, layout = "qweight", bits = 8, pack = "n16k4" }
   local v_scale = kf.arg{ name = "v_scale", dtype = "f32", dims = { B * HKV, Sp } }
   local out = kf.arg{ name = "out", dtype = "f32", dims = { B * H, DV }, out = true }
+  local st = task_state(hb, bs, DV, P, t)
+  local s, o, m, l, alpha, acci, accf = st.s, st.o, st.m, st.l, st.alpha, st.acci, st.accf
   local ones = kf.scratch{ name = "ones", dtype = "f32", dims = { 1, math.max(up(D, 16), up(DV, 16), bs) } }
   local qf = kf.scratch{ name = "qf", dtype = "f32", dims = { hb, D } }
   local qc = kf.scratch{ name = "qc", dtype = "i8", dims = { P, hb, Dp } }
   local qs = kf.scratch{ name = "qs", dtype = "f32", dims = { P, hb, 1 } }
   local qsum = kf.scratch{ name = "qsum", dtype = "i32", dims = { P, hb, 1 } }
-  local s = kf.scratch{ name = "s", dtype = "f32", dims = { hb, bs } }
   local pf = kf.scratch{ name = "pf", dtype = "f32", dims = { hb, bs } }
   local pc = kf.scratch{ name = "pc", dtype = "i8", dims = { P, hb, bs } }
   local ps = kf.scratch{ name = "ps", dtype = "f32", dims = { P, hb, 1 } }
   local psum = kf.scratch{ name = "psum", dtype = "i32", dims = { P, hb, 1 } }
-  local o = kf.scratch{ name = "o", dtype = "f32", dims = { hb, DV } }
-  local m = kf.scratch{ name = "m", dtype = "f32", dims = { hb } }
-  local l = kf.scratch{ name = "l", dtype = "f32", dims = { hb } }
-  local alpha = kf.scratch{ name = "alpha", dtype = "f32", dims = { hb } }
-  local acci = kf.reg{ name = "acci", dtype = "i32", dims = { P * t.mr, t.nr } }
-  local accf = kf.reg{ name = "accf", dtype = "f32", dims = { t.mr, t.nr } }
   kf.loop("bg", 0, B * HKV, 1, function(bg)
     kf.loop("hi", 0, G // hb, 1, function(hi)
       local head0 = bg * G + hi * hb
       kf.fill(ones, 1)
-      kf.fill(m, -math.huge)
-      kf.fill(l, 0)
-      kf.fill(o, 0)
+      task_init(st)
       -- Q' = Q * s_K (per channel) * 1/sqrt(D), split into int8 passes once per task
       local ksc = p.kscale == 0 and k_scale:tile({ bg, 0 }, { 1, D }) or ones:tile({ 0, 0 }, { 1, D })
       kf.scale_cols{ dst = qf, src = q:tile({ head0, 0 }, { hb, D }), scales = ksc, factor = 1 / math.sqrt(D) }

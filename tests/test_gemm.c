@@ -41,134 +41,105 @@ static int run_case(const char *tmpl_name, const char *shape, const char *sets, 
   return st == KF_CASE_FAIL;
 }
 
-/* Effective bits of the MSD decomposition, measured through the kernel itself: with the
-** identity as the weight (W8, per channel: code 127, scale 1/127), y = x_hat. */
-static double decomposition_bits(int passes, const char *target) {
+/* The MSD decomposition measured through the kernel itself: `tmpl` runs with the K x K
+** identity as its weights, so y = x_hat. x: M x K values of distribution dist (bf16). */
+enum { ID_M = 8, ID_K = 256 };
+
+static int identity_run(const char *tmpl, int passes, const kf_qweight *qw, int dist, float *x, float *y) {
   kf_ctx ctx;
   kf_ctx_init(&ctx);
   kf_template *t = NULL;
   kf_kernel k;
   memset(&k, 0, sizeof k);
-  const int64_t M = 8, K = 256;
   char shape[64], sets[64];
-  snprintf(shape, sizeof shape, "M=%lld,N=%lld,K=%lld", (long long)M, (long long)K, (long long)K);
+  snprintf(shape, sizeof shape, "M=%d,N=%d,K=%d", ID_M, ID_K, ID_K);
   snprintf(sets, sizeof sets, "passes=%d", passes);
   kf_binding sh, st;
   memset(&sh, 0, sizeof sh);
   memset(&st, 0, sizeof st);
   kf_target tg;
-  double bits = -1;
-  if (kf_binding_parse(&ctx, shape, "s", &sh) || kf_binding_parse(&ctx, sets, "s", &st) ||
-      kf_target_get(&ctx, target, &tg) || kf_template_load(&ctx, "msd_gemm", &t) ||
-      kf_kernel_build(&ctx, t, &sh, &st, &tg, &k) || kf_kernel_load(&ctx, &k, KF_EMIT_LLVM)) {
-    printf("FAIL decomposition setup: %s\n", kf_errmsg(&ctx));
-    kf_kernel_free(&k);
-    kf_template_free(t);
-    return -1;
+  int rc = kf_binding_parse(&ctx, shape, "s", &sh) || kf_binding_parse(&ctx, sets, "s", &st) ||
+           kf_target_get(&ctx, "cpu-host", &tg) || kf_template_load(&ctx, tmpl, &t) ||
+           kf_kernel_build(&ctx, t, &sh, &st, &tg, &k) || kf_kernel_load(&ctx, &k, KF_EMIT_LLVM);
+  if (rc) {
+    printf("FAIL identity %s setup: %s\n", tmpl, kf_errmsg(&ctx));
+  } else {
+    kf_rng rng;
+    kf_rng_seed(&rng, 42);
+    kf_ref_fill(&rng, (kf_ref_dist)dist, 1.0, 1, ID_M, ID_K, x);
+    uint16_t *xb = malloc((size_t)(ID_M * ID_K) * 2);
+    kf_bf16_from_f32_n(xb, x, (size_t)(ID_M * ID_K));
+    void *args[4] = {xb, qw->packed, qw->scales, y};
+    kf_runner *r = kf_runner_new(&k, NULL);
+    kf_runner_run(r, args);
+    kf_runner_free(r);
+    free(xb);
   }
-  float *w = calloc((size_t)(K * K), sizeof(float));
-  for (int64_t i = 0; i < K; i++) w[i * K + i] = 1.0f;
-  kf_qweight qw;
-  char err[256];
-  if (kf_qweight_quantize(&qw, w, K, K, 8, K, KF_WLAYOUT_N16K4, err, sizeof err)) {
-    printf("FAIL quantize identity: %s\n", err);
-    free(w);
-    return -1;
-  }
-  kf_rng rng;
-  kf_rng_seed(&rng, 42);
-  float *x = malloc((size_t)(M * K) * sizeof(float));
-  kf_ref_fill(&rng, KF_REF_UNIFORM, 1.0, 1, M, K, x);
-  uint16_t *xb = malloc((size_t)(M * K) * 2);
-  kf_bf16_from_f32_n(xb, x, (size_t)(M * K));
-  float *y = malloc((size_t)(M * K) * sizeof(float));
-  void *args[4] = {xb, qw.packed, qw.scales, y};
-  kf_runner *r = kf_runner_new(&k, NULL);
-  kf_runner_run(r, args);
-  kf_runner_free(r);
-  bits = 1e9;
-  for (int64_t m = 0; m < M; m++) {
-    double amax = 0, emax = 0;
-    for (int64_t i = 0; i < K; i++) {
-      double wv = kf_qweight_value(&qw, i, i); /* 127 * fl(1/127): exact weight value */
-      amax = fmax(amax, fabs((double)x[m * K + i]));
-      emax = fmax(emax, fabs((double)y[m * K + i] / wv - (double)x[m * K + i]));
-    }
-    bits = fmin(bits, log2(amax / emax));
-  }
-  free(w);
-  free(x);
-  free(xb);
-  free(y);
-  kf_qweight_free(&qw);
   kf_kernel_free(&k);
   kf_template_free(t);
+  return rc;
+}
+
+/* INT8: identity W8 per channel (code 127, scale 1/127); returns the row-wise worst
+** log2(max|x| / max|x - x_hat|). */
+static double decomposition_bits(int passes) {
+  float *w = calloc((size_t)(ID_K * ID_K), sizeof(float)), x[ID_M * ID_K], y[ID_M * ID_K];
+  for (int64_t i = 0; i < ID_K; i++) w[i * ID_K + i] = 1.0f;
+  kf_qweight qw;
+  char err[256];
+  double bits = -1;
+  if (kf_qweight_quantize(&qw, w, ID_K, ID_K, 8, ID_K, KF_WLAYOUT_N16K4, err, sizeof err)) {
+    printf("FAIL quantize identity: %s\n", err);
+    free(w);
+    return bits;
+  }
+  if (!identity_run("msd_gemm", passes, &qw, KF_REF_UNIFORM, x, y)) {
+    bits = 1e9;
+    for (int64_t m = 0; m < ID_M; m++) {
+      double amax = 0, emax = 0;
+      for (int64_t i = 0; i < ID_K; i++) {
+        double wv = kf_qweight_value(&qw, i, i); /* 127 * fl(1/127): the exact weight */
+        amax = fmax(amax, fabs((double)x[m * ID_K + i]));
+        emax = fmax(emax, fabs((double)y[m * ID_K + i] / wv - (double)x[m * ID_K + i]));
+      }
+      bits = fmin(bits, log2(amax / emax));
+    }
+  }
+  free(w);
+  kf_qweight_free(&qw);
   return bits;
 }
 
-/* MXFP4 decomposition through the kernel: identity weights in MXFP4 (code 2*E2M1(4.0) = 8,
-** scale 2^-2/2: value exactly 1), so y = x_hat; returns max over blocks of max|x - x_hat| / alpha,
-** alpha = 2^ceil(log2 block amax) (refs/msd.md section 3: <= 1/64 for 2 passes). */
+/* MXFP4: identity weights (code 2*E2M1(4.0) = 8, scale 2^-2/2: exactly 1); returns the max
+** over 32-blocks of max|x - x_hat| / alpha, alpha = 2^ceil(log2 block amax) (refs/msd.md
+** section 3: <= 1/64 for 2 passes). */
 static double mx_block_error(int passes) {
-  kf_ctx ctx;
-  kf_ctx_init(&ctx);
-  kf_template *t = NULL;
-  kf_kernel k;
-  memset(&k, 0, sizeof k);
-  const int64_t M = 8, K = 256;
-  char shape[64], sets[64];
-  snprintf(shape, sizeof shape, "M=%lld,N=%lld,K=%lld", (long long)M, (long long)K, (long long)K);
-  snprintf(sets, sizeof sets, "passes=%d", passes);
-  kf_binding sh, st;
-  memset(&sh, 0, sizeof sh);
-  memset(&st, 0, sizeof st);
-  kf_target tg;
-  if (kf_binding_parse(&ctx, shape, "s", &sh) || kf_binding_parse(&ctx, sets, "s", &st) ||
-      kf_target_get(&ctx, "cpu-host", &tg) || kf_template_load(&ctx, "msd_mxfp4_gemm", &t) ||
-      kf_kernel_build(&ctx, t, &sh, &st, &tg, &k) || kf_kernel_load(&ctx, &k, KF_EMIT_LLVM)) {
-    printf("FAIL mx decomposition setup: %s\n", kf_errmsg(&ctx));
-    kf_kernel_free(&k);
-    kf_template_free(t);
-    return 1;
-  }
-  int8_t *q = calloc((size_t)(K * K), 1);
-  float *sc = malloc((size_t)(K * (K / 32)) * sizeof(float));
-  for (int64_t i = 0; i < K; i++) q[i * K + i] = 8;
-  for (int64_t i = 0; i < K * (K / 32); i++) sc[i] = 0.125f;
+  int8_t *q = calloc((size_t)(ID_K * ID_K), 1);
+  float sc[ID_K * (ID_K / 32)], x[ID_M * ID_K], y[ID_M * ID_K];
+  for (int64_t i = 0; i < ID_K; i++) q[i * ID_K + i] = 8;
+  for (int64_t i = 0; i < ID_K * (ID_K / 32); i++) sc[i] = 0.125f;
   kf_qweight qw;
   char err[256];
-  if (kf_qweight_from_codes(&qw, q, sc, K, K, 8, 32, KF_WLAYOUT_N16K4, err, sizeof err)) {
+  double worst = 1;
+  if (kf_qweight_from_codes(&qw, q, sc, ID_K, ID_K, 8, 32, KF_WLAYOUT_N16K4, err, sizeof err)) {
     printf("FAIL identity MX weights: %s\n", err);
-    return 1;
+    free(q);
+    return worst;
   }
-  kf_rng rng;
-  kf_rng_seed(&rng, 5);
-  float *x = malloc((size_t)(M * K) * sizeof(float)), *y = malloc((size_t)(M * K) * sizeof(float));
-  kf_ref_fill(&rng, KF_REF_GAUSS, 1.0, 1, M, K, x);
-  uint16_t *xb = malloc((size_t)(M * K) * 2);
-  kf_bf16_from_f32_n(xb, x, (size_t)(M * K));
-  void *args[4] = {xb, qw.packed, qw.scales, y};
-  kf_runner *r = kf_runner_new(&k, NULL);
-  kf_runner_run(r, args);
-  kf_runner_free(r);
-  double worst = 0;
-  for (int64_t m = 0; m < M; m++)
-    for (int64_t b0 = 0; b0 < K; b0 += 32) {
-      double amax = 0, emax = 0;
-      for (int64_t i = b0; i < b0 + 32; i++) {
-        amax = fmax(amax, fabs((double)x[m * K + i]));
-        emax = fmax(emax, fabs((double)y[m * K + i] - (double)x[m * K + i]));
+  if (!identity_run("msd_mxfp4_gemm", passes, &qw, KF_REF_GAUSS, x, y)) {
+    worst = 0;
+    for (int64_t m = 0; m < ID_M; m++)
+      for (int64_t b0 = 0; b0 < ID_K; b0 += 32) {
+        double amax = 0, emax = 0;
+        for (int64_t i = b0; i < b0 + 32; i++) {
+          amax = fmax(amax, fabs((double)x[m * ID_K + i]));
+          emax = fmax(emax, fabs((double)y[m * ID_K + i] - (double)x[m * ID_K + i]));
+        }
+        if (amax > 0) worst = fmax(worst, emax / ldexp(1.0, (int)ceil(log2(amax))));
       }
-      if (amax > 0) worst = fmax(worst, emax / ldexp(1.0, (int)ceil(log2(amax))));
-    }
+  }
   free(q);
-  free(sc);
-  free(x);
-  free(y);
-  free(xb);
   kf_qweight_free(&qw);
-  kf_kernel_free(&k);
-  kf_template_free(t);
   return worst;
 }
 
@@ -220,7 +191,7 @@ int main(void) {
   expect(e1 <= 1.0 / 8 && e1 > 1.0 / 64, "MXFP4 1-pass max per-block error / alpha", e1, "<= 1/8");
 
   /* effective bits of the decomposition: ~8 per pass */
-  double b1 = decomposition_bits(1, "cpu-host"), b2 = decomposition_bits(2, "cpu-host");
+  double b1 = decomposition_bits(1), b2 = decomposition_bits(2);
   expect(b1 > 7.9 && b1 < 8.1, "MSD 1-pass decomposition bits log2(max|x|/max|x-x^|)", b1, "~8");
   expect(b2 >= 15.5, "MSD 2-pass decomposition bits", b2, ">= 15.5");
 
