@@ -34,6 +34,7 @@ struct kf_problem {
   double scale;
   double *kd, *vd; /* exact dequantized INT8 KV cache (kvq baseline, attn_q) */
   int64_t *check_rows; /* gemm: the output rows the reference covers (ref/bound are per such row) */
+  int8_t *mx_value;    /* gemm, MXFP4 nibble weights: 2 * E2M1 value per weight (N x K) */
   int64_t n_check_rows;
 };
 
@@ -155,22 +156,26 @@ static int gemm_new(kf_ctx *ctx, kf_problem *p, uint64_t seed, int act_dist) {
   if (wfmt == 1) {
     /* MXFP4 weights as models store them (OCP scale rule, blocks of 32 along K), held as
     ** int8 codes 2*E2M1 with f32 scales 2^e / 2: the exact weight is code * scale. */
-    if (wb->wbits != 8 || wb->wgroup != 32) {
+    if ((wb->wbits != 8 && !(wb->wbits == 4 && wb->wmx)) || wb->wgroup != 32) {
       free(wf);
-      return kf_err(ctx, KF_EINVAL, "%s: MXFP4 weights need bits = 8 (doubled E2M1 codes) and group = 32",
-                    kf_template_path(k->tmpl));
+      return kf_err(ctx, KF_EINVAL, "%s: MXFP4 weights need group = 32 and bits = 8 (doubled E2M1 codes) or "
+                    "bits = 4 with format = \"mxfp4\" (E2M1 nibbles)", kf_template_path(k->tmpl));
     }
     int64_t nb = kf_mx_n_blocks(K);
     int8_t *q = kf_xmalloc((size_t)(N * K));
+    if (wb->wbits == 4) p->mx_value = kf_xmalloc((size_t)(N * K));
     float *sc = kf_xmalloc((size_t)(N * nb) * sizeof(float));
     uint8_t *codes = kf_xmalloc((size_t)K), *e8 = kf_xmalloc((size_t)nb);
     for (int64_t n = 0; n < N; n++) {
       kf_mx_quantize_row(KF_MX_E2M1, KF_MX_SCALE_OCP, wf + n * K, K, codes, e8);
-      for (int64_t kk = 0; kk < K; kk++) q[n * K + kk] = (int8_t)kf_fp4_e2m1_times2(codes[kk]);
+      for (int64_t kk = 0; kk < K; kk++) /* 4-bit: the nibble is the E2M1 code (stored q + 8) */
+        q[n * K + kk] = wb->wbits == 4 ? (int8_t)(codes[kk] - 8) : (int8_t)kf_fp4_e2m1_times2(codes[kk]);
+      if (wb->wbits == 4)
+        for (int64_t kk = 0; kk < K; kk++) p->mx_value[n * K + kk] = kf_fp4_e2m1_times2(codes[kk]);
       for (int64_t b = 0; b < nb; b++) sc[n * nb + b] = kf_e8m0_to_f32(e8[b]) * 0.5f;
     }
-    int qrc = kf_qweight_from_codes(&p->qw, q, sc, N, K, 8, 32, wb->wlayout ? KF_WLAYOUT_N16K1 : KF_WLAYOUT_N16K4,
-                                    err, sizeof err);
+    int qrc = kf_qweight_from_codes(&p->qw, q, sc, N, K, wb->wbits, 32,
+                                    wb->wlayout ? KF_WLAYOUT_N16K1 : KF_WLAYOUT_N16K4, err, sizeof err);
     free(q);
     free(sc);
     free(codes);
@@ -219,7 +224,9 @@ static int gemm_new(kf_ctx *ctx, kf_problem *p, uint64_t seed, int act_dist) {
   /* reference and bounds */
   double *wd = kf_xmalloc((size_t)(N * K) * sizeof(double));
   for (int64_t n = 0; n < N; n++)
-    for (int64_t kk = 0; kk < K; kk++) wd[n * K + kk] = kf_qweight_value(&p->qw, n, kk);
+    for (int64_t kk = 0; kk < K; kk++) /* nibble MXFP4: doubled value x scale (2^e / 2) */
+      wd[n * K + kk] = p->mx_value ? (double)p->mx_value[n * K + kk] * (double)p->qw.scales[(kk / 32) * p->qw.n_pad + n]
+                                   : kf_qweight_value(&p->qw, n, kk);
   /* Large problems are checked on 16 rows spread over M (first and last included): the
   ** fp64 reference is O(M N K). Every output is still checked for NaN/Inf. */
   int64_t Mr = M;
@@ -696,6 +703,7 @@ void kf_problem_free(kf_problem *p) {
   free(p->kd);
   free(p->vd);
   free(p->check_rows);
+  free(p->mx_value);
   free(p);
 }
 

@@ -58,6 +58,8 @@ typedef struct kf_ir_buf {
   kf_layout layout;
   int wbits, wlayout;   /* QW/QS: weight bits (4/8) and packing (0 = N16K4, 1 = N16K1) */
   int64_t wgroup;       /* QW/QS: K-group of the scales (>= K: per channel) */
+  int wmx;              /* QW: MXFP4 codes (8-bit: doubled E2M1 values; 4-bit: E2M1 nibbles,
+                        ** decoded in registers by a 16-entry table) */
   kf_loc loc;
 } kf_ir_buf;
 

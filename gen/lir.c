@@ -37,7 +37,7 @@ static const char *const op_names[KF_L_N_OPS] = {
     [KF_L_FMA] = "fma",       [KF_L_SELECT] = "select",   [KF_L_CVT] = "cvt",
     [KF_L_BITCAST] = "bitcast", [KF_L_BROADCAST] = "broadcast", [KF_L_EXTRACT] = "extract",
     [KF_L_REDUCE_ADD] = "reduce_add", [KF_L_REDUCE_MAX] = "reduce_max",
-    [KF_L_DPBUSD] = "dpbusd", [KF_L_DPBF16] = "dpbf16",
+    [KF_L_DPBUSD] = "dpbusd", [KF_L_DPBF16] = "dpbf16", [KF_L_LUT16] = "lut16",
 };
 
 kf_lir_func *kf_lir_func_new(const char *name) {
@@ -325,6 +325,10 @@ static int verify_expr(vctx *v, const kf_lir_expr *e) {
         a2->ty.s != KF_BF16 || a1->ty.lanes != 2 * e->ty.lanes ||
         a2->ty.lanes != 2 * e->ty.lanes)
       return vfail(v, e, "dpbf16(f32 x L, bf16 x 2L, bf16 x 2L)");
+    return KF_OK;
+  case KF_L_LUT16:
+    if (n_ops != 2 || a0->ty.s != KF_U8 || a0->ty.lanes != 16 || a1->ty.s != KF_U8 || !kf_ty_eq(a1->ty, e->ty))
+      return vfail(v, e, "lut16(u8 x 16 table, u8 x N indices) -> u8 x N");
     return KF_OK;
   case KF_L_N_OPS: break;
   }

@@ -92,6 +92,9 @@ typedef enum {
                   ** result lane i = a0[i] + a1[2i]*a2[2i] + a1[2i+1]*a2[2i+1] (products exact
                   ** in f32; accumulation order/rounding as vdpbf16ps; emulation may round
                   ** differently, within 2 f32 ulps of the sum) */
+  KF_L_LUT16,     /* a[0]: u8 x 16 table; a[1]: u8 x N indices; result u8 x N:
+                  ** lane i = a0[a1[i] & 15] (a byte shuffle: vpshufb with the table in every
+                  ** 128-bit lane) */
   KF_L_N_OPS
 } kf_lir_op;
 

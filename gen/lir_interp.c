@@ -398,6 +398,9 @@ static int eval(interp *in, const kf_lir_expr *e, value *out) {
       out->l[i].i = wrap(KF_I32, (int64_t)((uint64_t)a[0].l[i].i + (uint64_t)sum));
     }
     return KF_OK;
+  case KF_L_LUT16:
+    for (int i = 0; i < L; i++) out->l[i].i = a[0].l[a[1].l[i].i & 15].i;
+    return KF_OK;
   case KF_L_DPBF16:
     for (int i = 0; i < L; i++) {
       float acc = a[0].l[i].f;

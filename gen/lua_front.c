@@ -430,6 +430,12 @@ static int new_buf(lua_State *L, kf_level level) {
       return luaL_error(L, "buffer '%s': pack must be n16k4 or n16k1", name);
     lua_pop(L, 1);
     b.wgroup = opt_int(L, 1, "group", 0);
+    lua_getfield(L, 1, "format");
+    const char *wf = lua_tostring(L, -1);
+    if (wf && strcmp(wf, "int") && strcmp(wf, "mxfp4"))
+      return luaL_error(L, "buffer '%s': format must be \"int\" or \"mxfp4\"", name);
+    b.wmx = wf && !strcmp(wf, "mxfp4");
+    lua_pop(L, 1);
     if (b.wgroup <= 0 || b.wgroup >= b.dims[b.rank - 1]) b.wgroup = b.dims[b.rank - 1];
   }
   int id = kf_ir_buf_add(t->ir, &b);

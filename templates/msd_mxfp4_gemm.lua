@@ -5,8 +5,8 @@
 -- the block before it. FP4 x FP4 products are exact in int8 after doubling (2*E2M1 in
 -- {0,1,2,3,4,6,8,12}): each 32-block is one int8 dot product (vpdpbusd) scaled by
 -- 2^(e_x + e_w - 2). The passes are stacked as extra rows of the register tile so W is read
--- once. Weights are held as doubled codes in int8 (n16k4; the 4-bit storage with an
--- in-register decode is a later step).
+-- once. Weights are stored as models store them, two E2M1 nibbles per byte (n16k4 nibble
+-- packing); a 16-entry byte shuffle (vpshufb) decodes them to 128 + 2*value in registers.
 local T = {
   name = "msd_mxfp4_gemm",
   doc = "MSD MXFP4 GEMM: y[M,N] = x[M,K] (bf16, 1-3 MXFP4 passes) * W[N,K]^T (MXFP4)",
@@ -44,7 +44,8 @@ function T.build(p, t)
   local nblk = (K + 31) // 32
   local MC = math.min(t.mc, up(M, t.mr))
   local x = kf.arg{ name = "x", dtype = "bf16", dims = { M, K } }
-  local w = kf.arg{ name = "w", dtype = "u8", dims = { N, K }, layout = "qweight", bits = 8, group = 32, pack = "n16k4" }
+  local w = kf.arg{ name = "w", dtype = "u8", dims = { N, K }, layout = "qweight", bits = 4, group = 32, pack = "n16k4",
+                    format = "mxfp4" }
   local ws = kf.arg{ name = "w_scale", dtype = "f32", dims = { nblk, Np } }
   local y = kf.arg{ name = "y", dtype = "f32", dims = { M, N }, out = true }
   local xq = kf.scratch{ name = "xq", dtype = "i8", dims = { P, MC, Kp } }

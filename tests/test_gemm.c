@@ -110,18 +110,19 @@ static double decomposition_bits(int passes) {
   return bits;
 }
 
-/* MXFP4: identity weights (code 2*E2M1(4.0) = 8, scale 2^-2/2: exactly 1); returns the max
+/* MXFP4: identity weights (E2M1 nibble 0b0110 = 4.0, stored as q + 8 with q = -2; scale
+** 2^-2 / 2 on the doubled value 8: exactly 1); returns the max
 ** over 32-blocks of max|x - x_hat| / alpha, alpha = 2^ceil(log2 block amax) (refs/msd.md
 ** section 3: <= 1/64 for 2 passes). */
 static double mx_block_error(int passes) {
   int8_t *q = calloc((size_t)(ID_K * ID_K), 1);
   float sc[ID_K * (ID_K / 32)], x[ID_M * ID_K], y[ID_M * ID_K];
-  for (int64_t i = 0; i < ID_K; i++) q[i * ID_K + i] = 8;
+  for (int64_t i = 0; i < ID_K; i++) q[i * ID_K + i] = 6 - 8;
   for (int64_t i = 0; i < ID_K * (ID_K / 32); i++) sc[i] = 0.125f;
   kf_qweight qw;
   char err[256];
   double worst = 1;
-  if (kf_qweight_from_codes(&qw, q, sc, ID_K, ID_K, 8, 32, KF_WLAYOUT_N16K4, err, sizeof err)) {
+  if (kf_qweight_from_codes(&qw, q, sc, ID_K, ID_K, 4, 32, KF_WLAYOUT_N16K4, err, sizeof err)) {
     printf("FAIL identity MX weights: %s\n", err);
     free(q);
     return worst;

@@ -425,6 +425,29 @@ static const char *h_to_bf16(emit *m, int lanes) {
   return name;
 }
 
+/* LUT16: lane i = table[idx[i] & 15]; vpshufb with the table in every 128-bit lane where
+** the target has it, else a lane loop. */
+static const char *h_lut16(emit *m, int L) {
+  kf_ty it = kf_ty_of(KF_U8, L), tt = kf_ty_of(KF_U8, 16);
+  const char *I = cty(m, it), *T = cty(m, tt);
+  const char *name = fmt(m, "kf_lut16_%s", tyname(m, it));
+  if (!first_time(m, name)) return name;
+  kf_str h = {0};
+  kf_str_printf(&h, "static inline %s %s(%s table, %s idx) {\n", I, name, T, I);
+  kf_str_puts(&h, "  idx &= 15;\n");
+  if (native(m, L) && (L == 64 || L == 32)) {
+    if (L == 64)
+      kf_str_printf(&h, "  return (%s)_mm512_shuffle_epi8(_mm512_broadcast_i32x4((__m128i)table), (__m512i)idx);\n", I);
+    else
+      kf_str_printf(&h, "  return (%s)_mm256_shuffle_epi8(_mm256_broadcastsi128_si256((__m128i)table), (__m256i)idx);\n", I);
+  } else {
+    kf_str_printf(&h, "  %s r;\n  for (int i = 0; i < %d; i++) r[i] = table[idx[i]];\n  return r;\n", I, L);
+  }
+  kf_str_puts(&h, "}\n");
+  helper_done(m, &h);
+  return name;
+}
+
 /* DPBUSD: lane i = acc[i] + sum_j u8(a[4i+j]) * i8(b[4i+j]), int32 wrap. */
 static const char *h_dpbusd(emit *m, int L) {
   kf_ty it = kf_ty_of(KF_I32, L), at = kf_ty_of(KF_U8, 4 * L), bt = kf_ty_of(KF_I8, 4 * L);
@@ -847,6 +870,7 @@ static void ex(emit *m, const kf_lir_expr *e, kf_str *o) {
     return;
   case KF_L_DPBUSD: ex_call(m, h_dpbusd(m, L), e, 3, o); return;
   case KF_L_DPBF16: ex_call(m, h_dpbf16(m, L), e, 3, o); return;
+  case KF_L_LUT16: ex_call(m, h_lut16(m, L), e, 2, o); return;
   case KF_L_N_OPS: break;
   }
   efail(m, KF_EINVAL, e, "unknown op");

@@ -387,6 +387,36 @@ static LLVMValueRef emit_dpbf16(lctx *L, const kf_lir_expr *e) {
   return LLVMBuildFAdd(L->B, sum, strided_lanes(L, prod, 0, 2, lanes), "");
 }
 
+/* LUT16: vpshufb with the 16-byte table in every 128-bit lane where the target has it
+** (AVX-512BW: 64 lanes, AVX2: 32), else a lane-by-lane lookup. Indices are masked to 4 bits. */
+static LLVMValueRef emit_lut16(lctx *L, const kf_lir_expr *e) {
+  int lanes = e->ty.lanes;
+  LLVMValueRef table = expr(L, e->a[0]), idx = expr(L, e->a[1]);
+  LLVMTypeRef vt = LLVMVectorType(L->i8, (unsigned)lanes);
+  LLVMValueRef mask_elems[64];
+  for (int i = 0; i < lanes; i++) mask_elems[i] = LLVMConstInt(L->i8, 15, 0);
+  idx = LLVMBuildAnd(L->B, idx, LLVMConstVector(mask_elems, (unsigned)lanes), "");
+  const char *name = NULL;
+  if (L->t->isa == KF_ISA_AVX512 && lanes == 64) name = "llvm.x86.avx512.pshuf.b.512";
+  else if (L->t->isa >= KF_ISA_AVX2 && lanes == 32) name = "llvm.x86.avx2.pshuf.b";
+  else if (L->t->isa >= KF_ISA_AVX2 && lanes == 16) name = "llvm.x86.ssse3.pshuf.b.128";
+  if (name) {
+    LLVMValueRef sel[64];
+    for (int i = 0; i < lanes; i++) sel[i] = LLVMConstInt(L->i32, (unsigned)(i % 16), 0);
+    LLVMValueRef bcast = LLVMBuildShuffleVector(L->B, table, LLVMGetUndef(LLVMTypeOf(table)),
+                                                LLVMConstVector(sel, (unsigned)lanes), "");
+    LLVMValueRef args[2] = {bcast, idx};
+    return call_intrinsic(L, name, NULL, 0, args, 2, vt);
+  }
+  LLVMValueRef r = LLVMGetUndef(vt);
+  for (int i = 0; i < lanes; i++) {
+    LLVMValueRef li = LLVMConstInt(L->i32, (unsigned)i, 0);
+    LLVMValueRef k = LLVMBuildZExt(L->B, LLVMBuildExtractElement(L->B, idx, li, ""), L->i32, "");
+    r = LLVMBuildInsertElement(L->B, r, LLVMBuildExtractElement(L->B, table, k, ""), li, "");
+  }
+  return r;
+}
+
 static LLVMValueRef emit_cvt(lctx *L, const kf_lir_expr *e) {
   kf_scalar from = e->a[0]->ty.s, to = e->ty.s;
   int lanes = e->ty.lanes;
@@ -469,6 +499,7 @@ static LLVMValueRef expr(lctx *L, const kf_lir_expr *e) {
   case KF_L_LOAD: case KF_L_LOADN: return emit_load(L, e);
   case KF_L_DPBUSD: return emit_dpbusd(L, e);
   case KF_L_DPBF16: return emit_dpbf16(L, e);
+  case KF_L_LUT16: return emit_lut16(L, e);
   case KF_L_CVT: return emit_cvt(L, e);
   case KF_L_REDUCE_ADD: case KF_L_REDUCE_MAX: return emit_reduce(L, e);
   default: break;

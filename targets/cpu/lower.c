@@ -531,8 +531,15 @@ static int lower_mma_i8(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
         int rawv = lw_tmp(L, "wr", lw_ty(KF_U8, 4 * vl));
         kf_lassign(L->f, lb, rawv, raw);
         wv[1][j] = lw_tmp(L, "w", lw_ty(KF_U8, 4 * vl));
-        kf_lassign(L->f, lb, wv[0][j], kf_lbin(L->f, KF_L_AND, kf_lv(L->f, rawv), lw_iconst(L, KF_U8, 4 * vl, 15)));
-        kf_lassign(L->f, lb, wv[1][j], kf_lbin(L->f, KF_L_SHR, kf_lv(L->f, rawv), lw_iconst(L, KF_U8, 4 * vl, 4)));
+        kf_lir_expr *lo = kf_lbin(L->f, KF_L_AND, kf_lv(L->f, rawv), lw_iconst(L, KF_U8, 4 * vl, 15));
+        kf_lir_expr *hi = kf_lbin(L->f, KF_L_SHR, kf_lv(L->f, rawv), lw_iconst(L, KF_U8, 4 * vl, 4));
+        if (bw->wmx) { /* E2M1 nibble -> 128 + 2*value: the 8-bit offset-binary code */
+          kf_lir_expr *lut = kf_lload(L->f, lw_ty(KF_U8, 16), L->mx_lut_buf, lw_i64c(L, 0));
+          lo = kf_lop(L->f, KF_L_LUT16, lw_ty(KF_U8, 4 * vl), lut, lo, NULL);
+          hi = kf_lop(L->f, KF_L_LUT16, lw_ty(KF_U8, 4 * vl), lut, hi, NULL);
+        }
+        kf_lassign(L->f, lb, wv[0][j], lo);
+        kf_lassign(L->f, lb, wv[1][j], hi);
       }
     }
     int halves = g.bits == 8 ? 1 : 2;
@@ -872,6 +879,17 @@ int kf_lower_cpu(kf_ctx *ctx, const kf_ir_kernel *ir, const kf_target *t, const 
     kf_scalar elem = b->layout == KF_LAYOUT_QW ? KF_U8 : b->dtype;
     L.buf_of[i] = kf_lir_buf_add(L.f, b->name, elem, kf_ir_buf_elems(b), kind);
   }
+  /* MXFP4 nibble weights: a 16-entry table, E2M1 code -> 128 + 2*value, in the workspace */
+  L.mx_lut_buf = -1;
+  for (size_t i = 0; i < ir->bufs.len && !rc; i++)
+    if (ir->bufs.data[i].layout == KF_LAYOUT_QW && ir->bufs.data[i].wmx && ir->bufs.data[i].wbits == 4 &&
+        L.mx_lut_buf < 0) {
+      static const int e2m1x2[8] = {0, 1, 2, 3, 4, 6, 8, 12};
+      L.mx_lut_buf = kf_lir_buf_add(L.f, "e2m1_lut", KF_U8, 16, KF_BUF_LOCAL);
+      for (int c = 0; c < 16; c++)
+        kf_lstore(L.f, &L.f->body, L.mx_lut_buf, lw_i64c(&L, c),
+                  kf_lc_i(L.f, lw_ty(KF_U8, 1), 128 + (c < 8 ? e2m1x2[c] : -e2m1x2[c - 8])));
+    }
   int has_parallel = 0;
   for (size_t i = 0; i < ir->body.len; i++) has_parallel |= ir->body.data[i]->parallel;
   if (!rc) {

@@ -17,6 +17,7 @@ typedef struct lw {
   int *buf_of;        /* ir buf -> lir buf (-1 for REG) */
   int **reg_vars;     /* ir REG buf -> [rows * (cols/vl)] lir vars */
   int n_tmp;
+  int mx_lut_buf;      /* LIR buffer of the E2M1 decode table, -1 if none */
 } lw;
 
 #define ERR_AT(L, node, ...) lw_lower_err(L, (node)->loc, __VA_ARGS__)
