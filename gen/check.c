@@ -359,6 +359,54 @@ static void attn_reference(kf_problem *p) {
   free(v);
 }
 
+/* The comparison MSD's MXFP4 attention is measured against (refs/msd.md section 5): the same
+** inputs and exact cache, but Q' (= Q / sqrt(D)) and P rounded once to MXFP8 E4M3 (blocks of
+** 32 along d and along the tokens, non-clipping scale), everything else exact (fp64): what a
+** matrix unit with FP8 x FP4 inputs at the same GEMM time would give. Returns the rel L2
+** error of that output against the reference, or -1 if p is not an attn_q problem. */
+double kf_problem_attn_mxfp8_rel_l2(const kf_problem *p) {
+  if (p->kind != PROB_ATTN_Q || !p->kd) return -1;
+  int64_t B = p->B, H = p->H, HKV = p->HKV, S = p->S, D = p->D, DV = p->DV, G = H / HKV;
+  float *qf = kf_xmalloc((size_t)D * sizeof(float)), *qh = kf_xmalloc((size_t)D * sizeof(float));
+  float *pf = kf_xmalloc((size_t)S * sizeof(float)), *ph = kf_xmalloc((size_t)S * sizeof(float));
+  double *sc = kf_xmalloc((size_t)S * sizeof(double)), num = 0, den = 0;
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t h = 0; h < H; h++) {
+      int64_t g = b * HKV + h / G;
+      float qr[1];
+      for (int64_t d = 0; d < D; d++) {
+        kf_bf16_to_f32_n(qr, (const uint16_t *)p->args[0] + (b * H + h) * D + d, 1);
+        qf[d] = (float)((double)qr[0] * p->scale);
+      }
+      kf_mx_residual_passes(KF_MX_E4M3, KF_MX_SCALE_CEIL, qf, D, 1, qh);
+      double mx = -INFINITY, l = 0;
+      for (int64_t j = 0; j < S; j++) {
+        double a = 0;
+        for (int64_t d = 0; d < D; d++) a += (double)qh[d] * p->kd[(g * S + j) * D + d];
+        sc[j] = a;
+        mx = fmax(mx, a);
+      }
+      for (int64_t j = 0; j < S; j++) {
+        pf[j] = (float)exp(sc[j] - mx);
+        l += pf[j];
+      }
+      kf_mx_residual_passes(KF_MX_E4M3, KF_MX_SCALE_CEIL, pf, S, 1, ph);
+      for (int64_t c = 0; c < DV; c++) {
+        double o = 0;
+        for (int64_t j = 0; j < S; j++) o += (double)ph[j] * p->vd[(g * S + j) * DV + c];
+        double r = p->ref[(b * H + h) * DV + c];
+        num += (o / l - r) * (o / l - r);
+        den += r * r;
+      }
+    }
+  free(qf);
+  free(qh);
+  free(pf);
+  free(ph);
+  free(sc);
+  return den > 0 ? sqrt(num / den) : 0;
+}
+
 void kf_problem_recompute_reference(kf_problem *p) {
   if (p->kind == PROB_ATTN || p->kind == PROB_MLA) attn_reference(p);
 }
@@ -518,6 +566,13 @@ static int attnq_new(kf_ctx *ctx, kf_problem *p, uint64_t seed) {
   if (Sk < S) return kf_err(ctx, KF_EINVAL, "%s: 'k' must hold at least S tokens", kf_template_path(k->tmpl));
   int64_t nq = B * H * D, nk = BH * S * D, nv = BH * S * DV, no = B * H * DV;
   double scale = 1.0 / sqrt((double)D);
+  p->B = B;
+  p->H = H;
+  p->HKV = HKV;
+  p->S = S;
+  p->D = D;
+  p->DV = DV;
+  p->scale = scale;
   kf_rng rng;
   kf_rng_seed(&rng, seed);
   float *q = kf_xmalloc((size_t)nq * sizeof(float)), *kk = kf_xmalloc((size_t)nk * sizeof(float));

@@ -41,6 +41,9 @@ int kf_problem_check(kf_ctx *ctx, kf_problem *p, kf_check_result *res);
 /* Recomputes the reference and bounds after a caller edited the inputs in the args
 ** (attention problems; tests use it to build special cases). */
 void kf_problem_recompute_reference(kf_problem *p);
+/* attn_q problems: rel L2 error of single-pass MXFP8 (E4M3) Q and P on the same inputs and
+** cache (an fp64 simulation: the comparison for MSD over an MXFP4 cache); -1 otherwise. */
+double kf_problem_attn_mxfp8_rel_l2(const kf_problem *p);
 /* Float outputs of the last run (for comparing two emitters). */
 const float *kf_problem_output(const kf_problem *p, int64_t *n);
 
