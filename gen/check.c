@@ -298,6 +298,43 @@ static int gemm_new(kf_ctx *ctx, kf_problem *p, uint64_t seed, int act_dist) {
 **   (u_p = 2^-8 when P is rounded to bf16, exp is good to ~2^-22); AMLA adds 2^-9 per
 **   KV block (the mantissa-add compensation of r_hat's bf16 rounding, refs/amla.md 1.4);
 **   output: 2 delta max_j |v_jc| + gamma_(S+4) max_j |v_jc| (P V sum and the divide). */
+/* MXFP4 KV cache (OCP rule, as a cache would be written): K per token in blocks of 32
+** channels, k_scale [BH][nbd][Sk]; V per channel in blocks of 32 tokens, v_scale
+** [BH][ntb][DVp]; codes are doubled E2M1 values (int8), scales 2^e / 2, exact values in kd / vd. */
+static void quantize_kv_mx(int64_t BH, int64_t S, int64_t D, int64_t DV, int64_t Sk, int64_t ntb, int64_t DVp,
+                           const float *k, const float *v, int8_t *kc, float *ks, int8_t *vc, float *vs, double *kd,
+                           double *vd) {
+  int64_t nbd = (D + 31) / 32, nbs = (S + 31) / 32;
+  uint8_t *codes = kf_xmalloc((size_t)(D > S ? D : S)), *e8 = kf_xmalloc((size_t)(nbd > nbs ? nbd : nbs));
+  float *col = kf_xmalloc((size_t)S * sizeof(float));
+  for (int64_t g = 0; g < BH; g++) {
+    for (int64_t j = 0; j < S; j++) {
+      kf_mx_quantize_row(KF_MX_E2M1, KF_MX_SCALE_OCP, k + (g * S + j) * D, D, codes, e8);
+      for (int64_t d = 0; d < D; d++) {
+        float sc = kf_e8m0_to_f32(e8[d / 32]) * 0.5f;
+        int8_t q = (int8_t)kf_fp4_e2m1_times2(codes[d]);
+        kc[(g * S + j) * D + d] = q;
+        kd[(g * S + j) * D + d] = (double)q * sc;
+      }
+      for (int64_t b = 0; b < nbd; b++) ks[(g * nbd + b) * Sk + j] = kf_e8m0_to_f32(e8[b]) * 0.5f;
+    }
+    for (int64_t c = 0; c < DV; c++) {
+      for (int64_t j = 0; j < S; j++) col[j] = v[(g * S + j) * DV + c];
+      kf_mx_quantize_row(KF_MX_E2M1, KF_MX_SCALE_OCP, col, S, codes, e8);
+      for (int64_t j = 0; j < S; j++) {
+        float sc = kf_e8m0_to_f32(e8[j / 32]) * 0.5f;
+        int8_t q = (int8_t)kf_fp4_e2m1_times2(codes[j]);
+        vc[(g * S + j) * DV + c] = q;
+        vd[(g * S + j) * DV + c] = (double)q * sc;
+      }
+      for (int64_t b = 0; b < nbs && b < ntb; b++) vs[(g * ntb + b) * DVp + c] = kf_e8m0_to_f32(e8[b]) * 0.5f;
+    }
+  }
+  free(codes);
+  free(e8);
+  free(col);
+}
+
 /* Reference and bounds from the bf16 inputs in the args (so tests may edit them). */
 static void attn_reference(kf_problem *p) {
   const kf_kernel *k = p->k;
@@ -447,7 +484,7 @@ static int attn_new(kf_ctx *ctx, kf_problem *p, uint64_t seed, int act_dist, int
     return kf_err(ctx, KF_EINVAL, "attention inputs: bad shape or kind");
   }
   if (!mla && param(k, "kvq", 0)) {
-    /* the dequant baseline: an INT8 cache dequantized to bf16 before FA-2 */
+    /* the dequant baseline: an INT8 (kvq 1) or MXFP4 (kvq 2) cache dequantized to bf16 before FA-2 */
     int64_t BH = B * HKV;
     int8_t *kc = kf_xmalloc((size_t)nk), *vc = kf_xmalloc((size_t)nv);
     int kscale = (int)param(k, "kscale", 0);
@@ -455,7 +492,15 @@ static int attn_new(kf_ctx *ctx, kf_problem *p, uint64_t seed, int act_dist, int
     float *vs = kf_xmalloc((size_t)(BH * ((S + 15) / 16 * 16)) * sizeof(float));
     p->kd = kf_xmalloc((size_t)nk * sizeof(double));
     p->vd = kf_xmalloc((size_t)nv * sizeof(double));
-    quantize_kv(BH, S, D, DV, kscale, kscale ? (S + 15) / 16 * 16 : D, kk, v, kc, ks, vc, vs, p->kd, p->vd);
+    if (param(k, "kvq", 0) == 2) { /* an MXFP4 cache (as msd_attention kvfmt=1 stores it) */
+      int64_t nbd = (D + 31) / 32, ntb = (S + 31) / 32, DVp = (DV + 15) / 16 * 16;
+      float *ksm = kf_xmalloc((size_t)(BH * nbd * S) * sizeof(float)), *vsm = kf_xmalloc((size_t)(BH * ntb * DVp) * sizeof(float));
+      quantize_kv_mx(BH, S, D, DV, S, ntb, DVp, kk, v, kc, ksm, vc, vsm, p->kd, p->vd);
+      free(ksm);
+      free(vsm);
+    } else {
+      quantize_kv(BH, S, D, DV, kscale, kscale ? (S + 15) / 16 * 16 : D, kk, v, kc, ks, vc, vs, p->kd, p->vd);
+    }
     for (int64_t i = 0; i < nk; i++) kk[i] = (float)p->kd[i]; /* rounded to bf16 below */
     for (int64_t i = 0; i < nv; i++) v[i] = (float)p->vd[i];
     free(kc);
@@ -499,43 +544,6 @@ static int attn_new(kf_ctx *ctx, kf_problem *p, uint64_t seed, int act_dist, int
   free(v);
   attn_reference(p);
   return KF_OK;
-}
-
-/* MXFP4 KV cache (OCP rule, as a cache would be written): K per token in blocks of 32
-** channels, k_scale [BH][nbd][Sk]; V per channel in blocks of 32 tokens, v_scale
-** [BH][ntb][DVp]; codes are doubled E2M1 values (int8), scales 2^e / 2, exact values in kd / vd. */
-static void quantize_kv_mx(int64_t BH, int64_t S, int64_t D, int64_t DV, int64_t Sk, int64_t ntb, int64_t DVp,
-                           const float *k, const float *v, int8_t *kc, float *ks, int8_t *vc, float *vs, double *kd,
-                           double *vd) {
-  int64_t nbd = (D + 31) / 32, nbs = (S + 31) / 32;
-  uint8_t *codes = kf_xmalloc((size_t)(D > S ? D : S)), *e8 = kf_xmalloc((size_t)(nbd > nbs ? nbd : nbs));
-  float *col = kf_xmalloc((size_t)S * sizeof(float));
-  for (int64_t g = 0; g < BH; g++) {
-    for (int64_t j = 0; j < S; j++) {
-      kf_mx_quantize_row(KF_MX_E2M1, KF_MX_SCALE_OCP, k + (g * S + j) * D, D, codes, e8);
-      for (int64_t d = 0; d < D; d++) {
-        float sc = kf_e8m0_to_f32(e8[d / 32]) * 0.5f;
-        int8_t q = (int8_t)kf_fp4_e2m1_times2(codes[d]);
-        kc[(g * S + j) * D + d] = q;
-        kd[(g * S + j) * D + d] = (double)q * sc;
-      }
-      for (int64_t b = 0; b < nbd; b++) ks[(g * nbd + b) * Sk + j] = kf_e8m0_to_f32(e8[b]) * 0.5f;
-    }
-    for (int64_t c = 0; c < DV; c++) {
-      for (int64_t j = 0; j < S; j++) col[j] = v[(g * S + j) * DV + c];
-      kf_mx_quantize_row(KF_MX_E2M1, KF_MX_SCALE_OCP, col, S, codes, e8);
-      for (int64_t j = 0; j < S; j++) {
-        float sc = kf_e8m0_to_f32(e8[j / 32]) * 0.5f;
-        int8_t q = (int8_t)kf_fp4_e2m1_times2(codes[j]);
-        vc[(g * S + j) * DV + c] = q;
-        vd[(g * S + j) * DV + c] = (double)q * sc;
-      }
-      for (int64_t b = 0; b < nbs && b < ntb; b++) vs[(g * ntb + b) * DVp + c] = kf_e8m0_to_f32(e8[b]) * 0.5f;
-    }
-  }
-  free(codes);
-  free(e8);
-  free(col);
 }
 
 /* ---- attn_q: MSD attention over an INT8 KV cache (msd_attention) ----

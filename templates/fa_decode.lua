@@ -12,8 +12,9 @@ local T = {
     S = { min = 1 }, D = { default = 128 }, DV = { default = 0, min = 0 },  -- 0: DV = D
     p_bf16 = { default = 1, domain = { 0, 1 } },
     -- kvq = 1: the cache is INT8 (K per channel, or per token with kscale = 1; V per token)
-    -- dequantized to bf16 before this kernel: the dequant baseline of msd_attention
-    kvq = { default = 0, domain = { 0, 1 } },
+    -- dequantized to bf16 before this kernel: the dequant baseline of msd_attention;
+    -- kvq = 2: likewise for an MXFP4 cache (msd_attention kvfmt = 1)
+    kvq = { default = 0, domain = { 0, 1, 2 } },
     kscale = { default = 0, domain = { 0, 1 } },
   },
   tunables = {

@@ -134,6 +134,8 @@ int main(void) {
              ms.res.rel_l2 / bl.res.rel_l2, "< 1");
     }
   }
+  /* the dequant-to-bf16 + FA-2 baseline on an MXFP4 cache (exact in bf16, so only P's rounding) */
+  run_case("fa_decode", "H=8,HKV=2,S=500,D=128,kvq=2", NULL, "cpu-host", 0, 1, NULL, 0);
   /* MXFP4 KV cache: every pass removes at least 2 of the 3 bits alpha/8 per pass promises */
   run_case("msd_attention", "H=4,S=37,D=48,DV=32,kvfmt=1", NULL, "cpu-host", 0, 1, NULL, 0);
   run_case("msd_attention", "B=2,H=8,HKV=1,S=130,D=64,kvfmt=1", "bs=64", "cpu-avx2-vnni", 0, 1, NULL, 0);
