@@ -11,7 +11,9 @@ SHAPE=${SHAPE:-M=1,N=4096,K=14336}
 echo "== templates"
 $KF list
 echo "== the MSD kernel as C (first lines)"
-$KF gen msd_gemm --shape "$SHAPE" --emit c | head -40
+$KF gen msd_gemm --shape "$SHAPE" --emit c -o build/demo_msd_gemm.c
+head -40 build/demo_msd_gemm.c
+echo "... (the whole kernel: build/demo_msd_gemm.c)"
 echo "== check against the fp64 reference (C and LLVM emitters)"
 $KF check msd_gemm --shape "$SHAPE"
 $KF check dequant_gemm --shape "$SHAPE"
