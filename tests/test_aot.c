@@ -22,22 +22,12 @@
 #include <unistd.h>
 
 #include "lir_interp.h"
+#include "kf_check.h"
 #include "lir_samples.h"
 #include "target.h"
 
 static int n_fail;
 
-#define CHECK(cond, ...)                                                                    \
-  do {                                                                                      \
-    if (cond) {                                                                             \
-      printf("ok   ");                                                                      \
-    } else {                                                                                \
-      printf("FAIL ");                                                                      \
-      n_fail++;                                                                             \
-    }                                                                                       \
-    printf(__VA_ARGS__);                                                                    \
-    printf("\n");                                                                           \
-  } while (0)
 
 /* Runs argv (fork/exec, PATH lookup) with stdout+stderr captured into out; returns the exit
 ** status, or -1 if it could not run / was killed. */

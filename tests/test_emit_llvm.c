@@ -17,22 +17,12 @@
 #include <unistd.h>
 
 #include "lir_interp.h"
+#include "kf_check.h"
 #include "lir_samples.h"
 #include "target.h"
 
 static int n_fail; /* main thread only; workers count into their job */
 
-#define CHECK(cond, ...)                                                                    \
-  do {                                                                                      \
-    if (cond) {                                                                             \
-      printf("ok   ");                                                                      \
-    } else {                                                                                \
-      printf("FAIL ");                                                                      \
-      n_fail++;                                                                             \
-    }                                                                                       \
-    printf(__VA_ARGS__);                                                                    \
-    printf("\n");                                                                           \
-  } while (0)
 
 /* CHECK into a job's log (worker threads): appends the line, counts a failure. */
 #define LOG_CHECK(log, fails, cond, ...)                                                    \
