@@ -283,8 +283,32 @@ typedef struct trial_msg { /* child -> parent, one write */
   char error[480];
 } trial_msg;
 
+/* A trial on a simulated target: the model's time, after its functional check. */
+static void sim_trial_child(kf_template *t, const kf_binding *shape, const kf_binding *config, const kf_tune_opts *o,
+                            trial_msg *m) {
+  kf_ctx ctx;
+  kf_ctx_init(&ctx);
+  double t0 = kf_now(), secs = 0, ratio = -1;
+  int rc = o->sim->trial(&ctx, t, shape, config, o->sim->name, &secs, &ratio);
+  m->compile_s = kf_now() - t0;
+  m->max_ratio = ratio;
+  if (rc) {
+    m->status = rc == KF_ECHECK ? TR_WRONG : TR_ERROR;
+    snprintf(m->error, sizeof m->error, "%s", kf_errmsg(&ctx));
+    return;
+  }
+  m->status = TR_OK;
+  m->median_s = m->min_s = secs; /* deterministic: one run */
+  m->spread = 0;
+  m->n_runs = 1;
+}
+
 static void trial_child(kf_template *t, const kf_binding *shape, const kf_binding *config, const kf_target *target,
                         kf_problem *prob, const kf_tune_opts *o, trial_msg *m) {
+  if (o->sim) {
+    sim_trial_child(t, shape, config, o, m);
+    return;
+  }
   kf_ctx ctx;
   kf_ctx_init(&ctx);
   double t0 = kf_now();
@@ -416,6 +440,32 @@ static int run_trial(kf_template *t, const kf_binding *shape, const kf_binding *
   return KF_OK;
 }
 
+/* ---- simulated targets ---- */
+
+/* The default kernel of a simulated target: shape, configuration and IR (no code). */
+static int sim_kernel(kf_ctx *ctx, const kf_sim_target *sim, kf_template *t, const kf_binding *shape,
+                      const kf_binding *fixed, kf_kernel *k) {
+  kf_binding none;
+  memset(&none, 0, sizeof none);
+  memset(k, 0, sizeof *k);
+  k->tmpl = t;
+  k->target.name = sim->name;
+  sim->set_target(t, sim->name);
+  int rc = kf_template_shape(ctx, t, shape, &k->params);
+  if (!rc) rc = kf_template_config(ctx, t, &k->params, fixed ? fixed : &none, &k->config);
+  if (!rc) rc = kf_template_build(ctx, t, &k->params, &k->config, &k->ir);
+  return rc;
+}
+
+static void sim_describe_target(const kf_sim_target *sim, kf_store_target *st) {
+  memset(st, 0, sizeof *st);
+  snprintf(st->name, sizeof st->name, "%s", sim->name);
+  snprintf(st->emitter, sizeof st->emitter, "sim");
+  snprintf(st->compiler, sizeof st->compiler, "kforge %s model", KF_VERSION);
+  snprintf(st->cpu_model, sizeof st->cpu_model, "%s", sim->desc);
+  st->threads = 1; /* one deterministic simulation per trial */
+}
+
 /* ---- the sweep ---- */
 
 static uint64_t rng_next(uint64_t *s) { /* splitmix64 */
@@ -474,18 +524,20 @@ int kf_tune(kf_ctx *ctx, kf_store *s, const char *tmpl_name, const kf_binding *s
   problem_cache pc;
   memset(&pc, 0, sizeof pc);
   unsigned char *done = NULL;
-  int rc = kf_target_get(ctx, target_name, &target);
+  memset(&target, 0, sizeof target);
+  int rc = o->sim ? KF_OK : kf_target_get(ctx, target_name, &target);
   if (!rc) rc = kf_template_load(ctx, tmpl_name, &t);
   /* The default kernel: validates the shape, sets the template's target, names the workload. */
-  if (!rc) rc = kf_kernel_build(ctx, t, shape, fixed, &target, &k0);
+  if (!rc) rc = o->sim ? sim_kernel(ctx, o->sim, t, shape, fixed, &k0) : kf_kernel_build(ctx, t, shape, fixed, &target, &k0);
   const char *why;
-  if (!rc && !kf_target_runnable(&k0.target, &why))
+  if (!rc && !o->sim && !kf_target_runnable(&k0.target, &why))
     rc = kf_err(ctx, KF_EUNSUP, "target %s cannot run on this machine (no %s)", k0.target.name, why);
   if (!rc) rc = enumerate_space(ctx, t, &k0.params, fixed, &space);
   kf_store_target st;
   kf_store_workload sw;
   if (!rc) {
-    kf_tune_describe_target(&k0, o->emitter, o->threads, &st);
+    if (o->sim) sim_describe_target(o->sim, &st);
+    else kf_tune_describe_target(&k0, o->emitter, o->threads, &st);
     kf_tune_describe_workload(&k0, &sw);
     rc = kf_store_target_id(ctx, s, &st, &sum->target_id);
   }
@@ -619,8 +671,8 @@ int kf_tune(kf_ctx *ctx, kf_store *s, const char *tmpl_name, const kf_binding *s
     int has;
     if ((rc = kf_store_has_trial(ctx, s, sum->workload_id, sum->target_id, rec.config, &has))) break;
     if (has) continue; /* another sweep recorded it meanwhile */
-    kf_problem *prob = NULL;
-    if ((rc = problem_get(ctx, &pc, t, shape, &cand, &target, o->seed, &prob))) break;
+    kf_problem *prob = NULL; /* a simulated target checks its own functional result */
+    if (!o->sim && (rc = problem_get(ctx, &pc, t, shape, &cand, &target, o->seed, &prob))) break;
     if (run_trial(t, shape, &cand, &target, prob, o, &rec) < 0) {
       sum->interrupted = 1;
       break;

@@ -19,6 +19,21 @@
 #include "kf_store.h"
 
 typedef enum { KF_STRAT_EXHAUSTIVE = 0, KF_STRAT_RANDOM = 1, KF_STRAT_EVOLVE = 2 } kf_strategy;
+
+/* A simulated target (targets/ascend): a trial is the model's simulated time of the
+** configuration, after its functional simulator's result passed the fp64 check, instead of
+** compiled code timed on this machine. The CLI fills one in when --target names a model. */
+typedef struct kf_sim_target {
+  char name[64];  /* recorded as the target's name (e.g. ascend910b) */
+  char desc[128]; /* recorded as the target's cpu_model (what is simulated) */
+  /* Sets the template's target table (what constraints() and build() see). */
+  void (*set_target)(kf_template *t, const char *name);
+  /* One trial: simulated seconds and the functional check's worst |err|/bound (-1: none).
+  ** KF_ECHECK: wrong result; any other error: the configuration failed (e.g. a buffer that
+  ** does not fit, named in the message). */
+  int (*trial)(kf_ctx *ctx, kf_template *t, const kf_binding *shape, const kf_binding *config, const char *name,
+               double *seconds, double *max_ratio);
+} kf_sim_target;
 const char *kf_strategy_name(kf_strategy s);
 
 typedef struct kf_tune_opts {
@@ -34,6 +49,7 @@ typedef struct kf_tune_opts {
   uint64_t seed;         /* inputs and the random/evolve strategies */
   int progress;          /* 0: quiet, 1: one line per trial, 2: one updating line (tty) */
   FILE *out;             /* progress and summary (NULL: stdout) */
+  const kf_sim_target *sim; /* a simulated target (NULL: the CPU target named by target_name) */
 } kf_tune_opts;
 
 void kf_tune_opts_default(kf_tune_opts *o);

@@ -14,6 +14,9 @@
 
 #include "kf_lib.h"
 #include "kf_tune.h"
+#ifdef HAVE_KFORGE_ASCEND
+#include "kf_ascend.h"
+#endif
 
 static int usage(const char *verb, const char *fmt, const char *arg) {
   fprintf(stderr, "kforge %s: error: ", verb);
@@ -62,7 +65,57 @@ static const char tune_help[] =
     "so an interrupted sweep resumes. --budget limits new trials, --budget-s the seconds per shape;\n"
     "--shard I/N runs every N-th configuration (one DB per shard; merge with 'kforge db merge').\n"
     "A shapes file has one '[TEMPLATE] NAME=V,...' per line (lines for other templates are skipped).\n"
-    "Defaults: --strategy exhaustive, --emit llvm, --trial-budget 0.2, all CPUs.\n";
+    "Defaults: --strategy exhaustive, --emit llvm, --trial-budget 0.2, all CPUs.\n"
+    "--target ascend910b|ascend910c tunes for the Ascend NPU model (kforge sim): a trial is the\n"
+    "simulated time, after the functional simulator's result passed the fp64 check on the same\n"
+    "shape with the batch cut down (B=2 for attention, M=16 for GEMMs); a tiling that does not fit\n"
+    "L1/L0/UB is recorded as failed with the buffer named.\n";
+
+/* ---- simulated targets (the Ascend model) ---- */
+
+#ifdef HAVE_KFORGE_ASCEND
+static void asc_set_target(kf_template *t, const char *name) {
+  kf_template_set_target(t, name, KF_ASCEND_VL, 1, 1, KF_ASCEND_REGS);
+}
+
+static int asc_trial(kf_ctx *ctx, kf_template *t, const kf_binding *shape, const kf_binding *config, const char *name,
+                     double *seconds, double *max_ratio) {
+  kf_ascend_opts ao;
+  memset(&ao, 0, sizeof ao);
+  ao.machine = name;
+  ao.check = KF_ASCEND_CHECK_SAMPLE; /* the configuration's tiling on a cut-down batch (B or M) */
+  kf_ascend_result *r = kf_xcalloc(1, sizeof *r);
+  int rc = kf_ascend_simulate(ctx, t, shape, config, &ao, r);
+  *seconds = r->seconds;
+  *max_ratio = r->checked ? r->check.max_ratio : -1;
+  free(r);
+  return rc;
+}
+#endif
+
+/* 1 and *out filled when `name` is a simulated target, 0 when it is not, -1 (ctx) on error. */
+static int sim_target_get(kf_ctx *ctx, const char *name, kf_sim_target *out) {
+  memset(out, 0, sizeof *out);
+#ifdef HAVE_KFORGE_ASCEND
+  (void)ctx;
+  kf_asc_machine m;
+  kf_ctx quiet;
+  kf_ctx_init(&quiet);
+  if (kf_asc_machine_get(&quiet, name, &m)) return 0;
+  snprintf(out->name, sizeof out->name, "%s", m.name);
+  snprintf(out->desc, sizeof out->desc, "Ascend model %s: %d die(s) of %d AIC + %d AIV at %.2f GHz (simulated)", m.name,
+           m.n_dies, m.aic_per_die, m.aic_per_die * m.aiv_per_aic, m.freq_hz / 1e9);
+  out->set_target = asc_set_target;
+  out->trial = asc_trial;
+  return 1;
+#else
+  if (!strncmp(name, "ascend", 6)) {
+    kf_err(ctx, KF_EUNSUP, "target %s: this kforge was built without the Ascend model (targets/ascend)", name);
+    return -1;
+  }
+  return 0;
+#endif
+}
 
 static int cmd_tune(int argc, char **argv) {
   kf_ctx ctx;
@@ -141,6 +194,12 @@ static int cmd_tune(int argc, char **argv) {
   if (!rc && !db) rc = usage("tune", "%s", "missing --db FILE");
   if (!rc && shapes.len == 0) rc = usage("tune", "%s", "missing --shape NAME=V,... or --shapes FILE");
   if (!rc && o.budget_n > 0 && o.budget_s > 0) rc = usage("tune", "%s", "give --budget or --budget-s, not both");
+  kf_sim_target sim;
+  if (!rc) {
+    int is_sim = sim_target_get(&ctx, target, &sim);
+    if (is_sim < 0) rc = fail("tune", &ctx);
+    if (is_sim > 0) o.sim = &sim;
+  }
   kf_store *s = NULL;
   if (!rc && kf_store_open(&ctx, db, 1, &s)) rc = fail("tune", &ctx);
   int interrupted = 0;
