@@ -214,8 +214,22 @@ static int op_mma(lw *L, const kf_ir_node *n) {
   if (w->layout != KF_LAYOUT_QW) return lw_err(L, n, "mma: 'b' must be quantized weights on this target");
   int dq = a->dtype == KF_BF16;
   if (!dq && a->dtype != KF_I8) return lw_err(L, n, "mma: 'a' must be int8 codes or bf16 on this target");
+  /* MXFP4 weights as E2M1 nibbles: the 910B Cube has no FP4 (and its int4 is not E2M1), so
+  ** the AIVs decode them (16-entry table) to int8 offset-binary codes in a GM workspace */
+  int nib = !dq && w->wmx && w->wbits == 4;
   lw_box wbx = lw_tile_box(L, &n->t[2]);
   int wdq = L->nb - 1;
+  if (nib) {
+    lw_new_version(L, wdq);
+    lw_box d;
+    memset(&d, 0, sizeof d);
+    d.rank = 2;
+    d.hi[0] = lw_box_ext(&wbx, 0);
+    d.hi[1] = lw_box_ext(&wbx, 1);
+    part ps[2] = {{2, 0, 1, 0, 0, wbx}, {-1, 0, 0, 1, wdq, d}};
+    int rc = make_aiv_units(L, n, LW_U_DEQUANT, wbx.lo[0], wbx.hi[0], ps, 2, 0);
+    if (rc) return rc;
+  }
   if (dq) {
     if (n->n_tiles < 4) return lw_err(L, n, "mma: a dequant mma needs b_scales");
     if (!n->i[1])
@@ -237,7 +251,7 @@ static int op_mma(lw *L, const kf_ir_node *n) {
   L->bs[accb].zero = 0;
   lw_box abx = lw_tile_box(L, &n->t[1]);
   lw_opnd(L, u, ab, &abx, 1, 0);
-  if (dq) {
+  if (dq || nib) {
     lw_box d;
     memset(&d, 0, sizeof d);
     d.rank = 2;
@@ -602,11 +616,13 @@ static int emit_aiv(lw *L, lw_unit_t *u) {
   int64_t rows = u->r1 - u->r0;
   if (u->kind == LW_U_DEQUANT) {
     /* w rows [r0, r1) x ks: codes -> (u - off) * scale -> bf16 -> GM workspace, in chunks
-    ** of one 16-row block of the packed layout x kc columns */
+    ** of one 16-row block of the packed layout x kc columns; MXFP4 nibbles (no scales):
+    ** E2M1 -> 128 + 2 * value through a 16-entry table -> int8 workspace */
     const kf_ir_buf *wb = &L->ir->bufs.data[u->o[0].buf];
-    int bits = wb->wbits;
+    int bits = wb->wbits, nib = u->n == 2;
     int64_t ks = lw_box_ext(&u->o[0].b, 1), Kp = lw_up(wb->dims[1], 8), k_lo = u->o[0].b.lo[1];
-    int64_t per_col = 16 * (4 + 2) + 16 * bits / 8;
+    int64_t ob = nib ? 1 : 2; /* bytes per decoded weight */
+    int64_t per_col = nib ? 16 * (4 + ob) + 16 * bits / 8 : 16 * (4 + 2) + 16 * bits / 8;
     int rc = ub_row_check(L, u, 32 * per_col, "dequant");
     if (rc) return rc;
     int64_t kc = L->ub_stream / per_col / 32 * 32;
@@ -616,6 +632,14 @@ static int emit_aiv(lw *L, lw_unit_t *u) {
       for (int64_t k = 0; k < ks; k += kc) {
         int64_t nk = ks - k < kc ? ks - k : kc;
         lw_foot fw = {((n0 / 16) * Kp + k_lo + k) * 16 * bits / 8, 1, nk * 16 * bits / 8, Kp * 16 * bits / 8};
+        if (nib) { /* unpack two nibbles per byte, table gather (counted as 3 passes over int32 lanes) */
+          xfer ld[1] = {{0, fw, nr * nk * bits / 8, 0}};
+          int64_t vc[1] = {kf_asc_vec_cycles(m, nr * nk * 4, 3)};
+          const char *vl[1] = {"E2M1 nibble -> 128 + 2*value (table)"};
+          xfer st[1] = {{1, contig(nr * nk * ob), nr * nk * ob, 0}};
+          aiv_chunk(L, u, ld, 1, vc, vl, 1, NULL, 0, st, 1);
+          continue;
+        }
         xfer ld[2] = {{0, fw, nr * nk * bits / 8, 0}, {1, rows_foot(L, u, 1, 1, r, 0, 0), k ? 0 : nr * 4, 0}};
         ld[1].f.row_bytes = nr * 4;
         int64_t vc[1] = {kf_asc_vec_cycles(m, nr * nk * 4, 5)};
@@ -827,6 +851,12 @@ static int emit_aic(lw *L, lw_unit_t *u) {
       s.a_bits = s.b_bits = 16;
       s.b_foot = contig(s.N * s.K * 2);
       s.b_foot.stride = s.K * 2;
+      s.b_layout = B_NMAJOR;
+    } else if (b->buf == L->nb - 1) { /* MXFP4 nibbles decoded to int8 by the AIVs */
+      s.a_bits = s.b_bits = 8;
+      s.int8 = 1;
+      s.b_foot = contig(s.N * s.K);
+      s.b_foot.stride = s.K;
       s.b_layout = B_NMAJOR;
     } else {
       const kf_ir_buf *wb = &L->ir->bufs.data[b->buf];

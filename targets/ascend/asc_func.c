@@ -81,18 +81,56 @@ static float bfv(const fs *F, const mat *m, int64_t r, int64_t c) {
   return kf_bf16_to_f32(((const uint16_t *)F->mem[m->buf])[m->base + r * m->stride + c]);
 }
 
-/* Stored offset-binary code of weight (n, k) in the packed layouts of runtime/quant. */
+/* Doubled E2M1 magnitudes of the codes 0..7 (bit 3 is the sign). */
+static const int e2m1x2_of[8] = {0, 1, 2, 3, 4, 6, 8, 12};
+
+/* Stored offset-binary code of weight (n, k) in the packed layouts of runtime/quant; MXFP4
+** nibbles are decoded as the AIVs do, to the 8-bit code 128 + 2 * value. */
 static int wcode(const kf_ir_buf *b, const uint8_t *pk, int64_t n, int64_t k) {
   int64_t Kp = (b->dims[1] + 7) / 8 * 8, nb = n / 16, nn = n % 16;
+  int c;
   if (b->wlayout == 0) { /* N16K4 */
     if (b->wbits == 8) return pk[((nb * (Kp / 4) + k / 4) * 16 + nn) * 4 + k % 4];
     int64_t kb = k / 4;
     uint8_t v = pk[((nb * (Kp / 8) + kb / 2) * 16 + nn) * 4 + k % 4];
-    return kb % 2 ? v >> 4 : v & 15;
+    c = kb % 2 ? v >> 4 : v & 15;
+  } else {
+    if (b->wbits == 8) return pk[(nb * Kp + k) * 16 + nn];
+    uint8_t v = pk[(nb * (Kp / 2) + k / 2) * 16 + nn];
+    c = k % 2 ? v >> 4 : v & 15;
   }
-  if (b->wbits == 8) return pk[(nb * Kp + k) * 16 + nn];
-  uint8_t v = pk[(nb * (Kp / 2) + k / 2) * 16 + nn];
-  return k % 2 ? v >> 4 : v & 15;
+  if (b->wmx) return 128 + (c < 8 ? e2m1x2_of[c] : -e2m1x2_of[c - 8]);
+  return c;
+}
+
+/* The doubled E2M1 code of d (|d| <= 12 after scaling): |d| rounded to {0,1,2,3,4,6,8,12},
+** ties to even codes, sign kept (targets/cpu e2m1x2). */
+static float e2m1x2(float d) {
+  float a = fabsf(d);
+  float mag = a < 4 ? rintf(a) : a < 8 ? rintf(a * 0.5f) * 2 : rintf(a * 0.25f) * 4;
+  mag = fminf(mag, 12.0f);
+  return d < 0 ? -mag : mag;
+}
+
+/* MXFP4 scale of a block with max |x| = amax: s = X/2 and inv = 2/X for the smallest power of
+** two X with 6 X >= amax (non-clipping), biased exponent of X clamped to [2, 254]. */
+static void mx_scale(float amax, float *s, float *inv) {
+  if (!(amax > 0)) {
+    *s = *inv = 0;
+    return;
+  }
+  float q = amax / 6.0f;
+  uint32_t bits;
+  memcpy(&bits, &q, 4);
+  int32_t eb = (int32_t)(bits >> 23) + ((bits & 0x7fffff) != 0);
+  eb = eb < 2 ? 2 : eb > 253 ? 253 : eb;
+  uint32_t xb = (uint32_t)eb << 23;
+  float X;
+  memcpy(&X, &xb, 4);
+  if (X * 6.0f < amax) eb++;
+  uint32_t sb = (uint32_t)(eb - 1) << 23, ib = (uint32_t)(255 - eb) << 23;
+  memcpy(s, &sb, 4);
+  memcpy(inv, &ib, 4);
 }
 
 static void op_fill(fs *F, const kf_ir_node *n) {
@@ -224,23 +262,42 @@ static void op_quantize(fs *F, const kf_ir_node *n) {
   const kf_tile *src = &n->t[0], *codes = &n->t[1], *scales = &n->t[2], *sums = &n->t[3];
   const kf_ir_buf *bs = &F->ir->bufs.data[src->buf], *bc = &F->ir->bufs.data[codes->buf];
   const kf_ir_buf *bsc = &F->ir->bufs.data[scales->buf], *bsu = &F->ir->bufs.data[sums->buf];
-  int P = (int)n->i[0];
+  int P = (int)n->i[0], mx = (int)n->i[3];
   int64_t K = bs->dims[1], M = bs->dims[0], Kp = bc->dims[2], rows = src->ext[0];
-  int64_t ag = n->i[1] > 0 ? n->i[1] : K, sg = n->i[2] > 0 ? n->i[2] : Kp;
+  int64_t ag = mx ? 32 : n->i[1] > 0 ? n->i[1] : K, sg = n->i[2] > 0 ? n->i[2] : Kp;
   int64_t n_ag = (K + ag - 1) / ag, n_sg = (Kp + sg - 1) / sg, pstride = bc->dims[1] * Kp;
-  const uint16_t *x = F->mem[src->buf];
+  const void *x = F->mem[src->buf];
+  int xf32 = bs->dtype == KF_F32;
   int8_t *cd = F->mem[codes->buf];
   float *sc = F->mem[scales->buf];
   int32_t *su = F->mem[sums->buf];
   for (int64_t r = 0; r < rows; r++) {
     int64_t mrow = ev(F, &src->off[0]) + r;
     if (mrow > M - 1) mrow = M - 1;
-    const uint16_t *xr = x + mrow * K + ev(F, &src->off[1]);
+    int64_t xrow = mrow * K + ev(F, &src->off[1]);
+#define XV(k) (xf32 ? ((const float *)x)[xrow + (k)] : kf_bf16_to_f32(((const uint16_t *)x)[xrow + (k)]))
     int64_t crow = tix(F, codes, NULL) + r * Kp;
     for (int64_t g = 0; g < n_ag; g++) {
       int64_t k0 = g * ag, k1 = k0 + ag < K ? k0 + ag : K;
+      if (mx) { /* pass p: residual of the passes before it, its own non-clipping block scale */
+        float res[32];
+        for (int64_t k = k0; k < k1; k++) res[k - k0] = XV(k);
+        for (int p = 0; p < P; p++) {
+          float amax = 0, sp, ip;
+          for (int64_t k = k0; k < k1; k++) amax = fmaxf(amax, fabsf(res[k - k0]));
+          mx_scale(amax, &sp, &ip);
+          int64_t extra[4] = {p, 0, g, 0};
+          sc[tix(F, scales, extra) + r * bsc->dims[2]] = sp;
+          for (int64_t k = k0; k < k1; k++) {
+            float q = e2m1x2(res[k - k0] * ip);
+            if (p + 1 < P) res[k - k0] = fmaf(q, -sp, res[k - k0]);
+            cd[crow + p * pstride + k] = (int8_t)q;
+          }
+        }
+        continue;
+      }
       float amax = 0;
-      for (int64_t k = k0; k < k1; k++) amax = fmaxf(amax, fabsf(kf_bf16_to_f32(xr[k])));
+      for (int64_t k = k0; k < k1; k++) amax = fmaxf(amax, fabsf(XV(k)));
       float inv[4], s[4];
       inv[0] = amax > 0 ? 127.0f / amax : 0.0f;
       s[0] = amax / 127.0f;
@@ -253,7 +310,7 @@ static void op_quantize(fs *F, const kf_ir_node *n) {
         sc[tix(F, scales, extra) + r * bsc->dims[2]] = s[p];
       }
       for (int64_t k = k0; k < k1; k++) {
-        float res = kf_bf16_to_f32(xr[k]);
+        float res = XV(k);
         for (int p = 0; p < P; p++) {
           float q = fmaxf(fminf(rintf(res * inv[p]), 127.0f), -127.0f);
           if (p + 1 < P) res = fmaf(q, -s[p], res);
@@ -261,6 +318,7 @@ static void op_quantize(fs *F, const kf_ir_node *n) {
         }
       }
     }
+#undef XV
     for (int p = 0; p < P; p++)
       for (int64_t k = K; k < Kp; k++) cd[crow + p * pstride + k] = 0;
     for (int p = 0; p < P; p++)

@@ -117,6 +117,8 @@ int lw_unit(lw *L, const kf_ir_node *n, int kind, int core, int aiv) {
   u.aiv = aiv;
   u.i0 = u.i1 = -1;
   u.in_head = -1;
+  u.aiv_pred_max = -1;
+  u.aiv_succ_min = INT32_MAX;
   kf_vec_push(&L->units, u);
   L->n_units_total++;
   return (int)L->units.len - 1;
@@ -396,7 +398,10 @@ static void reset_group(lw *L) {
 }
 
 /* AIC order: with preload, a unit that waits on the Vector trades places with the next AIC
-** unit when that one does not depend on it. */
+** unit when that one does not depend on it and waits on no AIV unit later than the first
+** one that waits on the unit it overtakes (AIV units run in creation order, so that later
+** AIV unit could be stuck behind one waiting for the overtaken unit: a deadlock; e.g. the
+** next block's weight decode behind this block's scale_acc). */
 typedef KF_VEC(int32_t) i32vec;
 
 static void order_aic(lw *L, i32vec *order) {
@@ -408,7 +413,7 @@ static void order_aic(lw *L, i32vec *order) {
     lw_unit_t *u = &L->units.data[order->data[i]], *v = &L->units.data[order->data[i + 1]];
     int dep = 0;
     for (int32_t e = v->in_head; e >= 0 && !dep; e = L->edge_next.data[e]) dep = L->edges.data[e].from == order->data[i];
-    if (u->cross_in && !dep) {
+    if (u->cross_in && !dep && v->aiv_pred_max < u->aiv_succ_min) {
       int32_t t = order->data[i];
       order->data[i] = order->data[i + 1];
       order->data[i + 1] = t;
@@ -427,7 +432,10 @@ static int finish_group(lw *L) {
     lw_unit_t *to = &L->units.data[ed->to];
     kf_vec_push(&L->edge_next, to->in_head);
     to->in_head = (int32_t)e;
-    if ((to->aiv < 0) != (L->units.data[ed->from].aiv < 0)) to->cross_in = 1;
+    lw_unit_t *from = &L->units.data[ed->from];
+    if ((to->aiv < 0) != (from->aiv < 0)) to->cross_in = 1;
+    if (to->aiv < 0 && from->aiv >= 0 && ed->from > to->aiv_pred_max) to->aiv_pred_max = ed->from;
+    if (from->aiv < 0 && to->aiv >= 0 && ed->to < from->aiv_succ_min) from->aiv_succ_min = ed->to;
   }
   i32vec order = {0};
   order_aic(L, &order);

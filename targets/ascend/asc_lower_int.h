@@ -64,6 +64,8 @@ typedef struct lw_unit_t {
   int32_t i0, i1;        /* first and last instruction */
   int32_t in_head;       /* incoming edges (lw.edges via lw.edge_next) */
   int cross_in;          /* waits on the other core kind */
+  int32_t aiv_pred_max;  /* AIC unit: latest AIV unit it waits on (-1: none) */
+  int32_t aiv_succ_min;  /* AIC unit: earliest AIV unit that waits on it (INT32_MAX: none) */
 } lw_unit_t;
 
 typedef struct lw_edge {

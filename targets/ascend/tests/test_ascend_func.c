@@ -39,7 +39,7 @@ static void ok_case(const char *tmpl, const char *shape, const char *sets, int d
   kf_ascend_result *r = kf_xcalloc(1, sizeof *r);
   int rc = sim(tmpl, shape, sets, dist, r, &ctx);
   int ok = rc == KF_OK && r->checked == KF_ASCEND_CHECK_FULL && r->check_ok && r->cycles > 0;
-  printf("%-13s %-34s %-22s max|err| %.3g  |err|/bound %.3g  %.0f cycles  %s", tmpl, shape, sets ? sets : "",
+  printf("%-14s %-34s %-22s max|err| %.3g  |err|/bound %.3g  %.0f cycles  %s", tmpl, shape, sets ? sets : "",
          r->check.max_abs, r->check.max_ratio, r->cycles, ok ? "ok\n" : "FAIL");
   if (!ok) printf(": %s\n", rc ? kf_errmsg(&ctx) : "check");
   failures += !ok;
@@ -88,8 +88,16 @@ int main(void) {
   ok_case("msd_gemm", "M=33,N=64,K=256,act_group=32,group=32", "mr=4,mc=16", 0);
   ok_case("msd_gemm", "M=4,N=48,K=96,bits=4", "mr=4", 0);
   ok_case("msd_gemm", "M=2,N=300,K=5000", "mr=2,nc=128", 0); /* rows longer than a UB buffer */
+  /* MSD MXFP4: E2M1 nibble weights decoded to int8 on the Vector, MXFP4 activation passes,
+  ** int8 block dots on the Cube, per-32-block power-of-two scales */
+  ok_case("msd_mxfp4_gemm", "M=5,N=100,K=300", NULL, 0);
+  ok_case("msd_mxfp4_gemm", "M=1,N=17,K=33", "mr=1,passes=1", 0);
+  ok_case("msd_mxfp4_gemm", "M=7,N=50,K=130", "mr=1,passes=3", 0);
+  ok_case("msd_mxfp4_gemm", "M=33,N=64,K=256", "mr=4,mc=16", 0);
 
   /* the tuner's entry point: timing only */
+  err_case("msd_attention has no Ascend lowering yet", "msd_attention", "B=1,H=4,HKV=1,S=64", NULL, "scale_cols",
+           "not supported on this target");
   {
     kf_ctx ctx;
     kf_ctx_init(&ctx);
