@@ -152,6 +152,15 @@ static int op_rescale(lw *L, const kf_ir_node *n) {
   return make_aiv_units(L, n, LW_U_OP, o.lo[0], o.hi[0], ps, 2, 0);
 }
 
+/* dst rows = src rows * per-column scales: the AIVs split the rows, each reads the scales */
+static int op_scale_cols(lw *L, const kf_ir_node *n) {
+  lw_box d = lw_tile_box(L, &n->t[0]), x = lw_tile_box(L, &n->t[1]), sc = lw_tile_box(L, &n->t[2]);
+  if (box_full(L, n->t[0].buf, &d)) lw_new_version(L, n->t[0].buf);
+  int xr = x.rank - 2;
+  part ps[3] = {{0, 0, 0, 1, 0, d}, {1, xr, 1, 0, 0, x}, {2, -1, 1, 0, 0, sc}};
+  return make_aiv_units(L, n, LW_U_OP, d.lo[0], d.hi[0], ps, 3, 0);
+}
+
 static int op_pv(lw *L, const kf_ir_node *n) {
   int ob = n->t[0].buf;
   if (L->bs[ob].place != LW_PL_WS)
@@ -218,6 +227,8 @@ static int op_mma(lw *L, const kf_ir_node *n) {
   ** the AIVs decode them (16-entry table) to int8 offset-binary codes in a GM workspace */
   int nib = !dq && w->wmx && w->wbits == 4;
   lw_box wbx = lw_tile_box(L, &n->t[2]);
+  int wr = w->rank; /* 3: a batch of packed matrices (one per KV head), one used per mma */
+  if (wr == 3 && (dq || nib)) return lw_err(L, n, "mma: a batch of packed matrices needs int8 codes on this target");
   int wdq = L->nb - 1;
   if (nib) {
     lw_new_version(L, wdq);
@@ -266,7 +277,7 @@ static int op_mma(lw *L, const kf_ir_node *n) {
   lw_unit_t *U = &L->units.data[u];
   U->acc_zero = zero;
   U->acc_slot = U->o[k].slot;
-  U->len = lw_box_ext(&wbx, 0); /* N of the tile */
+  U->len = lw_box_ext(&wbx, wr - 2); /* N of the tile */
   return KF_OK;
 }
 
@@ -274,7 +285,8 @@ static int op_scale_acc(lw *L, const kf_ir_node *n) {
   int accf = n->t[0].buf;
   if (L->bs[accf].place != LW_PL_UB) return lw_err(L, n, "scale_acc: the float accumulator must live on the Vector cores");
   lw_box wsc = lw_tile_box(L, &n->t[4]);
-  int64_t nt = lw_box_ext(&wsc, 1);
+  int wcd = wsc.rank - 1; /* the columns of the w scales (rank 3: per KV head and block) */
+  int64_t nt = lw_box_ext(&wsc, wcd);
   int zero = L->bs[accf].zero;
   L->bs[accf].zero = 0;
   size_t first = L->units.len;
@@ -283,7 +295,7 @@ static int op_scale_acc(lw *L, const kf_ir_node *n) {
   ps[1] = (part){-1, 1, 1, 0, n->t[1].buf, reg_box(0, nt)};
   ps[2] = (part){2, -1, 1, 0, 0, wsc};
   ps[3] = (part){3, -1, 1, 0, 0, wsc};
-  ps[4] = (part){4, 1, 1, 0, 0, wsc};
+  ps[4] = (part){4, wcd, 1, 0, 0, wsc};
   int rc = make_aiv_units(L, n, LW_U_OP, 0, nt, ps, 5, 0);
   for (size_t i = first; i < L->units.len; i++) L->units.data[i].acc_zero = zero;
   return rc;
@@ -326,6 +338,7 @@ int lw_op(lw *L, const kf_ir_node *n) {
   case KF_OP_QUANTIZE: return op_quantize(L, n);
   case KF_OP_MMA: return op_mma(L, n);
   case KF_OP_SCALE_ACC: return op_scale_acc(L, n);
+  case KF_OP_SCALE_COLS: return op_scale_cols(L, n);
   case KF_OP_STORE:
   case KF_OP_ACCUM_STORE: return op_store(L, n);
   default: break;
@@ -765,12 +778,36 @@ static int emit_aiv(lw *L, lw_unit_t *u) {
     for (int64_t c = 0; c < cols; c += cc) {
       int64_t nc = cols - c < cc ? cols - c : cc;
       int64_t bytes = P * mt * nc * 4;
-      lw_foot fw = rows_foot(L, u, 4, 1, c, nc, 0);
+      lw_foot fw = rows_foot(L, u, 4, u->o[4].b.rank - 1, c, nc, 0);
       xfer ld[3] = {{1, contig(bytes), bytes, 0}, {2, contig(P * mt * 8), L->bs[u->o[2].buf].place == LW_PL_UB ? 0 : P * mt * 8, 0},
                     {4, fw, nc * 4, 0}};
       int64_t vc[1] = {kf_asc_vec_cycles(m, mt * nc * 4, 5.0 * P)};
       const char *vl[1] = {"(acc - off*sum) * s_x * s_w, accumulate"};
       aiv_chunk(L, u, ld, 3, vc, vl, 1, vop, 1, NULL, 0);
+    }
+    return KF_OK;
+  }
+  case KF_OP_SCALE_COLS: {
+    /* rows of src (bf16 or f32) times the column scales (loaded once per unit) */
+    int xd = u->o[1].b.rank - 2, xes = lw_esize(L->ir->bufs.data[u->o[1].buf].dtype);
+    int64_t cols = lw_box_ext(&u->o[0].b, u->o[0].b.rank - 1);
+    int rc = ub_row_check(L, u, cols * (4 + xes), "scale_cols");
+    if (rc) return rc;
+    int64_t cr = chunk_rows(L, cols * (4 + xes), rows);
+    int d_ub = L->bs[u->o[0].buf].place == LW_PL_UB, x_ub = L->bs[u->o[1].buf].place == LW_PL_UB;
+    int s_ub = L->bs[u->o[2].buf].place == LW_PL_UB;
+    int vop[3], nvop = 0;
+    if (d_ub) vop[nvop++] = 0;
+    if (x_ub) vop[nvop++] = 1;
+    if (s_ub) vop[nvop++] = 2;
+    for (int64_t r = 0; r < rows; r += cr) {
+      int64_t nr = rows - r < cr ? rows - r : cr;
+      xfer ld[2] = {{1, rows_foot(L, u, 1, xd, r, nr, 0), x_ub ? 0 : nr * cols * xes, 0},
+                    {2, lw_footprint(L, u->o[2].buf, &u->o[2].b), r || s_ub ? 0 : cols * 4, 0}};
+      int64_t vc[1] = {kf_asc_vec_cycles(m, nr * cols * 4, xes == 2 ? 2 : 1)};
+      const char *vl[1] = {xes == 2 ? "bf16 -> f32, * scale per column" : "* scale per column"};
+      xfer st[1] = {{0, rows_foot(L, u, 0, 0, r, nr, 0), d_ub ? 0 : nr * cols * 4, 0}};
+      aiv_chunk(L, u, ld, 2, vc, vl, 1, vop, nvop, st, 1);
     }
     return KF_OK;
   }
@@ -860,11 +897,13 @@ static int emit_aic(lw *L, lw_unit_t *u) {
       s.b_layout = B_NMAJOR;
     } else {
       const kf_ir_buf *wb = &L->ir->bufs.data[b->buf];
-      int64_t Kp = lw_up(wb->dims[1], 8);
+      int wr = wb->rank; /* 3: matrix lo[0] of a batch */
+      int64_t Kp = lw_up(wb->dims[wr - 1], 8), Np = lw_up(wb->dims[wr - 2], 16);
+      int64_t mat = wr == 3 ? b->b.lo[0] * Np * Kp * wb->wbits / 8 : 0;
       s.a_bits = 8;
       s.b_bits = wb->wbits;
       s.int8 = 1;
-      s.b_foot.off = ((b->b.lo[0] / 16) * Kp + b->b.lo[1]) * 16 * wb->wbits / 8;
+      s.b_foot.off = mat + ((b->b.lo[wr - 2] / 16) * Kp + b->b.lo[wr - 1]) * 16 * wb->wbits / 8;
       s.b_foot.stride = Kp * 16 * wb->wbits / 8;
       s.b_layout = B_PACKED;
     }

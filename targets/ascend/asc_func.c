@@ -87,7 +87,7 @@ static const int e2m1x2_of[8] = {0, 1, 2, 3, 4, 6, 8, 12};
 /* Stored offset-binary code of weight (n, k) in the packed layouts of runtime/quant; MXFP4
 ** nibbles are decoded as the AIVs do, to the 8-bit code 128 + 2 * value. */
 static int wcode(const kf_ir_buf *b, const uint8_t *pk, int64_t n, int64_t k) {
-  int64_t Kp = (b->dims[1] + 7) / 8 * 8, nb = n / 16, nn = n % 16;
+  int64_t Kp = (b->dims[b->rank - 1] + 7) / 8 * 8, nb = n / 16, nn = n % 16;
   int c;
   if (b->wlayout == 0) { /* N16K4 */
     if (b->wbits == 8) return pk[((nb * (Kp / 4) + k / 4) * 16 + nn) * 4 + k % 4];
@@ -334,9 +334,11 @@ static void op_quantize(fs *F, const kf_ir_node *n) {
 static void op_mma(fs *F, const kf_ir_node *n) {
   const kf_tile *acc = &n->t[0], *a = &n->t[1], *b = &n->t[2];
   const kf_ir_buf *ba = &F->ir->bufs.data[a->buf], *bw = &F->ir->bufs.data[b->buf], *bacc = &F->ir->bufs.data[acc->buf];
-  const uint8_t *pk = F->mem[b->buf];
-  int64_t K = bw->dims[1], Kp = (K + 7) / 8 * 8, nr = b->ext[0], n1 = ev(F, &b->off[0]), k0 = ev(F, &b->off[1]);
-  int64_t Np = (bw->dims[0] + 15) / 16 * 16;
+  int rw = bw->rank; /* 3: a batch of packed matrices (one per KV head), one used per mma */
+  int64_t K = bw->dims[rw - 1], Kp = (K + 7) / 8 * 8, nr = b->ext[rw - 2], n1 = ev(F, &b->off[rw - 2]),
+          k0 = ev(F, &b->off[rw - 1]);
+  int64_t Np = (bw->dims[rw - 2] + 15) / 16 * 16;
+  const uint8_t *pk = (const uint8_t *)F->mem[b->buf] + (rw == 3 ? ev(F, &b->off[0]) * Np * Kp * bw->wbits / 8 : 0);
   if (nr > Np - n1) nr = Np - n1; /* columns past the packed rows are never stored */
   if (ba->dtype == KF_I8) { /* Cube int8: exact int32 sums of u * q (the offset is removed by scale_acc) */
     int P = (int)a->ext[0];
@@ -384,7 +386,8 @@ static void op_scale_acc(fs *F, const kf_ir_node *n) {
   float *Af = F->mem[accf->buf];
   const int32_t *Ai = F->mem[acci->buf];
   const float *w = (const float *)F->mem[wsc->buf] + tix(F, wsc, NULL);
-  int64_t ncols = F->ir->bufs.data[wsc->buf].dims[1] - ev(F, &wsc->off[1]); /* scales exist for Npad columns */
+  const kf_ir_buf *bws = &F->ir->bufs.data[wsc->buf];
+  int64_t ncols = bws->dims[bws->rank - 1] - ev(F, &wsc->off[bws->rank - 1]); /* scales exist for Npad columns */
   if (ncols < nr) nr = ncols;
   for (int p = 0; p < P; p++)
     for (int64_t m = 0; m < mr; m++) {
@@ -396,6 +399,20 @@ static void op_scale_acc(fs *F, const kf_ir_node *n) {
         Af[m * bf->dims[1] + j] = fmaf(fl, w[j] * s, Af[m * bf->dims[1] + j]);
       }
     }
+}
+
+/* Vector: dst = src * (scales * f) per column; scales past their buffer read as zero. */
+static void op_scale_cols(fs *F, const kf_ir_node *n) {
+  mat d = view(F, &n->t[0]), x = view(F, &n->t[1]);
+  const kf_tile *st = &n->t[2];
+  const kf_ir_buf *sb = &F->ir->bufs.data[st->buf];
+  const float *sc = (const float *)F->mem[st->buf] + tix(F, st, NULL);
+  int64_t left = sb->dims[sb->rank - 1] - ev(F, &st->off[sb->rank - 1]);
+  for (int64_t c = 0; c < d.cols; c++) {
+    float f = (c < left ? sc[c] : 0.0f) * (float)n->f;
+    for (int64_t r = 0; r < d.rows; r++)
+      *fp(F, &d, r, c) = (x.dt == KF_F32 ? *fp(F, &x, r, c) : bfv(F, &x, r, c)) * f;
+  }
 }
 
 static void op_move(fs *F, const kf_ir_node *n, int mode) {
@@ -443,6 +460,7 @@ static int run_node(fs *F, const kf_ir_node *n) {
   case KF_OP_QUANTIZE: op_quantize(F, n); return KF_OK;
   case KF_OP_MMA: op_mma(F, n); return KF_OK;
   case KF_OP_SCALE_ACC: op_scale_acc(F, n); return KF_OK;
+  case KF_OP_SCALE_COLS: op_scale_cols(F, n); return KF_OK;
   case KF_OP_LOAD: op_move(F, n, 0); return KF_OK;
   case KF_OP_STORE: op_move(F, n, 1); return KF_OK;
   case KF_OP_ACCUM_STORE: op_move(F, n, 2); return KF_OK;

@@ -193,7 +193,8 @@ static int op_home(int op) {
   case KF_OP_RESCALE:
   case KF_OP_RESCALE_EXP2:
   case KF_OP_FINALIZE:
-  case KF_OP_QUANTIZE: return LW_AIV_ROWS;
+  case KF_OP_QUANTIZE:
+  case KF_OP_SCALE_COLS: return LW_AIV_ROWS;
   case KF_OP_SCALE_ACC: return LW_AIV_COLS;
   default: return -1; /* zero / load / store follow their register tile */
   }
