@@ -38,8 +38,10 @@ static const kf_asc_machine die_910b = {
     .vec_exp_cost = 4,
     .hbm_bpc = 1.6e12 / 1.8e9,
     .l2_bpc = 24 * 110.0,
+    .l2_write_bpc = 24 * 86.0,
     .core_hbm_bpc = 32,
     .core_l2_bpc = 110,
+    .core_l2_write_bpc = 86,
     .l2_bytes = 192LL * 1024 * 1024,
     .l2_line = 512,
     .gm_latency = 200,
@@ -95,9 +97,12 @@ void kf_asc_machine_describe(const kf_asc_machine *m, kf_str *o) {
   kf_str_printf(o, "  HBM per die           %.0f B/cycle (%.2f TB/s) [D] HW-model config 910B2/A3 (~1.6 TB/s)\n",
                 m->hbm_bpc, m->hbm_bpc * m->freq_hz / 1e12);
   kf_str_printf(o, "  L2 per die            %lld MB                 [D] ini l2_size=201326592\n", (long long)(m->l2_bytes >> 20));
-  kf_str_printf(o, "  L2 bandwidth per die  %.0f B/cycle            [E] 24 x the per-core l2_rate\n", m->l2_bpc);
-  kf_str_printf(o, "  per-transfer caps     HBM %.0f, L2 %.0f B/cycle [D] 910B1 ini ddr_rate=32, l2_rate=110 (unit [R])\n",
-                m->core_hbm_bpc, m->core_l2_bpc);
+  kf_str_printf(o, "  L2 bandwidth per die  read %.0f, write %.0f B/cycle  [E] 24 x the per-core rates; reads and writes on\n"
+                   "                        separate channels (the ini rates them separately, as AXI-style buses carry them)\n",
+                m->l2_bpc, m->l2_write_bpc);
+  kf_str_printf(o, "  per-transfer caps     HBM %.0f, L2 read %.0f, L2 write %.0f B/cycle  [D] Ascend910B2C.ini ddr_rate=32,\n"
+                   "                        l2_read_rate=110, l2_write_rate=86 (unit [R])\n",
+                m->core_hbm_bpc, m->core_l2_bpc, m->core_l2_write_bpc);
   kf_str_printf(o, "  L2 model line         %lld B, 32 B sectors (LRU)  [E] modelling granularity\n", (long long)m->l2_line);
   kf_str_printf(o, "  GM access latency     %lld cycles             [E]\n", (long long)m->gm_latency);
   kf_str_printf(o, "  flag latency          intra-core %lld, cross-core %lld cycles  [E]\n", (long long)m->flag_intra,
@@ -131,7 +136,7 @@ int kf_asc_machine_set(kf_ctx *ctx, kf_asc_machine *m, const char *text) {
 #define I_(f, lo) {#f, offsetof(kf_asc_machine, f), 0, lo}
       D_(freq_hz, 1e6),     I_(mmad_overhead, 0), D_(mte1_bpc, 1),    I_(mte1_overhead, 0), D_(vec_bpc, 1),
       I_(vec_overhead, 0),  D_(vec_exp_cost, 0),  D_(hbm_bpc, 1),     D_(l2_bpc, 1),        D_(core_hbm_bpc, 1),
-      D_(core_l2_bpc, 1),   I_(l2_bytes, 0),      I_(gm_latency, 0),  I_(flag_intra, 0),    I_(flag_cross, 0),
+      D_(core_l2_bpc, 1),   D_(l2_write_bpc, 1),  D_(core_l2_write_bpc, 1),   I_(l2_bytes, 0),      I_(gm_latency, 0),  I_(flag_intra, 0),    I_(flag_cross, 0),
       I_(s_issue, 0),
 #undef D_
 #undef I_

@@ -49,9 +49,11 @@ typedef struct kf_asc_machine {
   double vec_exp_cost;    /* an exp costs this many elementwise passes */
   /* global memory, per die */
   double hbm_bpc;         /* HBM bandwidth per die, bytes per cycle */
-  double l2_bpc;          /* L2 bandwidth per die, bytes per cycle */
+  double l2_bpc;          /* L2 read bandwidth per die, bytes per cycle */
+  double l2_write_bpc;    /* L2 write bandwidth per die (a separate channel; atomics included) */
   double core_hbm_bpc;    /* one transfer's cap when served by HBM */
-  double core_l2_bpc;     /* one transfer's cap when served by L2 */
+  double core_l2_bpc;     /* one read's cap when served by L2 */
+  double core_l2_write_bpc; /* one write's cap into L2 (FixPipe, MTE3) */
   int64_t l2_bytes;       /* L2 capacity per die */
   int64_t l2_line;        /* granularity of the L2 model (LRU lines) */
   int64_t gm_latency;     /* cycles before the first byte of a GM transfer moves */

@@ -351,7 +351,7 @@ typedef struct sim {
   double *set_time;       /* per flag, -1 until set */
   int32_t *waiting;       /* per flag: pipe waiting on it, or -1 */
   uint8_t *pending;       /* per instruction: flows in progress */
-  mclass *mem;            /* n_dies * 2: [die][0 = HBM, 1 = L2] */
+  mclass *mem;            /* n_dies * 3: [die][0 = HBM, 1 = L2 reads, 2 = L2 writes] */
   lru *l2;                /* per die */
   evheap ev;
   kf_asc_stats st;
@@ -473,7 +473,7 @@ static void flow_start(sim *S, int32_t i, double now) {
   double parts[2] = {hbm, l2};
   for (int c = 0; c < 2; c++) {
     if (parts[c] <= 0) continue;
-    int ci = die * 2 + c;
+    int ci = die * 3 + (c == 0 ? 0 : in->kind == KF_ASC_WRITE ? 2 : 1);
     mclass *mc = &S->mem[ci];
     mem_advance(mc, now);
     flowent fe = {mc->served + parts[c], i};
@@ -590,13 +590,15 @@ int kf_asc_simulate(kf_ctx *ctx, kf_asc_prog *p, const kf_asc_trace_opts *trace,
       pipe_state *ps = &S.pipes[c * KF_ASC_N_PIPES + p->insts.data[i].pipe];
       ps->q[ps->n++] = i;
     }
-  S.mem = kf_xcalloc((size_t)m->n_dies * 2, sizeof *S.mem);
+  S.mem = kf_xcalloc((size_t)m->n_dies * 3, sizeof *S.mem);
   S.l2 = kf_xcalloc((size_t)m->n_dies, sizeof *S.l2);
   for (int d = 0; d < m->n_dies; d++) {
-    S.mem[2 * d].cap_total = m->hbm_bpc;
-    S.mem[2 * d].cap_flow = m->core_hbm_bpc;
-    S.mem[2 * d + 1].cap_total = m->l2_bpc;
-    S.mem[2 * d + 1].cap_flow = m->core_l2_bpc;
+    S.mem[3 * d].cap_total = m->hbm_bpc;
+    S.mem[3 * d].cap_flow = m->core_hbm_bpc;
+    S.mem[3 * d + 1].cap_total = m->l2_bpc;
+    S.mem[3 * d + 1].cap_flow = m->core_l2_bpc;
+    S.mem[3 * d + 2].cap_total = m->l2_write_bpc;
+    S.mem[3 * d + 2].cap_flow = m->core_l2_write_bpc;
     lru_init(&S.l2[d], m->l2_bytes / m->l2_line);
   }
   for (int q = 0; q < n_pipes; q++) try_start(&S, q, 0.0);
@@ -658,8 +660,7 @@ int kf_asc_simulate(kf_ctx *ctx, kf_asc_prog *p, const kf_asc_trace_opts *trace,
   free(S.waiting);
   free(S.pending);
   for (int d = 0; d < m->n_dies; d++) {
-    kf_vec_free(&S.mem[2 * d].h);
-    kf_vec_free(&S.mem[2 * d + 1].h);
+    for (int c = 0; c < 3; c++) kf_vec_free(&S.mem[3 * d + c].h);
     lru_free(&S.l2[d]);
   }
   free(S.mem);

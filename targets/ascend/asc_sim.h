@@ -15,8 +15,9 @@
 ** GM transfers move their bytes at a rate set by the memory system and land gm_latency
 ** cycles after the last byte left: the pipe can issue the next transfer meanwhile (DMA
 ** requests are pipelined), the consumers of the data wait for it. The rate:
-** per die, HBM and L2 are each shared equally by the transfers they serve, each transfer
-** capped by the per-core port rate (machine.core_hbm_bpc / core_l2_bpc). Reads of arguments
+** per die, HBM, L2 reads and L2 writes (separate channels) are each shared equally by the
+** transfers they serve, each transfer capped by the per-core port rate (machine.core_hbm_bpc,
+** core_l2_bpc for reads, core_l2_write_bpc for writes). Reads of arguments
 ** go through an LRU model of L2 (lines of machine.l2_line with 32-byte sectors, so that two
 ** halves of the same rows read by two transfers both come from HBM); workspaces (the GM buffers the
 ** Cube and Vector cores exchange data through) stay in L2; writes to arguments go to HBM.

@@ -12,7 +12,8 @@ K=${1:?usage: paper_grid.sh path/to/kforge [ascend910b|ascend910c] [template]}
 T=${2:-ascend910b}
 TM=${3:-amla_decode}
 ROWS=${ROWS:-1}   # query rows per head (MTP): the template sees H*ROWS heads per KV
-# HEADS and KVS override the lists of head counts and KV lengths.
+# HEADS and KVS override the lists of head counts and KV lengths; HB the rows per task (default:
+# all rows of a sequence, capped at them).
 field() { sed -n "s/.*$1 \([0-9.]*\).*/\1/p" | head -1; }
 run() { # shape sets -> "tflops peak cube cubemax mte2 v"
   local out
@@ -30,7 +31,7 @@ echo "| KV | heads | rows | AMLA+preload TFLOPS | % peak | Cube busy mean / busi
 echo "|---|---|---|---|---|---|---|---|---|---|---|"
 for S in ${KVS:-4096 8192 16384}; do
   for H in ${HEADS:-16 32 64 128}; do
-    R=$((H * ROWS)); hb=$R
+    R=$((H * ROWS)); hb=${HB:-$R}; [ "$hb" -gt "$R" ] && hb=$R
     read -r tf pk cb cbx m2 v < <(run "B=128,H=$R,S=$S" "hb=$hb,bs=512,preload=1")
     read -r _ pk0 _ _ _ _ < <(run "B=128,H=$R,S=$S" "hb=$hb,bs=512,preload=0")
     read -r _ pkf _ _ _ _ < <(run "B=128,H=$R,S=$S,amla=0" "hb=$hb,bs=512,preload=1")

@@ -87,7 +87,7 @@ static void test_copy(void) {
   kf_asc_prog *q = kf_asc_prog_new(&m);
   int32_t w = kf_asc_emit(q, core, KF_ASC_FIX, KF_ASC_WRITE, 0, mb, kf_asc_label(q, "fix"));
   kf_asc_gm(q, w, 7, 1, 0, 1, mb, mb, 1);
-  expect_cycles("1 MB FixPipe atomic add into a workspace", run(q, &st), (double)m.gm_latency + (double)mb / m.core_l2_bpc);
+  expect_cycles("1 MB FixPipe atomic add into a workspace", run(q, &st), (double)m.gm_latency + (double)mb / m.core_l2_write_bpc);
   kf_asc_prog_free(q);
   /* two halves of the same 128 rows of 1152 B (a K block split at d = 288): both from HBM;
   ** then all of it again: all from L2 */
@@ -121,6 +121,20 @@ static void test_sharing(void) {
   for (int g = 0; g < 8; g++) gm_read(q, kf_asc_core_aic(q, 0, g), 300 + g, 0, mb);
   expect_cycles("8 AICs read 1 MB each (port-capped)", run(q, &st), (double)m.gm_latency + (double)mb / m.core_hbm_bpc);
   kf_asc_prog_free(q);
+  /* 48 AIVs read 1 MB of workspace each while the 24 AICs FixPipe 1 MB each into theirs: L2
+  ** reads and writes are separate channels, each shared by its own transfers */
+  kf_asc_prog *r = kf_asc_prog_new(&m);
+  for (int g = 0; g < m.aic_per_die; g++) {
+    for (int j = 0; j < m.aiv_per_aic; j++) {
+      int32_t i = kf_asc_emit(r, kf_asc_core_aiv(r, 0, g, j), KF_ASC_MTE2, KF_ASC_READ, 0, mb, kf_asc_label(r, "ld"));
+      kf_asc_gm(r, i, 500 + g * 2 + j, 1, 0, 1, mb, mb, 0);
+    }
+    int32_t w = kf_asc_emit(r, kf_asc_core_aic(r, 0, g), KF_ASC_FIX, KF_ASC_WRITE, 0, mb, kf_asc_label(r, "fix"));
+    kf_asc_gm(r, w, 600 + g, 1, 0, 1, mb, mb, 0);
+  }
+  double rd = fmin(m.core_l2_bpc, m.l2_bpc / n), wr = fmin(m.core_l2_write_bpc, m.l2_write_bpc / m.aic_per_die);
+  expect_cycles("48 L2 reads + 24 L2 writes of 1 MB at once", run(r, &st), (double)m.gm_latency + (double)mb / fmin(rd, wr));
+  kf_asc_prog_free(r);
   kf_asc_prog_free(p);
 }
 
