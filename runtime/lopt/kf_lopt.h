@@ -99,6 +99,8 @@ typedef struct kf_lopt_par_opts {
   size_t overlap_bytes;   /* initial overlap (default 256 when 0) */
   int max_rounds;         /* overlap doublings before the sequential fallback (default 6) */
   uint64_t seed;          /* if nonzero: random chunk lengths in [chunk/4, 2*chunk] (testing) */
+  size_t prepare_block_bytes; /* text stage (UTF-8 repair, added tokens, NFC) on the pool in
+                                 blocks of this length; 0 = automatic (parallel from 256 KiB) */
 } kf_lopt_par_opts;
 
 typedef struct kf_lopt_par_stats {
@@ -107,9 +109,9 @@ typedef struct kf_lopt_par_stats {
   size_t n_cuts_matched;  /* cuts joined at a matching token in the overlap */
   size_t n_retries;       /* overlap widenings */
   size_t n_fallbacks;     /* cuts resolved by sequential tokenization of the span */
-  double t_prepare;       /* s, caller's CPU: text stage (UTF-8 check, added tokens, NFC) */
+  double t_prepare;       /* s, wall: text stage (UTF-8 repair, added tokens, NFC) */
   double t_chunks;        /* s, wall: parallel chunk tokenization */
-  double t_join;          /* s, caller's CPU: joins, retries, fallbacks, output copy */
+  double t_join;          /* s, wall: joins, retries, fallbacks, output copy, cleanup */
   double cpu_worker_max;  /* s, thread CPU time of the busiest worker (sum of its chunks) */
   double cpu_chunk_sum;   /* s, thread CPU time of all chunks */
 } kf_lopt_par_stats;

@@ -15,7 +15,7 @@ static const char USAGE[] =
     "usage: kforge tokenize --tokenizer tokenizer.json [--threads N] [--ids|--count|--json]\n"
     "                       [--chunks-per-thread K] [--naive] FILE|-\n"
     "       kforge tokenize --bench --tokenizer tokenizer.json [--threads N] [--sizes MB,...]\n"
-    "                       [--corpus FILE]\n"
+    "                       [--corpus FILE] [--reps N] [--modes seq,lopt,naive]\n"
     "       kforge tokenize --bench-text MB OUT    (write the benchmark text)\n"
     "\n"
     "Encodes FILE (or stdin) with a Hugging Face byte-level BPE tokenizer.json; no BOS/EOS is\n"
@@ -25,7 +25,9 @@ static const char USAGE[] =
     "  --count   number of tokens\n"
     "  --json    {\"ids\": [...], \"offsets\": [[start, end], ...]} (byte offsets into FILE)\n"
     "  --bench   MB/s of sequential, LoPT and naive encoding of 1, 10, 100 MB of text (or\n"
-    "            --sizes), LoPT checked identical to sequential, naive mismatch rate reported\n";
+    "            --sizes), LoPT checked identical to sequential, naive mismatch rate reported;\n"
+    "            best of --reps runs (default 5, 2, 1 for <5, <50, larger MB); --modes runs only\n"
+    "            the listed encoders (a column not run prints 0)\n";
 
 static double now_s(void) {
   struct timespec t;
@@ -145,7 +147,10 @@ static char *bench_text(size_t want) {
   return out;
 }
 
-static int run_bench(const char *tok_path, int threads, const char *sizes, const char *corpus) {
+enum { MODE_SEQ = 1, MODE_LOPT = 2, MODE_NAIVE = 4 };
+
+static int run_bench(const char *tok_path, int threads, const char *sizes, const char *corpus,
+                     int reps_opt, int modes) {
   if (!tok_path) {
     fprintf(stderr, "kforge tokenize --bench: --tokenizer FILE is required\n");
     return 2;
@@ -188,7 +193,7 @@ static int run_bench(const char *tok_path, int threads, const char *sizes, const
       status = 1;
       break;
     }
-    int reps = n < (size_t)5e6 ? 5 : n < (size_t)50e6 ? 2 : 1;
+    int reps = reps_opt ? reps_opt : n < (size_t)5e6 ? 5 : n < (size_t)50e6 ? 2 : 1;
     kf_lopt_tokens seq = {0}, par = {0}, nav = {0};
     kf_lopt_par_stats st = {0};
     double best_seq = 1e30, best_par = 1e30, best_nav = 1e30, seq_cpu = 1e30;
@@ -197,12 +202,14 @@ static int run_bench(const char *tok_path, int threads, const char *sizes, const
     for (int r = 0; r < reps && ok; r++) {
       double ca = cpu_s();
       double a = now_s();
-      ok &= kf_lopt_encode(tok, text, n, &seq, &err) == KF_LOPT_OK;
+      if (modes & MODE_SEQ) ok &= kf_lopt_encode(tok, text, n, &seq, &err) == KF_LOPT_OK;
       double b = now_s();
       if (cpu_s() - ca < seq_cpu) seq_cpu = cpu_s() - ca;
-      ok &= kf_lopt_encode_parallel(tok, pool, text, n, NULL, &par, &st, &err) == KF_LOPT_OK;
+      if (modes & MODE_LOPT)
+        ok &= kf_lopt_encode_parallel(tok, pool, text, n, NULL, &par, &st, &err) == KF_LOPT_OK;
       double c = now_s();
-      ok &= kf_lopt_encode_naive(tok, pool, text, n, NULL, &nav, &err) == KF_LOPT_OK;
+      if (modes & MODE_NAIVE)
+        ok &= kf_lopt_encode_naive(tok, pool, text, n, NULL, &nav, &err) == KF_LOPT_OK;
       double d = now_s();
       if (b - a < best_seq) best_seq = b - a;
       if (c - b < best_par) {
@@ -215,23 +222,35 @@ static int run_bench(const char *tok_path, int threads, const char *sizes, const
       fprintf(stderr, "kforge tokenize: %s\n", err.msg);
       status = 1;
     } else {
-      int same = seq.n == par.n && memcmp(seq.ids, par.ids, seq.n * 4) == 0 &&
-                 memcmp(seq.start, par.start, seq.n * 4) == 0;
+      int both = (modes & (MODE_SEQ | MODE_LOPT)) == (MODE_SEQ | MODE_LOPT);
+      int same = seq.n == par.n && (seq.n == 0 || (memcmp(seq.ids, par.ids, seq.n * 4) == 0 &&
+                                                   memcmp(seq.start, par.start, seq.n * 4) == 0 &&
+                                                   memcmp(seq.end, par.end, seq.n * 4) == 0));
       size_t mis = kf_lopt_tokens_diff(&nav, &seq) + kf_lopt_tokens_diff(&seq, &nav);
+#define RATE(m, t) ((modes & (m)) ? n / 1e6 / (t) : 0.0)
       printf("%8.1f %10zu %12.1f %12.1f %12.1f %8.2fx %9.4f%% %s (chunks %zu, matched %zu, "
              "retries %zu, fallbacks %zu)\n",
-             n / 1e6, seq.n, n / 1e6 / best_seq, n / 1e6 / best_par, n / 1e6 / best_nav,
-             best_seq / best_par, 100.0 * (double)mis / (double)(seq.n ? seq.n : 1),
-             same ? "yes" : "NO", st.n_chunks, st.n_cuts_matched, st.n_retries, st.n_fallbacks);
-      /* On a busy machine wall-clock speedup says little; the critical path from thread CPU
-       * times is what LoPT would take with its cores to itself. */
+             n / 1e6, (modes & MODE_SEQ) ? seq.n : par.n, RATE(MODE_SEQ, best_seq),
+             RATE(MODE_LOPT, best_par), RATE(MODE_NAIVE, best_nav),
+             both ? best_seq / best_par : 0.0,
+             (modes & (MODE_SEQ | MODE_NAIVE)) == (MODE_SEQ | MODE_NAIVE)
+                 ? 100.0 * (double)mis / (double)(seq.n ? seq.n : 1)
+                 : 0.0,
+             !both ? "-" : same ? "yes" : "NO", best_st.n_chunks, best_st.n_cuts_matched,
+             best_st.n_retries, best_st.n_fallbacks);
+#undef RATE
+      /* On a busy machine wall-clock speedup says little; the critical path (text stage and
+       * join as wall time, chunks as the busiest worker's thread CPU time) is what LoPT would
+       * take with its cores to itself. */
       double crit = best_st.t_prepare + best_st.cpu_worker_max + best_st.t_join;
-      printf("         LoPT parts (CPU s unless wall): prepare %.3f, chunks %.3f wall (CPU "
-             "busiest worker %.3f, all %.3f), join %.3f; sequential %.3f; critical path %.3f "
-             "-> %.2fx on idle cores\n",
-             best_st.t_prepare, best_st.t_chunks, best_st.cpu_worker_max, best_st.cpu_chunk_sum,
-             best_st.t_join, seq_cpu, crit, crit > 0 ? seq_cpu / crit : 0.0);
-      if (!same) status = 1;
+      if (both)
+        printf("         LoPT parts: prepare %.3f s wall, chunks %.3f s wall (thread CPU: busiest "
+               "worker %.3f, all %.3f), join+copy %.3f s wall; sequential %.3f s CPU; critical "
+               "path %.3f -> %.2fx on idle cores\n",
+               best_st.t_prepare, best_st.t_chunks, best_st.cpu_worker_max,
+               best_st.cpu_chunk_sum, best_st.t_join, seq_cpu, crit,
+               crit > 0 ? seq_cpu / crit : 0.0);
+      if (both && !same) status = 1;
     }
     fflush(stdout);
     kf_lopt_tokens_free(&seq);
@@ -247,7 +266,8 @@ static int run_bench(const char *tok_path, int threads, const char *sizes, const
 
 int kf_tokenize_main(int argc, char **argv) {
   const char *tok_path = NULL, *input = NULL, *sizes = "1,10,100", *corpus = NULL;
-  int threads = 1, cpt = 4, mode = 0 /* ids */, bench = 0, naive = 0;
+  int threads = 1, cpt = 4, mode = 0 /* ids */, bench = 0, naive = 0, reps = 0;
+  int modes = MODE_SEQ | MODE_LOPT | MODE_NAIVE;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -255,7 +275,8 @@ int kf_tokenize_main(int argc, char **argv) {
       return 0;
     } else if (strcmp(a, "--tokenizer") == 0 && i + 1 < argc) {
       tok_path = argv[++i];
-    } else if ((strcmp(a, "--threads") == 0 || strcmp(a, "--chunks-per-thread") == 0) &&
+    } else if ((strcmp(a, "--threads") == 0 || strcmp(a, "--chunks-per-thread") == 0 ||
+                strcmp(a, "--reps") == 0) &&
                i + 1 < argc) {
       char *end;
       long v = strtol(argv[++i], &end, 10);
@@ -265,6 +286,7 @@ int kf_tokenize_main(int argc, char **argv) {
         return 2;
       }
       if (a[2] == 't') threads = (int)v;
+      else if (a[2] == 'r') reps = (int)v;
       else cpt = (int)v;
     } else if (strcmp(a, "--ids") == 0) {
       mode = 0;
@@ -276,6 +298,25 @@ int kf_tokenize_main(int argc, char **argv) {
       naive = 1;
     } else if (strcmp(a, "--bench") == 0) {
       bench = 1;
+    } else if (strcmp(a, "--modes") == 0 && i + 1 < argc) {
+      modes = 0;
+      const char *m = argv[++i];
+      while (*m) {
+        size_t k = strcspn(m, ",");
+        if (k == 3 && strncmp(m, "seq", 3) == 0) modes |= MODE_SEQ;
+        else if (k == 4 && strncmp(m, "lopt", 4) == 0) modes |= MODE_LOPT;
+        else if (k == 5 && strncmp(m, "naive", 5) == 0) modes |= MODE_NAIVE;
+        else {
+          fprintf(stderr, "kforge tokenize: --modes expects a list of seq, lopt, naive; got '%s'\n",
+                  argv[i]);
+          return 2;
+        }
+        m += k + (m[k] == ',');
+      }
+      if (!modes) {
+        fprintf(stderr, "kforge tokenize: --modes is empty\n");
+        return 2;
+      }
     } else if (strcmp(a, "--sizes") == 0 && i + 1 < argc) {
       sizes = argv[++i];
     } else if (strcmp(a, "--corpus") == 0 && i + 1 < argc) {
@@ -307,7 +348,7 @@ int kf_tokenize_main(int argc, char **argv) {
       return 2;
     }
   }
-  if (bench) return run_bench(tok_path, threads, sizes, corpus);
+  if (bench) return run_bench(tok_path, threads, sizes, corpus, reps, modes);
   if (!tok_path || !input) {
     fprintf(stderr, "kforge tokenize: %s\n%s",
             !tok_path ? "--tokenizer FILE is required" : "no input FILE (use - for stdin)", USAGE);

@@ -195,30 +195,217 @@ static void pool_run(kf_lopt_pool *p, size_t n, pool_fn fn, void *arg) {
   pthread_mutex_unlock(&p->mu);
 }
 
-/* ---------------------------------------------------------------- parallel pre-scan */
+/* ---------------------------------------------------------------- parallel text stage */
 
-/* Blocks start at non-continuation bytes, so every character lies in one block and validity
- * (all-or-nothing) and "has a non-inert code point" are decided block by block. */
-typedef struct scan_job {
+enum {
+  PAR_PREPARE_MIN = 256 * 1024,  /* bytes: below this the text stage runs on the caller */
+  PAR_PREPARE_BLOCK = 1 << 20    /* bytes: largest default block (a block's passes stay in L2) */
+};
+
+/* The text stage (lopt_prepare) in blocks on the pool, with the same result as the sequential
+ * one, byte for byte and region for region:
+ *   1. input blocks cut before non-continuation bytes: UTF-8 check and repair, NFC check, raw
+ *      added-token candidates (lopt_text_block_scan);
+ *   2. repaired blocks copied into one text (only if some block was invalid), maps joined;
+ *   3. split at raw added tokens, trying only the candidates (sequential, cheap);
+ *   4. NFC (only if some block needs it) in blocks cut before inert characters or at piece
+ *      edges, copied into one text, piece edges and maps shifted;
+ *   5. split at normalized added tokens (sequential, as before). */
+
+typedef struct copy_part {
+  const char *src;
+  size_t n, dst;
+} copy_part;
+
+typedef struct concat_job {
+  const copy_part *parts;
+  char *dst;
+} concat_job;
+
+static void job_concat(void *varg, size_t i, int worker) {
+  (void)worker;
+  concat_job *j = varg;
+  if (j->parts[i].n) memcpy(j->dst + j->parts[i].dst, j->parts[i].src, j->parts[i].n);
+}
+
+typedef struct text_job {
+  const kf_lopt_tokenizer *tok;
+  const unsigned char *in;
+  lopt_text_block *blocks;
+} text_job;
+
+static void job_text(void *varg, size_t i, int worker) {
+  (void)worker;
+  text_job *j = varg;
+  if (lopt_text_block_scan(j->tok, j->in, &j->blocks[i]) < 0) j->blocks[i].failed = 1;
+}
+
+typedef struct nfc_job {
   const unsigned char *s;
-  size_t n, n_blocks;
-  int nfc;
-  int *invalid, *maybe;
-} scan_job;
+  const lopt_pieces *ps;
+  lopt_nfc_block *blocks;
+  uint32_t *new_start;
+} nfc_job;
+
+static void job_nfc(void *varg, size_t i, int worker) {
+  (void)worker;
+  nfc_job *j = varg;
+  if (lopt_nfc_block_run(j->s, j->ps, &j->blocks[i], j->new_start) < 0) j->blocks[i].failed = 1;
+}
 
 static size_t block_edge(const unsigned char *s, size_t n, size_t x) {
   while (x < n && (s[x] & 0xC0) == 0x80) x++;
   return x;
 }
 
-static void job_scan(void *varg, size_t i, int worker) {
-  (void)worker;
-  scan_job *j = varg;
-  size_t a = block_edge(j->s, j->n, j->n / j->n_blocks * i);
-  size_t e = i + 1 == j->n_blocks ? j->n : block_edge(j->s, j->n, j->n / j->n_blocks * (i + 1));
-  if (e <= a) return;
-  j->invalid[i] = !lopt_utf8_valid(j->s + a, e - a);
-  if (j->nfc && !j->invalid[i]) j->maybe[i] = lopt_nfc_maybe(j->s + a, e - a);
+/* Steps 1-3. */
+static int prepare_split(const kf_lopt_tokenizer *tok, kf_lopt_pool *pool, const char *in,
+                         size_t len, size_t block, lopt_prepared *pp) {
+  const unsigned char *u = (const unsigned char *)in;
+  size_t nb = (len + block - 1) / block;
+  lopt_text_block *b = calloc(nb, sizeof *b);
+  copy_part *parts = calloc(nb, sizeof *parts);
+  lopt_u32vec cand = {0};
+  int rc = -1;
+  if (!b || !parts) goto done;
+  size_t n_blocks = 0;
+  for (size_t i = 0, at = 0; i < nb && at < len; i++) {
+    size_t e = i + 1 == nb ? len : block_edge(u, len, block * (i + 1));
+    if (e <= at) continue;
+    b[n_blocks].in_lo = at;
+    b[n_blocks].in_hi = e;
+    n_blocks++;
+    at = e;
+  }
+  text_job tj = {tok, u, b};
+  pool_run(pool, n_blocks, job_text, &tj);
+  int repaired = 0;
+  size_t total = 0;
+  for (size_t i = 0; i < n_blocks; i++) {
+    if (b[i].failed) goto done;
+    repaired |= b[i].repaired != NULL;
+    total += b[i].len;
+  }
+  if (total >= 0xFFFFFFF0u) goto done;
+  if (repaired) {
+    if (!(pp->owned1 = malloc(total + 1))) goto done;
+    for (size_t i = 0, at = 0; i < n_blocks; i++) {
+      parts[i].src = b[i].repaired ? b[i].repaired : in + b[i].in_lo;
+      parts[i].n = b[i].len;
+      parts[i].dst = at;
+      if (b[i].map.n &&
+          lopt_map_append(&pp->map_repair, &b[i].map, (uint32_t)at, (uint32_t)b[i].in_lo) < 0)
+        goto done;
+      at += b[i].len;
+    }
+    concat_job cj = {parts, pp->owned1};
+    pool_run(pool, n_blocks, job_concat, &cj);
+    pp->owned1[total] = 0;
+    pp->text = pp->owned1;
+    pp->len = total;
+  }
+  for (size_t i = 0, at = 0; i < n_blocks; i++) {
+    for (size_t k = 0; k < b[i].cands.n; k++)
+      if (lopt_u32vec_push(&cand, (uint32_t)at + b[i].cands.v[k]) < 0) goto done;
+    at += b[i].len;
+  }
+  if (lopt_split_added_cand(tok, (const unsigned char *)pp->text, (uint32_t)pp->len, cand.v,
+                            cand.n, &pp->pieces) < 0)
+    goto done;
+  rc = 0;
+  for (size_t i = 0; i < n_blocks; i++) rc |= b[i].nfc_maybe ? 2 : 0; /* NFC work to do */
+done:
+  if (b)
+    for (size_t i = 0; i < nb; i++) lopt_text_block_free(&b[i]);
+  free(b);
+  free(parts);
+  free(cand.v);
+  return rc;
+}
+
+/* Step 4. */
+static int prepare_nfc(kf_lopt_pool *pool, size_t block, lopt_prepared *pp) {
+  const unsigned char *s = (const unsigned char *)pp->text;
+  size_t n = pp->len, nb = (n + block - 1) / block;
+  lopt_nfc_block *b = calloc(nb, sizeof *b);
+  copy_part *parts = calloc(nb, sizeof *parts);
+  uint32_t *new_start = malloc((pp->pieces.n + 1) * sizeof *new_start);
+  int rc = -1;
+  if (!b || !parts || !new_start) goto done;
+  size_t n_blocks = 0;
+  for (size_t i = 0, at = 0; i < nb && at < n; i++) {
+    size_t e = n;
+    if (i + 1 < nb) {
+      e = lopt_nfc_cut(s, n, block * (i + 1));
+      size_t pi = lopt_find_piece(&pp->pieces, (uint32_t)e);
+      if (pi < pp->pieces.n && pp->pieces.p[pi].added >= 0 && pp->pieces.p[pi].start < e)
+        e = pp->pieces.p[pi].end; /* piece edges are cuts too; stay out of added tokens */
+    }
+    if (e <= at) continue;
+    b[n_blocks].lo = (uint32_t)at;
+    b[n_blocks].hi = (uint32_t)e;
+    n_blocks++;
+    at = e;
+  }
+  nfc_job nj = {s, &pp->pieces, b, new_start};
+  pool_run(pool, n_blocks, job_nfc, &nj);
+  size_t total = 0;
+  for (size_t i = 0; i < n_blocks; i++) {
+    if (b[i].failed) goto done;
+    total += b[i].len;
+  }
+  if (total >= 0xFFFFFFF0u || !(pp->owned2 = malloc(total + 1))) goto done;
+  lopt_map_free(&pp->map_nfc);
+  size_t pi = 0;
+  for (size_t i = 0, at = 0; i < n_blocks; i++) {
+    parts[i].src = b[i].buf;
+    parts[i].n = b[i].len;
+    parts[i].dst = at;
+    if (b[i].map.n && lopt_map_append(&pp->map_nfc, &b[i].map, (uint32_t)at, 0) < 0) goto done;
+    for (; pi < pp->pieces.n && pp->pieces.p[pi].start < b[i].hi; pi++)
+      new_start[pi] += (uint32_t)at;
+    at += b[i].len;
+  }
+  concat_job cj = {parts, pp->owned2};
+  pool_run(pool, n_blocks, job_concat, &cj);
+  pp->owned2[total] = 0;
+  for (size_t i = 0; i < pp->pieces.n; i++) {
+    pp->pieces.p[i].start = new_start[i];
+    pp->pieces.p[i].end = i + 1 < pp->pieces.n ? new_start[i + 1] : (uint32_t)total;
+  }
+  pp->text = pp->owned2;
+  pp->len = total;
+  rc = 0;
+done:
+  if (b)
+    for (size_t i = 0; i < nb; i++) {
+      free(b[i].buf);
+      lopt_map_free(&b[i].map);
+    }
+  free(b);
+  free(parts);
+  free(new_start);
+  return rc;
+}
+
+kf_lopt_status lopt_prepare_parallel(const kf_lopt_tokenizer *tok, kf_lopt_pool *pool,
+                                     const char *in, size_t len, size_t block,
+                                     lopt_prepared *pp, kf_lopt_error *err) {
+  memset(pp, 0, sizeof *pp);
+  if (len >= 0xFFFFFF00u / 3)
+    return kf_lopt_fail(err, KF_LOPT_EINVAL, "input of %zu bytes is too long (limit 1.4 GB)",
+                        len);
+  if (block == 0) block = 1;
+  pp->text = in ? in : "";
+  pp->len = len;
+  int rc = prepare_split(tok, pool, pp->text, len, block, pp);
+  if (rc >= 0 && tok->nfc && (rc & 2) && prepare_nfc(pool, block, pp) < 0) rc = -1;
+  if (rc >= 0 && lopt_split_normalized(tok, pp) < 0) rc = -1;
+  if (rc < 0) {
+    lopt_prepared_free(pp);
+    return kf_lopt_fail(err, KF_LOPT_ENOMEM, "out of memory preparing %zu bytes of text", len);
+  }
+  return KF_LOPT_OK;
 }
 
 /* ---------------------------------------------------------------- LoPT */
@@ -403,27 +590,22 @@ kf_lopt_status kf_lopt_encode_parallel(const kf_lopt_tokenizer *tok, kf_lopt_poo
   kf_lopt_par_stats st = {0};
   int threads = kf_lopt_pool_threads(pool);
 
-  double w0 = clock_s(CLOCK_MONOTONIC), c0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
-  int known_valid = 0, known_clean = 0;
-  if (threads > 1 && len >= (1u << 20)) {
-    size_t nb = (size_t)threads * 4;
-    int *flags = calloc(nb * 2, sizeof *flags);
-    if (flags) {
-      scan_job sj = {(const unsigned char *)text, len, nb, tok->nfc, flags, flags + nb};
-      pool_run(pool, nb, job_scan, &sj);
-      known_valid = known_clean = 1;
-      for (size_t i = 0; i < nb; i++) {
-        known_valid &= !flags[i];
-        known_clean &= !flags[nb + i];
-      }
-      free(flags);
-    }
-  }
+  double w0 = clock_s(CLOCK_MONOTONIC);
   lopt_prepared pp;
-  kf_lopt_status rc = lopt_prepare(tok, text, len, known_valid, known_clean, &pp, err);
+  kf_lopt_status rc;
+  size_t block = o.prepare_block_bytes;
+  if (threads > 1 && (block || len >= PAR_PREPARE_MIN)) {
+    if (!block) { /* threads * 4 blocks or more, at most PAR_PREPARE_BLOCK bytes each */
+      block = len / ((size_t)threads * 4) + 1;
+      if (block > PAR_PREPARE_BLOCK) block = PAR_PREPARE_BLOCK;
+    }
+    rc = lopt_prepare_parallel(tok, pool, text, len, block, &pp, err);
+  } else {
+    rc = lopt_prepare(tok, text, len, 0, 0, &pp, err);
+  }
   if (rc) return rc;
   size_t n = pp.len;
-  double w1 = clock_s(CLOCK_MONOTONIC), c1 = clock_s(CLOCK_THREAD_CPUTIME_ID);
+  double w1 = clock_s(CLOCK_MONOTONIC);
   size_t n_chunks = (size_t)threads * (size_t)o.chunks_per_thread;
   size_t chunk = o.chunk_bytes;
   if (!chunk) {
@@ -453,7 +635,7 @@ kf_lopt_status kf_lopt_encode_parallel(const kf_lopt_tokenizer *tok, kf_lopt_poo
   }
   st.n_chunks = m;
   pool_run(pool, m, job_encode, &job);
-  double w2 = clock_s(CLOCK_MONOTONIC), c2 = clock_s(CLOCK_THREAD_CPUTIME_ID);
+  double w2 = clock_s(CLOCK_MONOTONIC);
   for (int w = 0; w < threads; w++) {
     double sum = 0;
     for (size_t k = 0; k < m; k++)
@@ -539,10 +721,8 @@ kf_lopt_status kf_lopt_encode_parallel(const kf_lopt_tokenizer *tok, kf_lopt_poo
   free(dst);
   out->n = total;
   map_offsets(&pp, out);
-  (void)w0;
-  st.t_prepare = c1 - c0;
+  st.t_prepare = w1 - w0;
   st.t_chunks = w2 - w1;
-  st.t_join = clock_s(CLOCK_THREAD_CPUTIME_ID) - c2;
   for (size_t k = 0; k < m; k++) lopt_chunk_free(&items[k].c);
   for (int w = 0; w < threads; w++) lopt_scratch_free(scratch[w]);
   free(items);
@@ -550,6 +730,7 @@ kf_lopt_status kf_lopt_encode_parallel(const kf_lopt_tokenizer *tok, kf_lopt_poo
   free(cp.pos);
   free(cp.inside);
   lopt_prepared_free(&pp);
+  st.t_join = clock_s(CLOCK_MONOTONIC) - w2;
   if (stats) *stats = st;
   return KF_LOPT_OK;
 nomem:

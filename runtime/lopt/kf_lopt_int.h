@@ -189,6 +189,67 @@ kf_lopt_status lopt_prepare(const kf_lopt_tokenizer *tok, const char *in, size_t
                             int known_valid, int known_nfc_clean, lopt_prepared *pp,
                             kf_lopt_error *err);
 void lopt_prepared_free(lopt_prepared *pp);
+/* The same result as lopt_prepare, computed in blocks of about `block` bytes on the pool
+ * (kf_lopt_encode.c). */
+kf_lopt_status lopt_prepare_parallel(const kf_lopt_tokenizer *tok, kf_lopt_pool *pool,
+                                     const char *in, size_t len, size_t block,
+                                     lopt_prepared *pp, kf_lopt_error *err);
+
+/* Split the pieces of pp at normalized added tokens (after NFC). Returns 0, or -1 on ENOMEM. */
+int lopt_split_normalized(const kf_lopt_tokenizer *tok, lopt_prepared *pp);
+
+/* ---- the text stage in blocks, for the parallel prepare (kf_lopt_encode.c runs them) ---- */
+typedef struct lopt_u32vec {
+  uint32_t *v;
+  size_t n, cap;
+} lopt_u32vec;
+int lopt_u32vec_push(lopt_u32vec *v, uint32_t x);
+
+/* Append src's regions shifted by new_shift (new side) and old_shift (old side). */
+int lopt_map_append(lopt_map *dst, const lopt_map *src, uint32_t new_shift, uint32_t old_shift);
+
+/* Sorted positions in s[0, n) that may start a raw added token: every position where a token
+ * matches within s[0, n), plus every position within the longest token's length of n whose byte
+ * starts some token (a token there may continue past n). Appends to out; -1 on ENOMEM. */
+int lopt_added_candidates(const kf_lopt_tokenizer *tok, const unsigned char *s, uint32_t n,
+                          lopt_u32vec *out);
+/* Pieces of s[0, n) split at raw added tokens, trying matches only at the candidates (which must
+ * include every position where a raw added token matches in s[0, n)). */
+int lopt_split_added_cand(const kf_lopt_tokenizer *tok, const unsigned char *s, uint32_t n,
+                          const uint32_t *cand, size_t n_cand, lopt_pieces *out);
+
+/* Input block [in_lo, in_hi), cut before bytes that are not UTF-8 continuation bytes: repaired
+ * on its own (same bytes as repairing the whole input), checked for NFC work, searched for added
+ * token candidates. Positions in map and cands are block-local. */
+typedef struct lopt_text_block {
+  size_t in_lo, in_hi;
+  char *repaired;      /* NULL if the block is valid UTF-8 (its text is the input slice) */
+  size_t len;          /* bytes after repair */
+  lopt_map map;        /* repair regions, block-local on both sides */
+  lopt_u32vec cands;
+  int nfc_maybe;
+  int failed;
+} lopt_text_block;
+int lopt_text_block_scan(const kf_lopt_tokenizer *tok, const unsigned char *in,
+                         lopt_text_block *b);
+void lopt_text_block_free(lopt_text_block *b);
+
+/* First position >= x in s[0, n) before which NFC may cut: a character start whose code point is
+ * inert (UAX #15: a normalization boundary precedes every inert character), or n. */
+size_t lopt_nfc_cut(const unsigned char *s, size_t n, size_t x);
+
+/* NFC of the repaired text's range [lo, hi) (both NFC cuts or piece edges): text pieces are
+ * normalized, added pieces copied. map: new side block-local, old side global. new_start[i] gets
+ * the block-local output position of each piece i that starts in [lo, hi). */
+typedef struct lopt_nfc_block {
+  uint32_t lo, hi;
+  char *buf;
+  size_t len, cap;
+  lopt_map map;
+  int failed;
+} lopt_nfc_block;
+int lopt_nfc_block_run(const unsigned char *s, const lopt_pieces *ps, lopt_nfc_block *b,
+                       uint32_t *new_start);
 
 /* ---- chunk tokenization (kf_lopt_bpe.c) ---- */
 typedef struct lopt_scratch lopt_scratch;
@@ -216,6 +277,9 @@ int lopt_encode_range(const kf_lopt_tokenizer *tok, lopt_scratch *s, const lopt_
                       uint32_t from, uint32_t to, lopt_chunk *c);
 
 int lopt_tokens_reserve(kf_lopt_tokens *t, size_t need);
+/* Huge-page hint for heap blocks of at least LOPT_HUGE_MIN bytes (no effect on smaller ones). */
+enum { LOPT_HUGE_MIN = 4 << 20 };
+void lopt_hint_huge(void *p, size_t bytes);
 size_t lopt_find_piece(const lopt_pieces *ps, uint32_t pos);
 
 #endif

@@ -412,33 +412,53 @@ static int is_word_char(const kf_lopt_tokenizer *tok, const unsigned char *s, si
   return rc >= 0;
 }
 
-/* Split text[lo, hi) at added tokens of set, like the reference's AddedVocabulary::find_matches
- * (leftmost-longest matches; single_word / lstrip / rstrip applied to each match). */
-static int split_added(const kf_lopt_tokenizer *tok, const lopt_added_set *set,
-                       const unsigned char *s, uint32_t lo, uint32_t hi, lopt_pieces *out) {
-  uint32_t start_offset = lo;
-  uint32_t x = lo;
-  int only = -1; /* the single first byte of all tokens, if there is one: memchr scan */
+/* Longest token of set that matches at s[x] within s[..hi), or NULL (lists are longest first). */
+static const lopt_added *added_match(const kf_lopt_tokenizer *tok, const lopt_added_set *set,
+                                     const unsigned char *s, uint32_t x, uint32_t hi) {
+  for (uint32_t k = set->first[s[x]]; k < set->first[s[x] + 1]; k++) {
+    const lopt_added *a = &tok->added[set->idx[k]];
+    if (a->len <= hi - x && memcmp(s + x, a->content, a->len) == 0) return a;
+  }
+  return NULL;
+}
+
+/* The single first byte of all tokens of set, -1 if none, -2 if several. */
+static int added_only_first(const lopt_added_set *set) {
+  int only = -1;
   for (int b = 0; b < 256; b++)
     if (set->first[b] != set->first[b + 1]) only = only == -1 ? b : -2;
+  return only;
+}
+
+/* Split text[lo, hi) at added tokens of set, like the reference's AddedVocabulary::find_matches
+ * (leftmost-longest matches; single_word / lstrip / rstrip applied to each match). With cand
+ * (sorted positions), matches are tried only there: cand must contain every position in [lo, hi)
+ * where a token of set matches (lopt_added_candidates), and then the result is the same as the
+ * full scan's. */
+static int split_added_impl(const kf_lopt_tokenizer *tok, const lopt_added_set *set,
+                            const unsigned char *s, uint32_t lo, uint32_t hi, const uint32_t *cand,
+                            size_t n_cand, lopt_pieces *out) {
+  uint32_t start_offset = lo;
+  uint32_t x = lo;
+  size_t ci = 0;
+  int only = added_only_first(set); /* one first byte for all tokens: memchr scan */
   while (x < hi) {
-    if (only >= 0 && s[x] != only) {
-      const unsigned char *q = memchr(s + x, only, hi - x);
-      if (!q) break;
-      x = (uint32_t)(q - s);
-    }
-    if (set->first[s[x]] == set->first[s[x] + 1]) {
-      x++;
-      continue;
-    }
-    const lopt_added *best = NULL;
-    for (uint32_t k = set->first[s[x]]; k < set->first[s[x] + 1]; k++) {
-      const lopt_added *a = &tok->added[set->idx[k]];
-      if (a->len <= hi - x && memcmp(s + x, a->content, a->len) == 0) {
-        best = a; /* lists are longest first */
-        break;
+    if (cand) {
+      while (ci < n_cand && cand[ci] < x) ci++;
+      if (ci == n_cand || cand[ci] >= hi) break;
+      x = cand[ci];
+    } else {
+      if (only >= 0 && s[x] != only) {
+        const unsigned char *q = memchr(s + x, only, hi - x);
+        if (!q) break;
+        x = (uint32_t)(q - s);
+      }
+      if (set->first[s[x]] == set->first[s[x] + 1]) {
+        x++;
+        continue;
       }
     }
+    const lopt_added *best = added_match(tok, set, s, x, hi);
     if (!best) {
       x++;
       continue;
@@ -479,6 +499,48 @@ static int split_added(const kf_lopt_tokenizer *tok, const lopt_added_set *set,
   }
   if (start_offset < hi && pieces_push(out, start_offset, hi, -1) < 0) return -1;
   return 0;
+}
+
+static int split_added(const kf_lopt_tokenizer *tok, const lopt_added_set *set,
+                       const unsigned char *s, uint32_t lo, uint32_t hi, lopt_pieces *out) {
+  return split_added_impl(tok, set, s, lo, hi, NULL, 0, out);
+}
+
+int lopt_u32vec_push(lopt_u32vec *v, uint32_t x) {
+  if (v->n == v->cap) {
+    size_t cap = v->cap ? v->cap * 2 : 64;
+    uint32_t *a = realloc(v->v, cap * sizeof *a);
+    if (!a) return -1;
+    v->v = a;
+    v->cap = cap;
+  }
+  v->v[v->n++] = x;
+  return 0;
+}
+
+int lopt_added_candidates(const kf_lopt_tokenizer *tok, const unsigned char *s, uint32_t n,
+                          lopt_u32vec *out) {
+  const lopt_added_set *set = &tok->raw_set;
+  if (!set->n) return 0;
+  int only = added_only_first(set);
+  uint32_t tail = n > set->max_len ? n - set->max_len : 0; /* from here a token may run past n */
+  for (uint32_t x = 0; x < n; x++) {
+    if (only >= 0 && s[x] != only) {
+      const unsigned char *q = memchr(s + x, only, n - x);
+      if (!q) break;
+      x = (uint32_t)(q - s);
+    }
+    if (set->first[s[x]] == set->first[s[x] + 1]) continue;
+    if ((x >= tail || added_match(tok, set, s, x, n)) && lopt_u32vec_push(out, x) < 0) return -1;
+  }
+  return 0;
+}
+
+int lopt_split_added_cand(const kf_lopt_tokenizer *tok, const unsigned char *s, uint32_t n,
+                          const uint32_t *cand, size_t n_cand, lopt_pieces *out) {
+  if (!tok->raw_set.n) return n ? pieces_push(out, 0, n, -1) : 0;
+  static const uint32_t none = 0;
+  return split_added_impl(tok, &tok->raw_set, s, 0, n, cand ? cand : &none, n_cand, out);
 }
 
 void lopt_prepared_free(lopt_prepared *pp) {
@@ -552,24 +614,91 @@ kf_lopt_status lopt_prepare(const kf_lopt_tokenizer *tok, const char *in, size_t
       s = (const unsigned char *)buf;
     }
   }
-  if (tok->norm_set.n) {
-    lopt_pieces out = {0};
-    for (size_t i = 0; i < pp->pieces.n; i++) {
-      const lopt_piece *p = &pp->pieces.p[i];
-      int rc = p->added >= 0 ? pieces_push(&out, p->start, p->end, p->added)
-                             : split_added(tok, &tok->norm_set, s, p->start, p->end, &out);
-      if (rc < 0) {
-        free(out.p);
-        goto nomem;
-      }
-    }
-    free(pp->pieces.p);
-    pp->pieces = out;
-  }
+  if (lopt_split_normalized(tok, pp) < 0) goto nomem;
   return KF_LOPT_OK;
 nomem:
   lopt_prepared_free(pp);
   return kf_lopt_fail(err, KF_LOPT_ENOMEM, "out of memory preparing %zu bytes of text", len);
+}
+
+int lopt_split_normalized(const kf_lopt_tokenizer *tok, lopt_prepared *pp) {
+  if (!tok->norm_set.n) return 0;
+  const unsigned char *s = (const unsigned char *)pp->text;
+  lopt_pieces out = {0};
+  for (size_t i = 0; i < pp->pieces.n; i++) {
+    const lopt_piece *p = &pp->pieces.p[i];
+    int rc = p->added >= 0 ? pieces_push(&out, p->start, p->end, p->added)
+                           : split_added(tok, &tok->norm_set, s, p->start, p->end, &out);
+    if (rc < 0) {
+      free(out.p);
+      return -1;
+    }
+  }
+  free(pp->pieces.p);
+  pp->pieces = out;
+  return 0;
+}
+
+int lopt_map_append(lopt_map *dst, const lopt_map *src, uint32_t new_shift, uint32_t old_shift) {
+  for (size_t i = 0; i < src->n; i++)
+    if (map_add(dst, src->nstart[i] + new_shift, src->nend[i] + new_shift,
+                src->ostart[i] + old_shift, src->oend[i] + old_shift) < 0)
+      return -1;
+  return 0;
+}
+
+void lopt_text_block_free(lopt_text_block *b) {
+  free(b->repaired);
+  lopt_map_free(&b->map);
+  free(b->cands.v);
+  b->repaired = NULL;
+  b->cands.v = NULL;
+  b->cands.n = b->cands.cap = 0;
+}
+
+int lopt_text_block_scan(const kf_lopt_tokenizer *tok, const unsigned char *in,
+                         lopt_text_block *b) {
+  const unsigned char *s = in + b->in_lo;
+  size_t n = b->in_hi - b->in_lo;
+  b->len = n;
+  if (!lopt_utf8_valid(s, n)) {
+    /* The block starts at a non-continuation byte, so no sequence or maximal invalid subpart
+     * of the whole input crosses its edges: repairing it alone gives the same bytes. */
+    if (lopt_utf8_repair(s, n, &b->repaired, &b->len, &b->map) < 0) return -1;
+    s = (const unsigned char *)b->repaired;
+  }
+  if (tok->nfc) b->nfc_maybe = lopt_nfc_maybe(s, b->len);
+  return lopt_added_candidates(tok, s, (uint32_t)b->len, &b->cands);
+}
+
+size_t lopt_nfc_cut(const unsigned char *s, size_t n, size_t x) {
+  while (x < n && (s[x] & 0xC0) == 0x80) x++;
+  while (x < n) {
+    uint32_t cp;
+    int k = lopt_utf8_next(s + x, n - x, &cp);
+    if (lopt_nfc_inert(cp)) break;
+    x += (size_t)k;
+  }
+  return x;
+}
+
+int lopt_nfc_block_run(const unsigned char *s, const lopt_pieces *ps, lopt_nfc_block *b,
+                       uint32_t *new_start) {
+  if (buf_reserve(&b->buf, &b->cap, (size_t)(b->hi - b->lo) + 16) < 0) return -1;
+  for (size_t i = lopt_find_piece(ps, b->lo); i < ps->n && ps->p[i].start < b->hi; i++) {
+    const lopt_piece *p = &ps->p[i];
+    uint32_t a = p->start > b->lo ? p->start : b->lo;
+    uint32_t e = p->end < b->hi ? p->end : b->hi;
+    if (p->start >= b->lo) new_start[i] = (uint32_t)b->len;
+    if (p->added < 0) {
+      if (lopt_nfc_append(s + a, e - a, a, &b->buf, &b->len, &b->cap, &b->map) < 0) return -1;
+    } else {
+      if (buf_reserve(&b->buf, &b->cap, b->len + (e - a) + 1) < 0) return -1;
+      memcpy(b->buf + b->len, s + a, e - a);
+      b->len += e - a;
+    }
+  }
+  return 0;
 }
 
 size_t lopt_find_piece(const lopt_pieces *ps, uint32_t pos) {

@@ -2,7 +2,8 @@
  * (biased towards UTF-8 lead/continuation bytes, whitespace, digits and pieces of special
  * tokens) and random mixes of corpus slices cut at arbitrary bytes. For each input: sequential
  * encode must succeed with offsets inside the input and increasing; LoPT with a random small
- * chunk length, overlap and retry budget must equal sequential; the naive split and decode must
+ * chunk length, overlap and retry budget (and, half the time, the text stage run in parallel in
+ * random small blocks) must equal sequential; the naive split and decode must
  * not fail. Deterministic seed; the time bound only limits the number of cases. */
 #include "lopt_test_util.h"
 
@@ -93,6 +94,8 @@ int main(int argc, char **argv) {
     o.overlap_bytes = 1 + (size_t)(lt_rand(&rs) % 96);
     o.max_rounds = 1 + (int)(lt_rand(&rs) % 5);
     o.seed = (lt_rand(&rs) & 1) ? lt_rand(&rs) | 1 : 0;
+    /* half the cases run the text stage in parallel, in blocks cut anywhere */
+    o.prepare_block_bytes = (lt_rand(&rs) & 1) ? 1 + (size_t)(lt_rand(&rs) % 700) : 0;
     kf_lopt_par_stats st = {0};
     ok = ok && kf_lopt_encode_parallel(tok, pool, in, n, &o, &par, &st, &err) == KF_LOPT_OK &&
          lt_same_tokens(&seq, &par, "LoPT vs sequential");
@@ -106,10 +109,10 @@ int main(int argc, char **argv) {
       char path[64];
       snprintf(path, sizeof path, "lopt_fuzz_fail_%zu.bin", cases);
       lt_write_file(path, in, n);
-      printf("FAIL case %zu (%s, %zu bytes, chunk %zu overlap %zu rounds %d seed %llu): %s; "
-             "input saved to %s\n",
+      printf("FAIL case %zu (%s, %zu bytes, chunk %zu overlap %zu rounds %d seed %llu prepare "
+             "block %zu): %s; input saved to %s\n",
              cases, kind ? "corpus mix" : "random bytes", n, o.chunk_bytes, o.overlap_bytes,
-             o.max_rounds, (unsigned long long)o.seed, err.msg, path);
+             o.max_rounds, (unsigned long long)o.seed, o.prepare_block_bytes, err.msg, path);
       lt_failures++;
     }
     retries += st.n_retries;
