@@ -359,40 +359,37 @@ static void read_trial(sqlite3_stmt *st, int c0, kf_trial_rec *r) {
   copy_col(st, c0 + 12, r->created, sizeof r->created);
 }
 
-int kf_store_best(kf_ctx *ctx, kf_store *s, int64_t workload, int64_t target, kf_trial_rec *out, int *found) {
+/* Looks up at most one trial: sql selects TRIAL_COLS for workload ?1 and target ?2 and, when
+** config is not NULL, config ?3. */
+static int query_trial(kf_ctx *ctx, kf_store *s, const char *sql, int64_t workload, int64_t target,
+                       const char *config, kf_trial_rec *out, int *found, const char *what) {
   sqlite3_stmt *st;
-  int rc = prepare(ctx, s,
-                   "SELECT " TRIAL_COLS " FROM trials t WHERE t.workload_id = ?1 AND t.target_id = ?2 AND "
-                   "t.status = 'ok' ORDER BY t.median_s, t.id LIMIT 1",
-                   &st);
+  int rc = prepare(ctx, s, sql, &st);
   if (rc) return rc;
   sqlite3_bind_int64(st, 1, workload);
   sqlite3_bind_int64(st, 2, target);
+  if (config) sqlite3_bind_text(st, 3, config, -1, SQLITE_TRANSIENT);
   rc = sqlite3_step(st);
   *found = rc == SQLITE_ROW;
   if (*found) read_trial(st, 0, out);
   sqlite3_finalize(st);
-  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return db_err(ctx, s, "looking up the best trial");
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return db_err(ctx, s, what);
   return KF_OK;
+}
+
+int kf_store_best(kf_ctx *ctx, kf_store *s, int64_t workload, int64_t target, kf_trial_rec *out, int *found) {
+  return query_trial(ctx, s,
+                     "SELECT " TRIAL_COLS " FROM trials t WHERE t.workload_id = ?1 AND t.target_id = ?2 AND "
+                     "t.status = 'ok' ORDER BY t.median_s, t.id LIMIT 1",
+                     workload, target, NULL, out, found, "looking up the best trial");
 }
 
 int kf_store_get_trial(kf_ctx *ctx, kf_store *s, int64_t workload, int64_t target, const char *config,
                        kf_trial_rec *out, int *found) {
-  sqlite3_stmt *st;
-  int rc = prepare(ctx, s,
-                   "SELECT " TRIAL_COLS " FROM trials t WHERE t.workload_id = ?1 AND t.target_id = ?2 AND "
-                   "t.config = ?3",
-                   &st);
-  if (rc) return rc;
-  sqlite3_bind_int64(st, 1, workload);
-  sqlite3_bind_int64(st, 2, target);
-  sqlite3_bind_text(st, 3, config, -1, SQLITE_TRANSIENT);
-  rc = sqlite3_step(st);
-  *found = rc == SQLITE_ROW;
-  if (*found) read_trial(st, 0, out);
-  sqlite3_finalize(st);
-  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return db_err(ctx, s, "looking up a trial");
-  return KF_OK;
+  return query_trial(ctx, s,
+                     "SELECT " TRIAL_COLS " FROM trials t WHERE t.workload_id = ?1 AND t.target_id = ?2 AND "
+                     "t.config = ?3",
+                     workload, target, config, out, found, "looking up a trial");
 }
 
 int kf_store_sweep_begin(kf_ctx *ctx, kf_store *s, int64_t workload, int64_t target, const char *strategy,

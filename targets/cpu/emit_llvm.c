@@ -303,24 +303,30 @@ static int native_dot_lanes(lctx *L, int lanes, int bf16) {
   return 0;
 }
 
+/* A dot-product intrinsic (base.<w * 32>) over lanes accumulator lanes, split into parts of w
+** lanes: part p takes acc lanes [p w, (p + 1) w) and the matching per_lane * w elements of a
+** and b; the results are concatenated. */
+static LLVMValueRef native_dot(lctx *L, const char *base, LLVMTypeRef acc_elem, int w, int per_lane,
+                               int lanes, LLVMValueRef acc, LLVMValueRef a, LLVMValueRef b) {
+  char name[64];
+  snprintf(name, sizeof name, "%s.%d", base, w * 32);
+  LLVMTypeRef part_ty = LLVMVectorType(acc_elem, (unsigned)w);
+  LLVMValueRef parts[16];
+  int n_parts = lanes / w;
+  for (int p = 0; p < n_parts; p++) {
+    LLVMValueRef args[3] = {n_parts == 1 ? acc : sub_vector(L, acc, p * w, w),
+                            n_parts == 1 ? a : sub_vector(L, a, per_lane * p * w, per_lane * w),
+                            n_parts == 1 ? b : sub_vector(L, b, per_lane * p * w, per_lane * w)};
+    parts[p] = call_intrinsic(L, name, NULL, 0, args, 3, part_ty);
+  }
+  return concat(L, parts, n_parts);
+}
+
 static LLVMValueRef emit_dpbusd(lctx *L, const kf_lir_expr *e) {
   int lanes = e->ty.lanes;
   LLVMValueRef acc = expr(L, e->a[0]), a = expr(L, e->a[1]), b = expr(L, e->a[2]);
   int w = native_dot_lanes(L, lanes, 0);
-  if (w) {
-    char name[64];
-    snprintf(name, sizeof name, "llvm.x86.avx512.vpdpbusd.%d", w * 32);
-    LLVMTypeRef part_ty = LLVMVectorType(L->i32, (unsigned)w);
-    LLVMValueRef parts[16];
-    int n_parts = lanes / w;
-    for (int p = 0; p < n_parts; p++) {
-      LLVMValueRef args[3] = {n_parts == 1 ? acc : sub_vector(L, acc, p * w, w),
-                              n_parts == 1 ? a : sub_vector(L, a, 4 * p * w, 4 * w),
-                              n_parts == 1 ? b : sub_vector(L, b, 4 * p * w, 4 * w)};
-      parts[p] = call_intrinsic(L, name, NULL, 0, args, 3, part_ty);
-    }
-    return concat(L, parts, n_parts);
-  }
+  if (w) return native_dot(L, "llvm.x86.avx512.vpdpbusd", L->i32, w, 4, lanes, acc, a, b);
   /* Generic: products u8*s8 in i32 (exact), four strided sums per lane, wrapping add. */
   LLVMTypeRef wide = LLVMVectorType(L->i32, (unsigned)(4 * lanes));
   LLVMValueRef prod = LLVMBuildMul(L->B, LLVMBuildZExt(L->B, a, wide, ""),
@@ -365,20 +371,7 @@ static LLVMValueRef emit_dpbf16(lctx *L, const kf_lir_expr *e) {
   int lanes = e->ty.lanes;
   LLVMValueRef acc = expr(L, e->a[0]), a = expr(L, e->a[1]), b = expr(L, e->a[2]);
   int w = native_dot_lanes(L, lanes, 1);
-  if (w) {
-    char name[64];
-    snprintf(name, sizeof name, "llvm.x86.avx512bf16.dpbf16ps.%d", w * 32);
-    LLVMTypeRef part_ty = LLVMVectorType(L->f32, (unsigned)w);
-    LLVMValueRef parts[16];
-    int n_parts = lanes / w;
-    for (int p = 0; p < n_parts; p++) {
-      LLVMValueRef args[3] = {n_parts == 1 ? acc : sub_vector(L, acc, p * w, w),
-                              n_parts == 1 ? a : sub_vector(L, a, 2 * p * w, 2 * w),
-                              n_parts == 1 ? b : sub_vector(L, b, 2 * p * w, 2 * w)};
-      parts[p] = call_intrinsic(L, name, NULL, 0, args, 3, part_ty);
-    }
-    return concat(L, parts, n_parts);
-  }
+  if (w) return native_dot(L, "llvm.x86.avx512bf16.dpbf16ps", L->f32, w, 2, lanes, acc, a, b);
   /* Generic: bf16 products are exact in f32; add the odd product first, then the even
   ** one, the order vdpbf16ps uses. */
   LLVMValueRef pa = bf16_to_f32(L, a, 2 * lanes), pb = bf16_to_f32(L, b, 2 * lanes);
