@@ -5,28 +5,13 @@
 ** properties, the error statistics, and the rejection of bad arguments. One line per case.
 */
 #include <float.h>
-#include <stdarg.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kf_ref.h"
-
-static int n_fail;
-
-static void report(int ok, const char *name, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void report(int ok, const char *name, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  printf("%-4s %-36s ", ok ? "ok" : "FAIL", name);
-  vprintf(fmt, ap);
-  printf("\n");
-  va_end(ap);
-  if (!ok) n_fail++;
-}
+#include "kf_report.h"
 
 static void *xcalloc(size_t n, size_t size) {
   void *p = calloc(n ? n : 1, size);

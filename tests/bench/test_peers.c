@@ -10,7 +10,6 @@
 ** statistics are ordered, the LLC is detected, and bad arguments give messages, not crashes.
 */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,21 +17,7 @@
 #include "kf_bench.h"
 #include "kf_peers.h"
 #include "kf_ref.h"
-
-static int n_fail;
-
-static void report(int ok, const char *name, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void report(int ok, const char *name, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  printf("%-4s %-34s ", ok ? "ok" : "FAIL", name);
-  vprintf(fmt, ap);
-  printf("\n");
-  va_end(ap);
-  if (!ok) n_fail++;
-}
+#include "../support/kf_report.h"
 
 typedef struct problem {
   int64_t M, N, K;

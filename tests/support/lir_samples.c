@@ -482,11 +482,43 @@ static void b_dpbf16(kf_lir_func *f, int vl) {
 
 /* ---- realistic kernels ---- */
 
+/* Both GEMM tiles: MR rows x NRV vectors of vl lanes, M / MR blocks of rows in the parallel
+** range; an M-block loop over mb with the K loop inside. */
+enum { MR = 4, NRV = 2 };
+
+/* The tile's accumulators acc<r><c> (acc_s x vl) and its B vectors b<c> (b_ty). */
+static void tile_vars(kf_lir_func *f, kf_scalar acc_s, kf_ty b_ty, int vl, int acc[MR][NRV], int bv[NRV]) {
+  for (int r = 0; r < MR; r++)
+    for (int c = 0; c < NRV; c++) {
+      char nm[16];
+      snprintf(nm, sizeof nm, "acc%d%d", r, c);
+      acc[r][c] = kf_lir_var_add(f, nm, TY(acc_s, vl));
+    }
+  for (int c = 0; c < NRV; c++) {
+    char nm[16];
+    snprintf(nm, sizeof nm, "b%d", c);
+    bv[c] = kf_lir_var_add(f, nm, b_ty);
+  }
+}
+
+/* (row0 + r) * stride: the start of row r of the tile in a row-major matrix. */
+static kf_lir_expr *tile_row(kf_lir_func *f, kf_lir_expr *row0, int r, int64_t stride) {
+  return kf_lbin(f, KF_L_MUL, kf_lbin(f, KF_L_ADD, row0, c64(f, r)), c64(f, stride));
+}
+
+/* C[(row0 + r) * N + c * vl ..] = acc[r][c], for the whole tile. */
+static void tile_store(kf_lir_func *f, kf_lir_block *b, int C, kf_lir_expr *row0, int N, int vl,
+                       int acc[MR][NRV]) {
+  for (int r = 0; r < MR; r++)
+    for (int c = 0; c < NRV; c++)
+      kf_lstore(f, b, C, kf_lbin(f, KF_L_ADD, tile_row(f, row0, r, N), c64(f, c * vl)), kf_lv(f, acc[r][c]));
+}
+
 /* C[M x N] (i32) = A[M x K] (u8, row-major) * B (i8, packed [K/4][N][4], the VNNI layout).
 ** Register tile MR = 4 rows x NR = 2 vectors of vl lanes; the parallel range is M / MR.
 ** The A values for 4 consecutive k are broadcast as one i32. */
 static void b_gemm_u8s8(kf_lir_func *f, int vl) {
-  enum { MR = 4, NRV = 2, M = 8, K = 64 };
+  enum { M = 8, K = 64 };
   int N = NRV * vl;
   f->par_total = M / MR;
   f->header = "u8 x s8 -> i32 GEMM tile, MR=4, NR=2 vectors, DPBUSD";
@@ -495,19 +527,8 @@ static void b_gemm_u8s8(kf_lir_func *f, int vl) {
   int C = kf_lir_buf_add(f, "out_C", KF_I32, (int64_t)M * N, KF_BUF_OUT);
   int mb = kf_lir_var_add(f, "mb", TY(KF_I64, 1));
   int kk = kf_lir_var_add(f, "k", TY(KF_I64, 1));
-  int acc[MR][NRV];
-  for (int r = 0; r < MR; r++)
-    for (int c = 0; c < NRV; c++) {
-      char nm[16];
-      snprintf(nm, sizeof nm, "acc%d%d", r, c);
-      acc[r][c] = kf_lir_var_add(f, nm, TY(KF_I32, vl));
-    }
-  int bv[NRV];
-  for (int c = 0; c < NRV; c++) {
-    char nm[16];
-    snprintf(nm, sizeof nm, "b%d", c);
-    bv[c] = kf_lir_var_add(f, nm, TY(KF_I8, 4 * vl));
-  }
+  int acc[MR][NRV], bv[NRV];
+  tile_vars(f, KF_I32, TY(KF_I8, 4 * vl), vl, acc, bv);
   kf_lir_stmt *ml = kf_lfor(f, &f->body, mb, kf_lv(f, f->par_lo_var), kf_lv(f, f->par_hi_var), 1);
   kf_lir_block *mbody = &ml->body;
   for (int r = 0; r < MR; r++)
@@ -521,26 +542,19 @@ static void b_gemm_u8s8(kf_lir_func *f, int vl) {
                                 kf_lbin(f, KF_L_ADD, kf_lbin(f, KF_L_MUL, kf_lv(f, kk), c64(f, N)),
                                         c64(f, 4 * c * vl))));
   for (int r = 0; r < MR; r++) {
-    kf_lir_expr *aidx = kf_lbin(f, KF_L_ADD,
-                                kf_lbin(f, KF_L_MUL, kf_lbin(f, KF_L_ADD, row0, c64(f, r)), c64(f, K)),
-                                kf_lv(f, kk));
+    kf_lir_expr *aidx = kf_lbin(f, KF_L_ADD, tile_row(f, row0, r, K), kf_lv(f, kk));
     kf_lir_expr *a4 = kf_lbitcast(f, TY(KF_I32, 1), ld(f, A, 4, aidx));
     kf_lir_expr *abc = kf_lbitcast(f, TY(KF_U8, 4 * vl), kf_lbcast(f, vl, a4));
     for (int c = 0; c < NRV; c++)
       kf_lassign(f, kb, acc[r][c], kf_lop(f, KF_L_DPBUSD, TY(KF_I32, vl), kf_lv(f, acc[r][c]), abc,
                                           kf_lv(f, bv[c])));
   }
-  for (int r = 0; r < MR; r++)
-    for (int c = 0; c < NRV; c++)
-      kf_lstore(f, mbody, C,
-                kf_lbin(f, KF_L_ADD, kf_lbin(f, KF_L_MUL, kf_lbin(f, KF_L_ADD, row0, c64(f, r)), c64(f, N)),
-                        c64(f, c * vl)),
-                kf_lv(f, acc[r][c]));
+  tile_store(f, mbody, C, row0, N, vl, acc);
 }
 
 /* C[M x N] (f32) = A[M x K] * B[K x N], register tile 4 x 2 vectors, FMA, broadcast A. */
 static void b_gemm_f32(kf_lir_func *f, int vl) {
-  enum { MR = 4, NRV = 2, M = 8, K = 33 };
+  enum { M = 8, K = 33 };
   int N = NRV * vl;
   f->par_total = M / MR;
   f->header = "f32 GEMM tile, MR=4, NR=2 vectors, FMA";
@@ -550,17 +564,7 @@ static void b_gemm_f32(kf_lir_func *f, int vl) {
   int mb = kf_lir_var_add(f, "mb", TY(KF_I64, 1));
   int kk = kf_lir_var_add(f, "k", TY(KF_I64, 1));
   int acc[MR][NRV], bv[NRV];
-  for (int r = 0; r < MR; r++)
-    for (int c = 0; c < NRV; c++) {
-      char nm[16];
-      snprintf(nm, sizeof nm, "acc%d%d", r, c);
-      acc[r][c] = kf_lir_var_add(f, nm, TY(KF_F32, vl));
-    }
-  for (int c = 0; c < NRV; c++) {
-    char nm[16];
-    snprintf(nm, sizeof nm, "b%d", c);
-    bv[c] = kf_lir_var_add(f, nm, TY(KF_F32, vl));
-  }
+  tile_vars(f, KF_F32, TY(KF_F32, vl), vl, acc, bv);
   kf_lir_stmt *ml = kf_lfor(f, &f->body, mb, kf_lv(f, f->par_lo_var), kf_lv(f, f->par_hi_var), 1);
   kf_lir_block *mbody = &ml->body;
   for (int r = 0; r < MR; r++)
@@ -572,19 +576,12 @@ static void b_gemm_f32(kf_lir_func *f, int vl) {
     kf_lassign(f, kb, bv[c], ld(f, B, vl, kf_lbin(f, KF_L_ADD, kf_lbin(f, KF_L_MUL, kf_lv(f, kk), c64(f, N)),
                                                  c64(f, c * vl))));
   for (int r = 0; r < MR; r++) {
-    kf_lir_expr *a = ld(f, A, 1, kf_lbin(f, KF_L_ADD,
-                                         kf_lbin(f, KF_L_MUL, kf_lbin(f, KF_L_ADD, row0, c64(f, r)), c64(f, K)),
-                                         kf_lv(f, kk)));
+    kf_lir_expr *a = ld(f, A, 1, kf_lbin(f, KF_L_ADD, tile_row(f, row0, r, K), kf_lv(f, kk)));
     kf_lir_expr *ab = kf_lbcast(f, vl, a);
     for (int c = 0; c < NRV; c++)
       kf_lassign(f, kb, acc[r][c], op3(f, KF_L_FMA, ab, kf_lv(f, bv[c]), kf_lv(f, acc[r][c])));
   }
-  for (int r = 0; r < MR; r++)
-    for (int c = 0; c < NRV; c++)
-      kf_lstore(f, mbody, C,
-                kf_lbin(f, KF_L_ADD, kf_lbin(f, KF_L_MUL, kf_lbin(f, KF_L_ADD, row0, c64(f, r)), c64(f, N)),
-                        c64(f, c * vl)),
-                kf_lv(f, acc[r][c]));
+  tile_store(f, mbody, C, row0, N, vl, acc);
 }
 
 /* y[n] = sum_k x[k] * W[k][n], bf16 inputs (W packed in k pairs), f32 output; the result

@@ -2,17 +2,11 @@
  * independent fp64 round-to-nearest-even reference over random and edge bit patterns, and the
  * exhaustive BF16 -> FP32 -> BF16 round trip. */
 #include "kf_quant.h"
+#include "quant_test.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-
-static int n_fail = 0;
-
-static void check(int ok, const char *name, const char *detail) {
-  printf("%s %s%s%s\n", ok ? "ok  " : "FAIL", name, detail[0] ? ": " : "", detail);
-  if (!ok) n_fail++;
-}
 
 static float from_bits(uint32_t u) {
   float f;
@@ -43,13 +37,8 @@ static uint16_t ref_bf16(float x) {
   return (lo & 1) ? hi : lo;
 }
 
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-static uint32_t rng32(void) {
-  rng_state ^= rng_state << 13;
-  rng_state ^= rng_state >> 7;
-  rng_state ^= rng_state << 17;
-  return (uint32_t)(rng_state >> 16);
-}
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+static uint32_t rng32(void) { return (uint32_t)(rng_next(&rng) >> 16); }
 
 static void case_exact(const char *name, uint32_t in, uint16_t want) {
   uint16_t got = kf_bf16_from_f32(from_bits(in));

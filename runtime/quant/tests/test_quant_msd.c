@@ -3,30 +3,14 @@
  * ≈ 7.99 per pass (>= 15.9 for 2 passes), codes in [-127, 127], s_{p+1} = s_p/254, the codes
  * reconstruct x̂; uniform-data SNR 15.98 (refs/msd.md §4); zero rows, NaN/Inf and bad args. */
 #include "kf_quant.h"
+#include "quant_test.h"
 
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-static int n_fail = 0;
-
-static void check(int ok, const char *name, const char *detail) {
-  printf("%s %s%s%s\n", ok ? "ok  " : "FAIL", name, detail[0] ? ": " : "", detail);
-  if (!ok) n_fail++;
-}
-
-static uint64_t rng_state = 0xA4093822299F31D0ull;
-static double rng_unit(void) {
-  rng_state ^= rng_state << 13;
-  rng_state ^= rng_state >> 7;
-  rng_state ^= rng_state << 17;
-  return (double)(rng_state >> 11) * 0x1.0p-53;
-}
-static double rng_gauss(void) {
-  double u1 = rng_unit(), u2 = rng_unit();
-  return sqrt(-2.0 * log(1.0 - u1)) * cos(6.283185307179586 * u2);
-}
+static uint64_t rng = 0xA4093822299F31D0ull;
 
 enum { ROWS = 48, COLS = 4096 };
 
@@ -40,11 +24,11 @@ static void test_passes(int passes, double min_bits) {
     int bad = 0;
     for (int r = 0; r < ROWS; r++) {
       for (int i = 0; i < COLS; i++) {
-        double v = dist == 0 ? rng_gauss()
-                   : dist == 1 ? 2 * rng_unit() - 1
-                   : dist == 2 ? (rng_unit() < 0.5 ? -1 : 1) * -log(1 - rng_unit())
-                   : dist == 3 ? rng_gauss() * (i % 100 < 1 ? 30 : 1)
-                               : rng_gauss() * 1e-30;
+        double v = dist == 0 ? rng_gauss(&rng)
+                   : dist == 1 ? 2 * rng_unit(&rng) - 1
+                   : dist == 2 ? (rng_unit(&rng) < 0.5 ? -1 : 1) * -log(1 - rng_unit(&rng))
+                   : dist == 3 ? rng_gauss(&rng) * (i % 100 < 1 ? 30 : 1)
+                               : rng_gauss(&rng) * 1e-30;
         x[i] = kf_bf16_to_f32(kf_bf16_from_f32((float)(v * (1 + r))));
       }
       if (kf_q_msd_int8_codes(x, COLS, passes, codes, scales, xh) != 0) {

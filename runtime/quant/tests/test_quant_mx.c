@@ -6,6 +6,7 @@
  * block with the non-clipping rule (and a block where the OCP rule breaks it), and the effective
  * bits of refs/msd.md §4 (2-pass MXFP4 uniform 6.57, MXFP8 E4M3 Gaussian 5.23). */
 #include "kf_quant.h"
+#include "quant_test.h"
 
 #include <float.h>
 #include <math.h>
@@ -13,24 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int n_fail = 0;
-
-static void check(int ok, const char *name, const char *detail) {
-  printf("%s %s%s%s\n", ok ? "ok  " : "FAIL", name, detail[0] ? ": " : "", detail);
-  if (!ok) n_fail++;
-}
-
-static uint64_t rng_state = 0x13198A2E03707344ull;
-static double rng_unit(void) {
-  rng_state ^= rng_state << 13;
-  rng_state ^= rng_state >> 7;
-  rng_state ^= rng_state << 17;
-  return (double)(rng_state >> 11) * 0x1.0p-53;
-}
-static double rng_gauss(void) {
-  double u1 = rng_unit(), u2 = rng_unit();
-  return sqrt(-2.0 * log(1.0 - u1)) * cos(6.283185307179586 * u2);
-}
+static uint64_t rng = 0x13198A2E03707344ull;
 
 /* Spec values, from the field definitions (OCP MX v1.0 §5.3.3, OFP8 §2). */
 static double spec_e2m1(int c) {
@@ -132,7 +116,7 @@ static void test_encode(void) {
     double maxv = kf_mx_elem_max(fmt);
     int emin = fmt == KF_MX_E2M1 ? 0 : fmt == KF_MX_E4M3 ? -6 : -14;
     for (int i = 0; i < 20000; i++) {
-      double v = ldexp(1.0 + rng_unit(), emin - 5 + (int)(rng_unit() * (log2(maxv) - emin + 7)));
+      double v = ldexp(1.0 + rng_unit(&rng), emin - 5 + (int)(rng_unit(&rng) * (log2(maxv) - emin + 7)));
       if (i % 2) v = -v;
       if (kf_mx_elem_encode(fmt, v, 1) != nearest_code(fmt, v)) {
         if (bad_rand++ < 3) printf("  %s encode(%a) = 0x%02X, nearest 0x%02X\n", fmt_name(fmt), v,
@@ -229,8 +213,8 @@ static void test_blocks(void) {
     for (int r = 0; r < 2; r++)
       for (int t = 0; t < 300; t++) {
         int n = 1 + t % 32;
-        double mag = ldexp(1.0, (int)(rng_unit() * 60) - 30);
-        for (int j = 0; j < n; j++) x[j] = (float)(rng_gauss() * mag);
+        double mag = ldexp(1.0, (int)(rng_unit(&rng) * 60) - 30);
+        for (int j = 0; j < n; j++) x[j] = (float)(rng_gauss(&rng) * mag);
         if (kf_mx_quantize_block((kf_mxfmt)f, (kf_mxscale)r, x, n, codes, &s)) {
           bad++;
           continue;
@@ -297,7 +281,7 @@ static void test_rows_and_pack(void) {
     int64_t n = lens[li];
     float x[100], row_out[100], blk_out[32];
     uint8_t codes[100], scales[4], c2[32], s2, packed[50], unpacked[100];
-    for (int64_t i = 0; i < n; i++) x[i] = (float)(rng_gauss() * (1 + i));
+    for (int64_t i = 0; i < n; i++) x[i] = (float)(rng_gauss(&rng) * (1 + i));
     if (kf_mx_quantize_row(KF_MX_E2M1, KF_MX_SCALE_CEIL, x, n, codes, scales) ||
         kf_mx_dequantize_row(KF_MX_E2M1, codes, scales, n, row_out)) {
       ok = 0;
@@ -330,7 +314,7 @@ static double snr_bits(kf_mxfmt fmt, kf_mxscale rule, int passes, int dist, int 
   double num = 0, den = 0;
   for (int r = 0; r < rows; r++) {
     for (int i = 0; i < cols; i++) {
-      double v = dist == 0 ? rng_gauss() : 2 * rng_unit() - 1;
+      double v = dist == 0 ? rng_gauss(&rng) : 2 * rng_unit(&rng) - 1;
       x[i] = kf_bf16_to_f32(kf_bf16_from_f32((float)v));
     }
     kf_mx_residual_passes(fmt, rule, x, cols, passes, xh);
@@ -352,11 +336,11 @@ static void test_msd_mxfp4(void) {
   for (int dist = 0; dist < 5; dist++) {
     for (int i = 0; i < N; i++) {
       double v;
-      if (dist == 0) v = rng_gauss();
-      else if (dist == 1) v = 2 * rng_unit() - 1;
-      else if (dist == 2) v = (rng_unit() < 0.5 ? -1 : 1) * -log(1 - rng_unit());
-      else if (dist == 3) v = rng_gauss() * (rng_unit() < 0.02 ? 300 : 1);
-      else v = (i % 32 == 0 ? ldexp(1.0 - 0x1p-12 * rng_unit(), i % 97 - 48) : rng_gauss() * 0x1p-40);
+      if (dist == 0) v = rng_gauss(&rng);
+      else if (dist == 1) v = 2 * rng_unit(&rng) - 1;
+      else if (dist == 2) v = (rng_unit(&rng) < 0.5 ? -1 : 1) * -log(1 - rng_unit(&rng));
+      else if (dist == 3) v = rng_gauss(&rng) * (rng_unit(&rng) < 0.02 ? 300 : 1);
+      else v = (i % 32 == 0 ? ldexp(1.0 - 0x1p-12 * rng_unit(&rng), i % 97 - 48) : rng_gauss(&rng) * 0x1p-40);
       x[i] = (float)(v * ldexp(1.0, (i / 32) % 40 - 20)); /* block magnitudes 2^-20..2^19 */
     }
     kf_mx_residual_passes(KF_MX_E2M1, KF_MX_SCALE_CEIL, x, N, 2, xh);
@@ -404,7 +388,7 @@ static void test_msd_mxfp4(void) {
   /* Codes/scales per pass reconstruct x̂. */
   float xs[40], xr[40], p1[40], p2[40];
   uint8_t pc[2 * 40], ps[2 * 2];
-  for (int i = 0; i < 40; i++) xs[i] = (float)rng_gauss();
+  for (int i = 0; i < 40; i++) xs[i] = (float)rng_gauss(&rng);
   kf_mx_residual_passes_codes(KF_MX_E2M1, KF_MX_SCALE_CEIL, xs, 40, 2, pc, ps, xr);
   kf_mx_dequantize_row(KF_MX_E2M1, pc, ps, 40, p1);
   kf_mx_dequantize_row(KF_MX_E2M1, pc + 40, ps + 2, 40, p2);

@@ -5,6 +5,7 @@
  * here) say, padding holds q = 0, the index map is a bijection, unpack round-trips, code sums are
  * right. Then the failure paths: bad bits/group/shape/layout, NaN/Inf (error names row/col). */
 #include "kf_quant.h"
+#include "quant_test.h"
 
 #include <float.h>
 #include <math.h>
@@ -12,20 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int n_fail = 0;
-
-static void check(int ok, const char *name, const char *detail) {
-  printf("%s %s%s%s\n", ok ? "ok  " : "FAIL", name, detail[0] ? ": " : "", detail);
-  if (!ok) n_fail++;
-}
-
-static uint64_t rng_state = 0x243F6A8885A308D3ull;
-static double rng_unit(void) { /* uniform in [0, 1) */
-  rng_state ^= rng_state << 13;
-  rng_state ^= rng_state >> 7;
-  rng_state ^= rng_state << 17;
-  return (double)(rng_state >> 11) * 0x1.0p-53;
-}
+static uint64_t rng = 0x243F6A8885A308D3ull;
 
 /* The layout formulas, written out again from the specification. */
 static int64_t want_index(int bits, kf_wlayout layout, int64_t k_pad, int64_t r, int64_t c,
@@ -50,7 +38,7 @@ static void fill_weights(float *w, int64_t n, int64_t k, int64_t group) {
   for (int64_t r = 0; r < n; r++) {
     double mag = r % 5 == 3 ? 1e-42 : r % 7 == 4 ? 2e38 : 1.0;
     for (int64_t c = 0; c < k; c++) {
-      double v = (rng_unit() + rng_unit() + rng_unit() - 1.5) * mag;
+      double v = (rng_unit(&rng) + rng_unit(&rng) + rng_unit(&rng) - 1.5) * mag;
       w[r * k + c] = (float)v;
     }
     if (r == 2) memset(&w[r * k], 0, sizeof(float) * (size_t)k);
@@ -226,7 +214,7 @@ static void test_ties(void) {
 static void test_from_codes(void) {
   enum { N = 5, K = 20, G = 8, NG = 3 };
   float w[N * K];
-  for (int i = 0; i < N * K; i++) w[i] = (float)(rng_unit() * 2 - 1);
+  for (int i = 0; i < N * K; i++) w[i] = (float)(rng_unit(&rng) * 2 - 1);
   int ok = 1;
   for (int bits = 4; bits <= 8; bits += 4) {
     kf_qweight a, b;
