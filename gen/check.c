@@ -448,13 +448,27 @@ void kf_problem_recompute_reference(kf_problem *p) {
   if (p->kind == PROB_ATTN || p->kind == PROB_MLA) attn_reference(p);
 }
 
+/* The attention shape from the kernel's params into p: B, H, S, D (defaults 1, 1, 1, 128), HKV
+** (0: H; MLA has one latent KV head) and DV (0: D), and the softmax scale 1/sqrt(D). */
+static void attn_shape(kf_problem *p, int mla) {
+  const kf_kernel *k = p->k;
+  p->B = param(k, "B", 1);
+  p->H = param(k, "H", 1);
+  p->S = param(k, "S", 1);
+  p->D = param(k, "D", 128);
+  p->HKV = mla ? 1 : param(k, "HKV", 0);
+  p->DV = param(k, "DV", 0);
+  if (p->HKV <= 0) p->HKV = p->H;
+  if (p->DV <= 0) p->DV = p->D;
+  p->scale = 1.0 / sqrt((double)p->D);
+}
+
 static int attn_new(kf_ctx *ctx, kf_problem *p, uint64_t seed, int act_dist, int mla) {
   const kf_kernel *k = p->k;
   int rc;
-  int64_t B = param(k, "B", 1), H = param(k, "H", 1), S = param(k, "S", 1), D = param(k, "D", 128);
-  int64_t HKV = mla ? 1 : param(k, "HKV", 0), DV = param(k, "DV", 0);
-  if (HKV <= 0) HKV = H;
-  if (DV <= 0) DV = D;
+  attn_shape(p, mla);
+  int64_t B = p->B, H = p->H, HKV = p->HKV, S = p->S, D = p->D, DV = p->DV;
+  double scale = p->scale;
   if (mla) {
     if ((rc = expect_arg(ctx, k, 0, "q", KF_BF16, "B*H x D queries")) ||
         (rc = expect_arg(ctx, k, 1, "kv", KF_BF16, "B x S x D latent cache")) ||
@@ -465,7 +479,6 @@ static int attn_new(kf_ctx *ctx, kf_problem *p, uint64_t seed, int act_dist, int
              (rc = expect_arg(ctx, k, 2, "v", KF_BF16, "B*HKV x S x DV values")) ||
              (rc = expect_arg(ctx, k, 3, "out", KF_F32, "B*H x DV output")))
     return rc;
-  double scale = 1.0 / sqrt((double)D);
   int64_t nq = B * H * D, nk = B * HKV * S * D, nv = mla ? 0 : B * HKV * S * DV, no = B * H * DV;
   float *q = kf_xmalloc((size_t)nq * sizeof(float)), *kk = kf_xmalloc((size_t)nk * sizeof(float));
   float *v = nv ? kf_xmalloc((size_t)nv * sizeof(float)) : NULL;
@@ -531,13 +544,6 @@ static int attn_new(kf_ctx *ctx, kf_problem *p, uint64_t seed, int act_dist, int
   p->arg_bytes[a] = (size_t)no * sizeof(float);
   p->flops = 2.0 * (double)B * (double)H * (double)S * (double)(D + DV);
   p->bytes = 2.0 * (double)(nq + nk + nv) + 4.0 * (double)no;
-  p->B = B;
-  p->H = H;
-  p->HKV = HKV;
-  p->S = S;
-  p->D = D;
-  p->DV = DV;
-  p->scale = scale;
   p->block = gen.block;
   free(q);
   free(kk);
@@ -563,24 +569,15 @@ static int attnq_new(kf_ctx *ctx, kf_problem *p, uint64_t seed) {
       (rc = expect_arg(ctx, k, 4, "v_scale", KF_F32, "V scales")) ||
       (rc = expect_arg(ctx, k, 5, "out", KF_F32, "B*H x DV output")))
     return rc;
-  int64_t B = param(k, "B", 1), H = param(k, "H", 1), S = param(k, "S", 1), D = param(k, "D", 128);
-  int64_t HKV = param(k, "HKV", 0), DV = param(k, "DV", 0), passes = 2;
+  attn_shape(p, 0);
+  int64_t B = p->B, H = p->H, HKV = p->HKV, S = p->S, D = p->D, DV = p->DV, passes = 2;
+  double scale = p->scale;
   int kscale = (int)param(k, "kscale", 0);
   kf_binding_get(&k->config, "passes", &passes);
-  if (HKV <= 0) HKV = H;
-  if (DV <= 0) DV = D;
   int64_t BH = B * HKV, Sp = (S + 15) / 16 * 16, G = H / HKV;
   int64_t Sk = kf_kernel_arg(k, 1)->dims[1]; /* tokens K is packed for (>= S, zero codes past S) */
   if (Sk < S) return kf_err(ctx, KF_EINVAL, "%s: 'k' must hold at least S tokens", kf_template_path(k->tmpl));
   int64_t nq = B * H * D, nk = BH * S * D, nv = BH * S * DV, no = B * H * DV;
-  double scale = 1.0 / sqrt((double)D);
-  p->B = B;
-  p->H = H;
-  p->HKV = HKV;
-  p->S = S;
-  p->D = D;
-  p->DV = DV;
-  p->scale = scale;
   kf_rng rng;
   kf_rng_seed(&rng, seed);
   float *q = kf_xmalloc((size_t)nq * sizeof(float)), *kk = kf_xmalloc((size_t)nk * sizeof(float));
