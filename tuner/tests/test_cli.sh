@@ -4,13 +4,7 @@
 K=${1:?usage: test_cli.sh path/to/kforge}
 T=$(mktemp -d /tmp/kforge-tcli-XXXXXX)
 trap 'rm -rf "$T"' EXIT
-fails=0
-check() { # check NAME WANT_STATUS GREP_PATTERN -- command...
-  local name=$1 want=$2 pat=$3; shift 4
-  "$@" > "$T/out" 2>&1; local st=$?
-  if [ "$st" = "$want" ] && grep -Eq -- "$pat" "$T/out"; then echo "ok  : $name"
-  else echo "FAIL: $name (status $st, want $want; pattern '$pat')"; sed 's/^/      /' "$T/out" | head -8; fails=$((fails+1)); fi
-}
+. "$(dirname "${BASH_SOURCE[0]}")/tt_check.sh" # check NAME WANT_STATUS GREP_PATTERN -- command...
 F=tuner/tests/templates/tt_faulty.lua
 check "tune without --db" 2 "missing --db" -- "$K" tune $F --shape M=2,N=32,K=64
 check "tune without shape" 2 "missing --shape" -- "$K" tune $F --db "$T/a.db"

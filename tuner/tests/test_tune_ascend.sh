@@ -7,13 +7,7 @@
 K=${1:?usage: test_tune_ascend.sh path/to/kforge}
 T=$(mktemp -d /tmp/kforge-tasc-XXXXXX)
 trap 'rm -rf "$T"' EXIT
-fails=0
-check() { # check NAME WANT_STATUS GREP_PATTERN -- command...
-  local name=$1 want=$2 pat=$3; shift 4
-  "$@" > "$T/out" 2>&1; local st=$?
-  if [ "$st" = "$want" ] && grep -Eq -- "$pat" "$T/out"; then echo "ok  : $name"
-  else echo "FAIL: $name (status $st, want $want; pattern '$pat')"; sed 's/^/      /' "$T/out" | head -8; fails=$((fails+1)); fi
-}
+. "$(dirname "${BASH_SOURCE[0]}")/tt_check.sh" # check NAME WANT_STATUS GREP_PATTERN -- command...
 SH=B=24,H=16,S=1024
 check "unknown model" 2 "unknown target 'ascend910x'" -- "$K" tune amla_decode --target ascend910x --shape $SH --db "$T/a.db"
 check "sweep hb x preload on the model (10 configs)" 0 "summary: 10 trials now \(10 ok" -- \

@@ -11,10 +11,15 @@
 
 static const char *const SHAPE = "M=2,N=96,K=128";
 
-static void pins(kf_binding *fixed) {
-  memset(fixed, 0, sizeof *fixed);
-  kf_binding_set(fixed, "mr", 1);
-  kf_binding_set(fixed, "kc", 128);
+/* One sweep of dequant_gemm at shape_txt with mr and kc pinned. */
+static int sweep(kf_ctx *ctx, kf_store *s, const kf_tune_opts *o, const char *shape_txt, kf_tune_summary *sum) {
+  kf_binding shape, fixed;
+  memset(&shape, 0, sizeof shape);
+  kf_binding_parse(ctx, shape_txt, "shape", &shape);
+  memset(&fixed, 0, sizeof fixed);
+  kf_binding_set(&fixed, "mr", 1);
+  kf_binding_set(&fixed, "kc", 128);
+  return kf_tune(ctx, s, "dequant_gemm", &shape, &fixed, "cpu-host", o, sum);
 }
 
 /* Child: runs the sweep and exits (0 ok). */
@@ -34,12 +39,8 @@ static pid_t spawn_sweep(const char *db, int seed, kf_strategy strat, const char
   tt_fast_opts(&o, log);
   o.seed = (uint64_t)seed;
   o.strategy = strat;
-  kf_binding shape, fixed;
-  memset(&shape, 0, sizeof shape);
-  kf_binding_parse(&ctx, shape_txt, "shape", &shape);
-  pins(&fixed);
   kf_tune_summary sum;
-  int rc = kf_tune(&ctx, s, "dequant_gemm", &shape, &fixed, "cpu-host", &o, &sum);
+  int rc = sweep(&ctx, s, &o, shape_txt, &sum);
   if (rc) fprintf(stderr, "child: %s\n", kf_errmsg(&ctx));
   kf_store_close(s);
   _exit(rc ? 1 : 0);
@@ -77,12 +78,8 @@ int main(void) {
   FILE *log = fopen("/dev/null", "w");
   kf_tune_opts o;
   tt_fast_opts(&o, log);
-  kf_binding shape, fixed;
-  memset(&shape, 0, sizeof shape);
-  kf_binding_parse(&ctx, SHAPE, "shape", &shape);
-  pins(&fixed);
   kf_tune_summary sum;
-  int rc = kf_tune(&ctx, s, "dequant_gemm", &shape, &fixed, "cpu-host", &o, &sum);
+  int rc = sweep(&ctx, s, &o, SHAPE, &sum);
   TT_CHECK(rc == 0 && sum.complete, "resumed sweep completes (%s)", rc ? kf_errmsg(&ctx) : "ok");
   TT_CHECK(sum.recorded == n_killed && sum.n_run == sum.space - n_killed,
            "resume ran only the %lld unrecorded of %lld configurations (recorded before: %lld)", (long long)sum.n_run,
@@ -113,9 +110,5 @@ int main(void) {
            "2 workloads, 1 target row (get-or-insert under concurrency)");
   kf_store_close(s);
   fclose(log);
-  char cmd[400];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  if (system(cmd)) printf("note: could not remove %s\n", dir);
-  printf("%s\n", tt_failures ? "FAILED" : "all ok");
-  return tt_failures != 0;
+  return tt_finish(dir);
 }

@@ -107,8 +107,5 @@ int main(void) {
   kf_vec_free(&list);
   kf_store_close(s);
   fclose(log);
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  if (system(cmd)) printf("note: could not remove %s\n", dir);
-  printf("%s\n", tt_failures ? "FAILED" : "all ok");
-  return tt_failures != 0;
+  return tt_finish(dir);
 }

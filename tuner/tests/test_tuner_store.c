@@ -208,9 +208,5 @@ int main(void) {
   lookup_case(s, "msd_gemm", "M=2,N=32,K=64", KF_LOOKUP_DEFAULT, NULL, "mr=8 invalid for M=2: default");
   kf_store_close(s);
   fclose(log);
-  char cmd[400];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  if (system(cmd)) printf("note: could not remove %s\n", dir);
-  printf("%s\n", tt_failures ? "FAILED" : "all ok");
-  return tt_failures != 0;
+  return tt_finish(dir);
 }

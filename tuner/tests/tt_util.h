@@ -34,6 +34,15 @@ static inline void tt_tempdir(char *out, size_t n, const char *name) {
   }
 }
 
+/* The end of a test: removes its directory and prints the verdict; main returns the result. */
+static inline int tt_finish(const char *dir) {
+  char cmd[400];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  if (system(cmd)) printf("note: could not remove %s\n", dir);
+  printf("%s\n", tt_failures ? "FAILED" : "all ok");
+  return tt_failures != 0;
+}
+
 static int tt_count_cb(void *arg, int n, const char *const *names, const char *const *vals) {
   (void)n;
   (void)names;
