@@ -455,7 +455,11 @@ static int cmd_db(int argc, char **argv) {
     memset(&shape, 0, sizeof shape);
     kf_target target;
     kf_lookup_result lr;
+    kf_sim_target sim;
     if (!o.tmpl || !o.shape) rc = usage("db", "%s", "lookup needs TEMPLATE and --shape");
+    else if (sim_target_get(&ctx, o.target, &sim) > 0)
+      rc = usage("db", "target %s is the Ascend model: lookup serves generated CPU code (its tuned results: 'kforge db best')",
+                 o.target);
     else if (kf_binding_parse(&ctx, o.shape, "--shape", &shape) || kf_target_get(&ctx, o.target, &target) ||
              kf_template_load(&ctx, o.tmpl, &t) || kf_kernel_build(&ctx, t, &shape, NULL, &target, &k) ||
              kf_lookup(&ctx, s, t, &k.params, &o.fixed, &target, &lr))
@@ -689,6 +693,9 @@ static int cmd_lib(int argc, char **argv) {
   if (!db) return usage("lib", "%s", "missing --db FILE");
   if (!shapes_path) return usage("lib", "%s", "missing --shapes FILE");
   if (!out) return usage("lib", "%s", "missing -o DIR");
+  kf_sim_target sim;
+  if (sim_target_get(&ctx, target, &sim) > 0)
+    return usage("lib", "target %s is the Ascend model: lib builds CPU code (its tuned results: 'kforge db best')", target);
   kf_shape_list shapes = {0};
   kf_store *s = NULL;
   int rc = 0;

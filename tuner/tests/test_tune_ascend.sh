@@ -31,5 +31,9 @@ check "preload never slower than without (same hb)" 0 "." -- bash -c '
 check "a tiling that does not fit L1 is recorded as failed, buffer named" 0 "failed.*L1 of an AIC" -- bash -c '
   "$1" tune msd_gemm --target ascend910b --shape M=512,N=2048,K=8192 --set passes=2,mr=8,nr=64,nc=1024,mc=512,kc=8192 --db "$2" --quiet &&
   "$1" db show --db "$2" --status failed' _ "$K" "$T/b.db"
+check "db lookup on the model: a clear refusal" 2 "is the Ascend model: lookup serves generated CPU code" -- \
+  "$K" db lookup --db "$T/a.db" amla_decode --shape $SH --target ascend910b
+check "lib on the model: a clear refusal" 2 "is the Ascend model: lib builds CPU code" -- \
+  "$K" lib --db "$T/a.db" --shapes /dev/null -o "$T/lib" --target ascend910b
 echo "$fails failure(s)"
 [ "$fails" = 0 ]
