@@ -91,10 +91,16 @@ kf_lopt_status kf_lopt_decode(const kf_lopt_tokenizer *tok, const uint32_t *ids,
 kf_lopt_status kf_lopt_pool_create(int n_threads, kf_lopt_pool **out, kf_lopt_error *err);
 int kf_lopt_pool_threads(const kf_lopt_pool *pool);
 void kf_lopt_pool_free(kf_lopt_pool *pool);
+/* A pool serves one kf_lopt_encode_parallel / _naive call at a time. It keeps the chunk token
+ * buffers of the last LoPT call (about 12 bytes per token of that text) for reuse by the next;
+ * kf_lopt_pool_trim releases them now (kf_lopt_pool_free always does). */
+void kf_lopt_pool_trim(kf_lopt_pool *pool);
 
 typedef struct kf_lopt_par_opts {
-  int chunks_per_thread;  /* chunks = threads * chunks_per_thread (default 4 when 0) */
-  size_t chunk_bytes;     /* fixed chunk length; 0 = adaptive: len / chunks, at least min_chunk */
+  int chunks_per_thread;  /* > 0: chunks = threads * chunks_per_thread, of equal length;
+                             0: guided: each chunk 1/(2 threads) of the text left, so chunks
+                             shrink towards the end and the threads finish together */
+  size_t chunk_bytes;     /* fixed chunk length; 0 = adaptive (as above), at least min_chunk */
   size_t min_chunk_bytes; /* adaptive lower bound (default 64 KiB when 0) */
   size_t overlap_bytes;   /* initial overlap (default 256 when 0) */
   int max_rounds;         /* overlap doublings before the sequential fallback (default 6) */

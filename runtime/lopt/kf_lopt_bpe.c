@@ -648,7 +648,18 @@ static int seg_grow(lopt_chunk *c, size_t cap) {
   return 0;
 }
 
+void lopt_chunk_reset(lopt_chunk *c) {
+  lopt_chunk k = {0};
+  k.toks = c->toks;
+  k.toks.n = 0;
+  k.seg_pos = c->seg_pos;
+  k.seg_tok = c->seg_tok;
+  k.cap_seg = c->cap_seg;
+  *c = k;
+}
+
 static int seg_push(lopt_chunk *c, uint32_t pos) {
+  if (pos >= c->seg_skip_from && pos < c->seg_skip_to) return 0;
   if (c->n_seg == c->cap_seg && seg_grow(c, c->cap_seg ? c->cap_seg * 2 : 1024) < 0) return -1;
   c->seg_pos[c->n_seg] = pos;
   c->seg_tok[c->n_seg] = (uint32_t)c->toks.n;
@@ -758,13 +769,12 @@ int lopt_encode_range(const kf_lopt_tokenizer *tok, lopt_scratch *s, const lopt_
   const unsigned char *text = (const unsigned char *)pp->text;
   c->to = to;
   c->frontier = to;
-  /* Every token and every segment covers at least one byte, so span + 1 entries suffice: reserve
+  /* Every token covers at least one byte, so span + 1 entries suffice: reserve
    * them once (address space only; pages are touched as tokens are written) instead of growing
    * by doubling, which re-faults and re-copies. If that much address space is refused, the
    * arrays just grow as they fill. */
   size_t span = to > from ? (size_t)(to - from) + 1 : 1;
   if (c->toks.cap < c->toks.n + span) (void)tokens_grow(&c->toks, c->toks.n + span);
-  if (c->cap_seg < c->n_seg + span) (void)seg_grow(c, c->n_seg + span);
   for (size_t i = lopt_find_piece(&pp->pieces, from); i < pp->pieces.n; i++) {
     const lopt_piece *p = &pp->pieces.p[i];
     if (p->start >= to) break;

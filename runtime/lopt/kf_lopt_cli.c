@@ -21,6 +21,8 @@ static const char USAGE[] =
     "Encodes FILE (or stdin) with a Hugging Face byte-level BPE tokenizer.json; no BOS/EOS is\n"
     "added. --threads N > 1 uses LoPT (lossless parallel tokenization; output identical to\n"
     "sequential); --naive uses the lossy split-and-concatenate instead (for comparison).\n"
+    "  --chunks-per-thread K   LoPT in threads*K equal chunks (default: guided chunk lengths,\n"
+    "            long first, shorter towards the end)\n"
     "  --ids     token ids, space separated (default)\n"
     "  --count   number of tokens\n"
     "  --json    {\"ids\": [...], \"offsets\": [[start, end], ...]} (byte offsets into FILE)\n"
@@ -266,7 +268,7 @@ static int run_bench(const char *tok_path, int threads, const char *sizes, const
 
 int kf_tokenize_main(int argc, char **argv) {
   const char *tok_path = NULL, *input = NULL, *sizes = "1,10,100", *corpus = NULL;
-  int threads = 1, cpt = 4, mode = 0 /* ids */, bench = 0, naive = 0, reps = 0;
+  int threads = 1, cpt = 0, mode = 0 /* ids */, bench = 0, naive = 0, reps = 0;
   int modes = MODE_SEQ | MODE_LOPT | MODE_NAIVE;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];

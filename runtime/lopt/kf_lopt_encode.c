@@ -2,6 +2,7 @@
 #include "kf_lopt_int.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -31,13 +32,6 @@ static void map_offsets(const lopt_prepared *pp, kf_lopt_tokens *t) {
   }
 }
 
-/* Hand a chunk's token arrays to out (out's old arrays are released). */
-static void move_tokens(kf_lopt_tokens *out, lopt_chunk *c) {
-  kf_lopt_tokens_free(out);
-  *out = c->toks;
-  memset(&c->toks, 0, sizeof c->toks);
-}
-
 kf_lopt_status kf_lopt_encode(const kf_lopt_tokenizer *tok, const char *text, size_t len,
                               kf_lopt_tokens *out, kf_lopt_error *err) {
   if (!tok || !out || (!text && len))
@@ -46,17 +40,23 @@ kf_lopt_status kf_lopt_encode(const kf_lopt_tokenizer *tok, const char *text, si
   kf_lopt_status st = lopt_prepare(tok, text, len, 0, 0, &pp, err);
   if (st) return st;
   lopt_scratch *s = lopt_scratch_new(tok);
+  /* Tokens go straight into out's arrays (reusing their capacity); no segments are recorded,
+   * since nothing is joined. */
   lopt_chunk c = {0};
-  if (!s || lopt_encode_range(tok, s, &pp, 0, (uint32_t)pp.len, &c) < 0) {
-    lopt_scratch_free(s);
-    lopt_chunk_free(&c);
+  c.toks = *out;
+  c.toks.n = 0;
+  c.seg_skip_to = UINT32_MAX;
+  int failed = !s || lopt_encode_range(tok, s, &pp, 0, (uint32_t)pp.len, &c) < 0;
+  *out = c.toks;
+  memset(&c.toks, 0, sizeof c.toks);
+  lopt_chunk_free(&c);
+  lopt_scratch_free(s);
+  if (failed) {
+    out->n = 0;
     lopt_prepared_free(&pp);
     return kf_lopt_fail(err, KF_LOPT_ENOMEM, "kf_lopt_encode: out of memory (%zu bytes)", len);
   }
-  map_offsets(&pp, &c.toks);
-  move_tokens(out, &c);
-  lopt_chunk_free(&c);
-  lopt_scratch_free(s);
+  map_offsets(&pp, out);
   lopt_prepared_free(&pp);
   return KF_LOPT_OK;
 }
@@ -73,10 +73,56 @@ struct kf_lopt_pool {
   pthread_cond_t cv_work, cv_done;
   pool_fn fn;
   void *arg;
-  size_t n_items, next, done;
-  unsigned long gen;
-  int quit;
+  size_t n_items, next;
+  atomic_size_t done;    /* written under mu; read without it while spinning */
+  atomic_ulong gen;      /* job generation, likewise */
+  atomic_int quit;
+  /* Chunk buffers of the last LoPT call, emptied but with their capacity, for the next call:
+   * fresh pages cost a first-touch fault each (and in a VM often a host fault too). */
+  lopt_chunk *spare;
+  size_t n_spare;
 };
+
+/* A thread that just finished its share spins this long for the next job (or the last items)
+ * before sleeping on a condition variable: one LoPT call runs three jobs back to back, and a
+ * futex wake-up costs tens of microseconds, more in a VM. */
+#define POOL_SPIN_S 100e-6
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+/* Spin until *v != old (or *quit), at most POOL_SPIN_S; returns 1 if it changed. */
+static int spin_ulong(const atomic_ulong *v, unsigned long old, const atomic_int *quit) {
+  double t_end = 0;
+  for (unsigned i = 1;; i++) {
+    if (atomic_load_explicit(v, memory_order_acquire) != old ||
+        atomic_load_explicit(quit, memory_order_relaxed))
+      return 1;
+    cpu_relax();
+    if ((i & 255) == 0) {
+      double t = clock_s(CLOCK_MONOTONIC);
+      if (t_end == 0) t_end = t + POOL_SPIN_S;
+      else if (t > t_end) return 0;
+    }
+  }
+}
+
+/* Spin until *v >= want, at most POOL_SPIN_S; returns 1 if reached. */
+static int spin_size(const atomic_size_t *v, size_t want) {
+  double t_end = 0;
+  for (unsigned i = 1;; i++) {
+    if (atomic_load_explicit(v, memory_order_acquire) >= want) return 1;
+    cpu_relax();
+    if ((i & 255) == 0) {
+      double t = clock_s(CLOCK_MONOTONIC);
+      if (t_end == 0) t_end = t + POOL_SPIN_S;
+      else if (t > t_end) return 0;
+    }
+  }
+}
 
 typedef struct worker_arg {
   kf_lopt_pool *pool;
@@ -109,6 +155,7 @@ static void *pool_main(void *varg) {
   free(wa);
   unsigned long seen = 0;
   for (;;) {
+    spin_ulong(&p->gen, seen, &p->quit);
     pthread_mutex_lock(&p->mu);
     while (!p->quit && p->gen == seen) pthread_cond_wait(&p->cv_work, &p->mu);
     if (p->quit) {
@@ -169,8 +216,17 @@ void kf_lopt_pool_free(kf_lopt_pool *p) {
   pthread_mutex_destroy(&p->mu);
   pthread_cond_destroy(&p->cv_work);
   pthread_cond_destroy(&p->cv_done);
+  kf_lopt_pool_trim(p);
   free(p->th);
   free(p);
+}
+
+void kf_lopt_pool_trim(kf_lopt_pool *p) {
+  if (!p) return;
+  for (size_t i = 0; i < p->n_spare; i++) lopt_chunk_free(&p->spare[i]);
+  free(p->spare);
+  p->spare = NULL;
+  p->n_spare = 0;
 }
 
 /* Run fn(arg, i, worker) for i in [0, n) on the pool; the caller is worker 0. */
@@ -189,6 +245,7 @@ static void pool_run(kf_lopt_pool *p, size_t n, pool_fn fn, void *arg) {
   pthread_cond_broadcast(&p->cv_work);
   pthread_mutex_unlock(&p->mu);
   pool_drain(p, 0);
+  spin_size(&p->done, n);
   pthread_mutex_lock(&p->mu);
   while (p->done < p->n_items) pthread_cond_wait(&p->cv_done, &p->mu);
   p->n_items = 0;
@@ -472,9 +529,12 @@ typedef struct cut_plan {
   size_t n;
 } cut_plan;
 
-/* Cuts every ~chunk bytes (or random lengths when seeded), moved to a UTF-8 character start and
- * out of added tokens. */
-static int plan_cuts(const lopt_prepared *pp, size_t chunk, uint64_t seed, cut_plan *cp) {
+/* Cuts every ~chunk bytes (or random lengths when seeded; or, with guided > 0, guided
+ * self-scheduling: each chunk is 1/(2 * guided) of what is left, but at least `chunk` bytes, so
+ * the first chunks are long and the last ones short and the threads finish close together),
+ * moved to a UTF-8 character start and out of added tokens. */
+static int plan_cuts(const lopt_prepared *pp, size_t chunk, uint64_t seed, int guided,
+                     cut_plan *cp) {
   size_t n = pp->len;
   size_t max_cuts = n / (chunk / 4 + 1) + 2;
   cp->pos = malloc(max_cuts * sizeof *cp->pos);
@@ -487,6 +547,7 @@ static int plan_cuts(const lopt_prepared *pp, size_t chunk, uint64_t seed, cut_p
   for (;;) {
     size_t step = chunk;
     if (seed) step = chunk / 4 + (size_t)(rng_next(&rs) % (chunk * 2 - chunk / 4 + 1));
+    else if (guided && (n - x) / (2 * (size_t)guided) > chunk) step = (n - x) / (2 * (size_t)guided);
     if (step == 0) step = 1;
     x += step;
     if (x >= n) break;
@@ -575,6 +636,50 @@ static size_t restart_seg(const lopt_item *L, uint32_t pos, uint32_t *where) {
   return seg_lower(&L->c, L->sync);
 }
 
+/* Record segments of `it` only within `window` bytes after its start and before its right cut
+ * (UINT32_MAX for the last chunk): its joins look nowhere else (a join point lies between a cut
+ * and the left chunk's widest overlap; a retry restarts at a segment shortly before the cut, or
+ * at the chunk's sync point, which is a recorded segment in the start window). */
+static void seg_window(lopt_item *it, uint32_t right_cut, uint64_t window) {
+  uint64_t skip_from = it->from + window;
+  uint64_t skip_to = right_cut == UINT32_MAX ? UINT32_MAX
+                     : right_cut > window    ? right_cut - window
+                                             : 0;
+  it->c.seg_skip_from = skip_from < skip_to ? (uint32_t)skip_from : 0;
+  it->c.seg_skip_to = skip_from < skip_to ? (uint32_t)skip_to : 0;
+}
+
+/* Give LoPT items the pool's kept chunk buffers (the pool keeps none meanwhile). */
+static void spares_take(kf_lopt_pool *p, lopt_item *items, size_t m) {
+  if (!p) return;
+  size_t k = 0;
+  for (; k < m && k < p->n_spare; k++) {
+    items[k].c = p->spare[k];
+    memset(&p->spare[k], 0, sizeof p->spare[k]);
+  }
+}
+
+/* Keep the items' chunk buffers in the pool for the next call (freed if that fails). */
+static void spares_keep(kf_lopt_pool *p, lopt_item *items, size_t m) {
+  if (p && m > p->n_spare) {
+    lopt_chunk *g = realloc(p->spare, m * sizeof *g);
+    if (g) {
+      memset(g + p->n_spare, 0, (m - p->n_spare) * sizeof *g);
+      p->spare = g;
+      p->n_spare = m;
+    }
+  }
+  for (size_t k = 0; k < m; k++) {
+    if (p && k < p->n_spare && !p->spare[k].toks.ids && !p->spare[k].seg_pos) {
+      lopt_chunk_reset(&items[k].c);
+      p->spare[k] = items[k].c;
+      memset(&items[k].c, 0, sizeof items[k].c);
+    } else {
+      lopt_chunk_free(&items[k].c);
+    }
+  }
+}
+
 kf_lopt_status kf_lopt_encode_parallel(const kf_lopt_tokenizer *tok, kf_lopt_pool *pool,
                                        const char *text, size_t len,
                                        const kf_lopt_par_opts *opts, kf_lopt_tokens *out,
@@ -583,7 +688,7 @@ kf_lopt_status kf_lopt_encode_parallel(const kf_lopt_tokenizer *tok, kf_lopt_poo
     return kf_lopt_fail(err, KF_LOPT_EINVAL, "kf_lopt_encode_parallel: NULL argument");
   kf_lopt_par_opts o = {0};
   if (opts) o = *opts;
-  if (o.chunks_per_thread <= 0) o.chunks_per_thread = 4; /* dynamic scheduling balances them */
+  int guided = o.chunks_per_thread <= 0 && o.chunk_bytes == 0 && o.seed == 0;
   if (o.min_chunk_bytes == 0) o.min_chunk_bytes = 64 * 1024;
   if (o.overlap_bytes == 0) o.overlap_bytes = 256;
   if (o.max_rounds <= 0) o.max_rounds = 6;
@@ -606,14 +711,19 @@ kf_lopt_status kf_lopt_encode_parallel(const kf_lopt_tokenizer *tok, kf_lopt_poo
   if (rc) return rc;
   size_t n = pp.len;
   double w1 = clock_s(CLOCK_MONOTONIC);
-  size_t n_chunks = (size_t)threads * (size_t)o.chunks_per_thread;
   size_t chunk = o.chunk_bytes;
-  if (!chunk) {
+  if (!chunk && guided && threads == 1) {
+    chunk = n; /* one worker: one chunk */
+  } else if (!chunk && guided) {
+    chunk = o.min_chunk_bytes; /* the shortest chunk; the first ones are len / (2 threads) */
+  } else if (!chunk) {
+    size_t n_chunks = (size_t)threads * (size_t)(o.chunks_per_thread > 0 ? o.chunks_per_thread : 4);
     chunk = (n + n_chunks - 1) / n_chunks;
     if (chunk < o.min_chunk_bytes) chunk = o.min_chunk_bytes;
   }
   cut_plan cp = {0};
-  if (tok->parallel_safe && n > chunk && plan_cuts(&pp, chunk, o.seed, &cp) < 0) {
+  if (tok->parallel_safe && n > chunk &&
+      plan_cuts(&pp, chunk, o.seed, guided ? threads : 0, &cp) < 0) {
     free(cp.pos);
     free(cp.inside);
     lopt_prepared_free(&pp);
@@ -624,6 +734,12 @@ kf_lopt_status kf_lopt_encode_parallel(const kf_lopt_tokenizer *tok, kf_lopt_poo
   lopt_scratch **scratch = calloc((size_t)threads, sizeof *scratch);
   lopt_job job = {tok, &pp, items, scratch, 0};
   if (!items || !scratch) goto nomem;
+  spares_take(pool, items, m);
+  /* Joins look at segments (pre-token starts) only within the widest overlap of a chunk's left
+   * end and near its right cut; the others are not recorded. */
+  int shift = o.max_rounds < 40 ? o.max_rounds : 40;
+  uint64_t window = ((uint64_t)o.overlap_bytes << shift) + 8;
+  if (window > (uint64_t)n + 8) window = (uint64_t)n + 8;
   for (size_t k = 0; k < m; k++) {
     items[k].from = k ? cp.pos[k - 1] : 0;
     items[k].sync = items[k].from;
@@ -632,6 +748,7 @@ kf_lopt_status kf_lopt_encode_parallel(const kf_lopt_tokenizer *tok, kf_lopt_poo
       items[k].ext = cp.inside[k] ? ext_end(&pp, cp.pos[k], o.overlap_bytes) : cp.pos[k];
     else
       items[k].ext = (uint32_t)n;
+    seg_window(&items[k], k < cp.n ? cp.pos[k] : UINT32_MAX, window);
   }
   st.n_chunks = m;
   pool_run(pool, m, job_encode, &job);
@@ -690,11 +807,12 @@ kf_lopt_status kf_lopt_encode_parallel(const kf_lopt_tokenizer *tok, kf_lopt_poo
       left = k;
       continue;
     }
-    /* sequential fallback: L takes over R's whole range */
+    /* sequential fallback: L takes over R's whole range (and its right end's segments) */
     uint32_t s0;
     size_t k0 = restart_seg(L, cut, &s0);
     lopt_chunk_truncate(&L->c, k0);
     L->ext = R->ext;
+    seg_window(L, k < cp.n ? cp.pos[k] : UINT32_MAX, window);
     if (lopt_encode_range(tok, scratch[0], &pp, s0, L->ext, &L->c) < 0) goto nomem;
     R->alive = 0;
     st.n_fallbacks++;
@@ -723,7 +841,7 @@ kf_lopt_status kf_lopt_encode_parallel(const kf_lopt_tokenizer *tok, kf_lopt_poo
   map_offsets(&pp, out);
   st.t_prepare = w1 - w0;
   st.t_chunks = w2 - w1;
-  for (size_t k = 0; k < m; k++) lopt_chunk_free(&items[k].c);
+  spares_keep(pool, items, m);
   for (int w = 0; w < threads; w++) lopt_scratch_free(scratch[w]);
   free(items);
   free(scratch);

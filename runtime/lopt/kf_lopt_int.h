@@ -265,9 +265,13 @@ typedef struct lopt_chunk {
   size_t n_seg, cap_seg;
   uint32_t from, to;     /* requested range */
   uint32_t frontier;     /* tokens are exact for segments starting before this */
+  uint32_t seg_skip_from, seg_skip_to; /* segments starting in [from, to) are not recorded (only
+                                          joins near the chunk's ends need them); 0, 0 = all */
   int failed;            /* ENOMEM */
 } lopt_chunk;
 void lopt_chunk_free(lopt_chunk *c);
+/* Empty c for reuse, keeping its buffers. */
+void lopt_chunk_reset(lopt_chunk *c);
 void lopt_chunk_truncate(lopt_chunk *c, size_t n_seg);
 
 /* Tokenize final-text range [from, to) (from a segment start or chunk cut at a char boundary)

@@ -70,6 +70,15 @@ int main(int argc, char **argv) {
                  "chunks %zu, matched %zu, retries %zu, fallbacks %zu", st.n_chunks,
                  st.n_cuts_matched, st.n_retries, st.n_fallbacks);
       }
+      /* the pool keeps chunk buffers between calls; after a trim it starts from none */
+      kf_lopt_pool_trim(pool);
+      {
+        kf_lopt_par_stats st;
+        int ok = kf_lopt_encode_parallel(tok, pool, text, n, NULL, &par, &st, &err) == KF_LOPT_OK;
+        snprintf(label, sizeof label, "%s LoPT %d threads default chunks after pool trim == "
+                 "sequential", name, threads[ti]);
+        lt_check(ok && lt_same_tokens(&seq, &par, label), label, "chunks %zu", st.n_chunks);
+      }
       uint64_t rs = 99 + (uint64_t)ti;
       for (int r = 0; r < 4; r++) {
         kf_lopt_par_opts o = {0};
