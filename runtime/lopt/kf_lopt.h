@@ -98,10 +98,13 @@ void kf_lopt_pool_trim(kf_lopt_pool *pool);
 
 typedef struct kf_lopt_par_opts {
   int chunks_per_thread;  /* > 0: chunks = threads * chunks_per_thread, of equal length;
-                             0: guided: each chunk 1/(2 threads) of the text left, so chunks
-                             shrink towards the end and the threads finish together */
+                             0: guided: the text is one region per thread, cut into chunks of
+                             half of what is left of the region (down to min_chunk_bytes). Each
+                             thread takes its region's chunks in order, then the last chunks of
+                             the others' (so each word cache sees mostly one part of the text,
+                             and the short tail chunks balance the load) */
   size_t chunk_bytes;     /* fixed chunk length; 0 = adaptive (as above), at least min_chunk */
-  size_t min_chunk_bytes; /* adaptive lower bound (default 64 KiB when 0) */
+  size_t min_chunk_bytes; /* adaptive lower bound (default 16 KiB when 0) */
   size_t overlap_bytes;   /* initial overlap (default 256 when 0) */
   int max_rounds;         /* overlap doublings before the sequential fallback (default 6) */
   uint64_t seed;          /* if nonzero: random chunk lengths in [chunk/4, 2*chunk] (testing) */

@@ -616,6 +616,10 @@ static int tokens_grow(kf_lopt_tokens *t, size_t cap) {
   return 0;
 }
 
+int lopt_tokens_reserve_exact(kf_lopt_tokens *t, size_t need) {
+  return need <= t->cap ? 0 : tokens_grow(t, need);
+}
+
 int lopt_tokens_reserve(kf_lopt_tokens *t, size_t need) {
   if (need <= t->cap) return 0;
   size_t cap = t->cap ? t->cap : 1024;

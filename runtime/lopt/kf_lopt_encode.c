@@ -294,7 +294,9 @@ typedef struct text_job {
 static void job_text(void *varg, size_t i, int worker) {
   (void)worker;
   text_job *j = varg;
-  if (lopt_text_block_scan(j->tok, j->in, &j->blocks[i]) < 0) j->blocks[i].failed = 1;
+  lopt_text_block b = j->blocks[i]; /* a copy: no false sharing with the neighbour blocks */
+  if (lopt_text_block_scan(j->tok, j->in, &b) < 0) b.failed = 1;
+  j->blocks[i] = b;
 }
 
 typedef struct nfc_job {
@@ -307,7 +309,9 @@ typedef struct nfc_job {
 static void job_nfc(void *varg, size_t i, int worker) {
   (void)worker;
   nfc_job *j = varg;
-  if (lopt_nfc_block_run(j->s, j->ps, &j->blocks[i], j->new_start) < 0) j->blocks[i].failed = 1;
+  lopt_nfc_block b = j->blocks[i]; /* a copy: no false sharing with the neighbour blocks */
+  if (lopt_nfc_block_run(j->s, j->ps, &b, j->new_start) < 0) b.failed = 1;
+  j->blocks[i] = b;
 }
 
 static size_t block_edge(const unsigned char *s, size_t n, size_t x) {
@@ -478,41 +482,83 @@ typedef struct lopt_item {
   int worker;          /* which worker did it */
 } lopt_item;
 
+/* Chunk scheduling: the text is split into one region per thread, each a run of consecutive
+ * chunks. A worker takes the chunks of its region front to back, and when they are gone it takes
+ * the last chunk of the region with the most bytes left. Each word cache then mostly sees one
+ * contiguous part of the text (text has topic locality: with chunks dealt out in turn, both
+ * caches learn nearly all words and the BPE work on cache misses doubles), while stealing small
+ * tail chunks still balances the load. */
 typedef struct lopt_job {
   const kf_lopt_tokenizer *tok;
   const lopt_prepared *pp;
   lopt_item *items;
   lopt_scratch **scratch;
-  int failed;
+  pthread_mutex_t mu;
+  size_t *front, *back; /* per region: its items not taken yet are [front, back) */
+  size_t n_regions;
 } lopt_job;
 
-static void job_encode(void *varg, size_t i, int worker) {
-  lopt_job *j = varg;
+static void encode_item(lopt_job *j, size_t i, int worker) {
   if (!j->scratch[worker]) j->scratch[worker] = lopt_scratch_new(j->tok);
   lopt_item *it = &j->items[i];
+  /* Work on a copy: neighbouring items share cache lines, and the token count is written for
+   * every token (false sharing with the other worker's item doubled the chunk CPU time). */
+  lopt_chunk c = it->c;
   double c0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
   if (!j->scratch[worker] ||
-      lopt_encode_range(j->tok, j->scratch[worker], j->pp, it->from, it->ext, &it->c) < 0)
-    it->c.failed = 1;
+      lopt_encode_range(j->tok, j->scratch[worker], j->pp, it->from, it->ext, &c) < 0)
+    c.failed = 1;
+  it->c = c;
   it->cpu = clock_s(CLOCK_THREAD_CPUTIME_ID) - c0;
   it->worker = worker;
 }
 
+static void job_encode(void *varg, size_t region, int worker) {
+  lopt_job *j = varg;
+  for (;;) {
+    size_t i = SIZE_MAX;
+    pthread_mutex_lock(&j->mu);
+    if (j->front[region] < j->back[region]) {
+      i = j->front[region]++;
+    } else {
+      size_t best = 0, br = 0;
+      for (size_t r = 0; r < j->n_regions; r++) {
+        if (j->front[r] >= j->back[r]) continue;
+        size_t left = j->items[j->back[r] - 1].ext - j->items[j->front[r]].from + 1;
+        if (left > best) {
+          best = left;
+          br = r;
+        }
+      }
+      if (best) i = --j->back[br];
+    }
+    pthread_mutex_unlock(&j->mu);
+    if (i == SIZE_MAX) return;
+    encode_item(j, i, worker);
+  }
+}
+
+/* Output copy in pieces of at most COPY_PIECE tokens, so the threads share it evenly. */
+enum { COPY_PIECE = 1 << 18 };
+
+typedef struct copy_piece {
+  size_t item, src, dst, n;
+} copy_piece;
+
 typedef struct copy_job {
   const lopt_item *items;
-  const size_t *dst;
+  const copy_piece *pieces;
   kf_lopt_tokens *out;
 } copy_job;
 
-static void job_copy(void *varg, size_t k, int worker) {
+static void job_copy(void *varg, size_t i, int worker) {
   (void)worker;
   copy_job *j = varg;
-  const lopt_item *it = &j->items[k];
-  if (!it->alive || it->keep_hi <= it->keep_lo) return;
-  size_t c = it->keep_hi - it->keep_lo, d = j->dst[k];
-  memcpy(j->out->ids + d, it->c.toks.ids + it->keep_lo, c * sizeof *j->out->ids);
-  memcpy(j->out->start + d, it->c.toks.start + it->keep_lo, c * sizeof *j->out->start);
-  memcpy(j->out->end + d, it->c.toks.end + it->keep_lo, c * sizeof *j->out->end);
+  const copy_piece *c = &j->pieces[i];
+  const kf_lopt_tokens *t = &j->items[c->item].c.toks;
+  memcpy(j->out->ids + c->dst, t->ids + c->src, c->n * sizeof *t->ids);
+  memcpy(j->out->start + c->dst, t->start + c->src, c->n * sizeof *t->start);
+  memcpy(j->out->end + c->dst, t->end + c->src, c->n * sizeof *t->end);
 }
 
 static uint64_t rng_next(uint64_t *s) {
@@ -529,10 +575,10 @@ typedef struct cut_plan {
   size_t n;
 } cut_plan;
 
-/* Cuts every ~chunk bytes (or random lengths when seeded; or, with guided > 0, guided
- * self-scheduling: each chunk is 1/(2 * guided) of what is left, but at least `chunk` bytes, so
- * the first chunks are long and the last ones short and the threads finish close together),
- * moved to a UTF-8 character start and out of added tokens. */
+/* Cuts every ~chunk bytes (or random lengths when seeded; or, with guided > 0, in each of the
+ * `guided` equal regions chunks of half of what is left of the region, down to `chunk` bytes:
+ * long chunks first, short ones at a region's end for other threads to take), moved to a UTF-8
+ * character start and out of added tokens. */
 static int plan_cuts(const lopt_prepared *pp, size_t chunk, uint64_t seed, int guided,
                      cut_plan *cp) {
   size_t n = pp->len;
@@ -547,7 +593,12 @@ static int plan_cuts(const lopt_prepared *pp, size_t chunk, uint64_t seed, int g
   for (;;) {
     size_t step = chunk;
     if (seed) step = chunk / 4 + (size_t)(rng_next(&rs) % (chunk * 2 - chunk / 4 + 1));
-    else if (guided && (n - x) / (2 * (size_t)guided) > chunk) step = (n - x) / (2 * (size_t)guided);
+    else if (guided) {
+      uint64_t r = (uint64_t)x * (uint64_t)guided / n; /* region of x */
+      size_t re = (size_t)((uint64_t)n * (r + 1) / (uint64_t)guided);
+      size_t left = re > x ? re - x : 1;
+      step = left <= 2 * chunk ? left : left / 2;
+    }
     if (step == 0) step = 1;
     x += step;
     if (x >= n) break;
@@ -689,7 +740,7 @@ kf_lopt_status kf_lopt_encode_parallel(const kf_lopt_tokenizer *tok, kf_lopt_poo
   kf_lopt_par_opts o = {0};
   if (opts) o = *opts;
   int guided = o.chunks_per_thread <= 0 && o.chunk_bytes == 0 && o.seed == 0;
-  if (o.min_chunk_bytes == 0) o.min_chunk_bytes = 64 * 1024;
+  if (o.min_chunk_bytes == 0) o.min_chunk_bytes = 16 * 1024;
   if (o.overlap_bytes == 0) o.overlap_bytes = 256;
   if (o.max_rounds <= 0) o.max_rounds = 6;
   kf_lopt_par_stats st = {0};
@@ -732,9 +783,17 @@ kf_lopt_status kf_lopt_encode_parallel(const kf_lopt_tokenizer *tok, kf_lopt_poo
   size_t m = cp.n + 1;
   lopt_item *items = calloc(m, sizeof *items);
   lopt_scratch **scratch = calloc((size_t)threads, sizeof *scratch);
-  lopt_job job = {tok, &pp, items, scratch, 0};
+  lopt_job job = {.tok = tok, .pp = &pp, .items = items, .scratch = scratch};
   if (!items || !scratch) goto nomem;
   spares_take(pool, items, m);
+  /* The first chunk's tokens begin the output: it writes them straight into out's arrays
+   * (reusing their capacity; room for len + 1 tokens is address space, touched as written), so
+   * only the other chunks' tokens are copied. */
+  kf_lopt_tokens_free(&items[0].c.toks);
+  items[0].c.toks = *out;
+  items[0].c.toks.n = 0;
+  memset(out, 0, sizeof *out);
+  (void)lopt_tokens_reserve_exact(&items[0].c.toks, n + 1);
   /* Joins look at segments (pre-token starts) only within the widest overlap of a chunk's left
    * end and near its right cut; the others are not recorded. */
   int shift = o.max_rounds < 40 ? o.max_rounds : 40;
@@ -751,7 +810,22 @@ kf_lopt_status kf_lopt_encode_parallel(const kf_lopt_tokenizer *tok, kf_lopt_poo
     seg_window(&items[k], k < cp.n ? cp.pos[k] : UINT32_MAX, window);
   }
   st.n_chunks = m;
-  pool_run(pool, m, job_encode, &job);
+  size_t n_regions = (size_t)threads;
+  size_t *qb = calloc(2 * n_regions, sizeof *qb);
+  if (!qb) goto nomem;
+  job.front = qb;
+  job.back = qb + n_regions;
+  job.n_regions = n_regions;
+  for (size_t k = 0, r = 0; r < n_regions; r++) { /* region r: items starting in its part */
+    job.front[r] = k;
+    uint64_t end = (uint64_t)n * (r + 1) / n_regions;
+    while (k < m && (r + 1 == n_regions || items[k].from < end)) k++;
+    job.back[r] = k;
+  }
+  pthread_mutex_init(&job.mu, NULL);
+  pool_run(pool, n_regions, job_encode, &job);
+  pthread_mutex_destroy(&job.mu);
+  free(qb);
   double w2 = clock_s(CLOCK_MONOTONIC);
   for (int w = 0; w < threads; w++) {
     double sum = 0;
@@ -820,23 +894,30 @@ kf_lopt_status kf_lopt_encode_parallel(const kf_lopt_tokenizer *tok, kf_lopt_poo
   }
   items[left].keep_hi = items[left].c.toks.n;
 
-  size_t total = 0;
+  size_t total = 0, n_pieces = 0;
   for (size_t k = 0; k < m; k++)
-    if (items[k].alive && items[k].keep_hi > items[k].keep_lo)
+    if (items[k].alive && items[k].keep_hi > items[k].keep_lo) {
       total += items[k].keep_hi - items[k].keep_lo;
-  out->n = 0;
+      if (k) n_pieces += (items[k].keep_hi - items[k].keep_lo + COPY_PIECE - 1) / COPY_PIECE;
+    }
+  *out = items[0].c.toks; /* item 0 is never dropped and keeps its tokens from 0 */
+  memset(&items[0].c.toks, 0, sizeof items[0].c.toks);
+  out->n = items[0].keep_hi;
   if (lopt_tokens_reserve(out, total + 1) < 0) goto nomem;
-  /* output copy, one slice per item, on the pool (for 100 MB it is ~350 MB of arrays) */
-  size_t *dst = malloc(m * sizeof *dst);
-  if (!dst) goto nomem;
-  for (size_t k = 0, at = 0; k < m; k++) {
-    dst[k] = at;
-    if (items[k].alive && items[k].keep_hi > items[k].keep_lo)
-      at += items[k].keep_hi - items[k].keep_lo;
+  copy_piece *pieces = malloc((n_pieces + 1) * sizeof *pieces);
+  if (!pieces) goto nomem;
+  n_pieces = 0;
+  for (size_t k = 1, at = out->n; k < m; k++) {
+    if (!items[k].alive) continue;
+    for (size_t a = items[k].keep_lo; a < items[k].keep_hi; a += COPY_PIECE) {
+      size_t c = items[k].keep_hi - a < COPY_PIECE ? items[k].keep_hi - a : COPY_PIECE;
+      pieces[n_pieces++] = (copy_piece){k, a, at, c};
+      at += c;
+    }
   }
-  copy_job cj = {items, dst, out};
-  pool_run(pool, m, job_copy, &cj);
-  free(dst);
+  copy_job cj = {items, pieces, out};
+  pool_run(pool, n_pieces, job_copy, &cj);
+  free(pieces);
   out->n = total;
   map_offsets(&pp, out);
   st.t_prepare = w1 - w0;

@@ -280,7 +280,8 @@ void lopt_chunk_truncate(lopt_chunk *c, size_t n_seg);
 int lopt_encode_range(const kf_lopt_tokenizer *tok, lopt_scratch *s, const lopt_prepared *pp,
                       uint32_t from, uint32_t to, lopt_chunk *c);
 
-int lopt_tokens_reserve(kf_lopt_tokens *t, size_t need);
+int lopt_tokens_reserve(kf_lopt_tokens *t, size_t need);      /* grows by doubling */
+int lopt_tokens_reserve_exact(kf_lopt_tokens *t, size_t need); /* grows to exactly need */
 /* Huge-page hint for heap blocks of at least LOPT_HUGE_MIN bytes (no effect on smaller ones). */
 enum { LOPT_HUGE_MIN = 4 << 20 };
 void lopt_hint_huge(void *p, size_t bytes);
