@@ -591,7 +591,11 @@ static int bpe_word(const kf_lopt_tokenizer *tok, lopt_scratch *s, const unsigne
 
 /* Ask for transparent huge pages on the page-aligned interior of a large heap block: a 100 MB
  * text makes ~350 MB of token arrays, and first-touch faults on 4 KiB pages cost about as much
- * kernel time as a fifth of the tokenization itself. A hint only; failures are ignored. */
+ * kernel time as a fifth of the tokenization itself. A hint only; failures are ignored. Used
+ * for the caller's output arrays only, which are typically reused call after call: on this
+ * project's VM (KVM guest), fresh huge pages for buffers that are allocated and freed on every
+ * call (naive split parts) were slower than 4 KiB pages, probably because the host backs them
+ * anew each time. */
 void lopt_hint_huge(void *p, size_t bytes) {
   if (bytes < LOPT_HUGE_MIN) return;
   uintptr_t a = ((uintptr_t)p + 4095) & ~(uintptr_t)4095;
@@ -601,7 +605,7 @@ void lopt_hint_huge(void *p, size_t bytes) {
 
 /* Grow the three arrays to exactly cap entries (cap > t->cap). On failure the arrays that did
  * grow keep their new size, t->cap stays the smaller one, and -1 is returned. */
-static int tokens_grow(kf_lopt_tokens *t, size_t cap) {
+static int tokens_grow(kf_lopt_tokens *t, size_t cap, int huge) {
   uint32_t *a = realloc(t->ids, cap * sizeof *a);
   if (!a) return -1;
   t->ids = a;
@@ -610,21 +614,23 @@ static int tokens_grow(kf_lopt_tokens *t, size_t cap) {
   if (!(a = realloc(t->end, cap * sizeof *a))) return -1;
   t->end = a;
   t->cap = cap;
-  lopt_hint_huge(t->ids, cap * sizeof *a);
-  lopt_hint_huge(t->start, cap * sizeof *a);
-  lopt_hint_huge(t->end, cap * sizeof *a);
+  if (huge) {
+    lopt_hint_huge(t->ids, cap * sizeof *a);
+    lopt_hint_huge(t->start, cap * sizeof *a);
+    lopt_hint_huge(t->end, cap * sizeof *a);
+  }
   return 0;
 }
 
-int lopt_tokens_reserve_exact(kf_lopt_tokens *t, size_t need) {
-  return need <= t->cap ? 0 : tokens_grow(t, need);
+int lopt_tokens_reserve_exact(kf_lopt_tokens *t, size_t need, int huge) {
+  return need <= t->cap ? 0 : tokens_grow(t, need, huge);
 }
 
-int lopt_tokens_reserve(kf_lopt_tokens *t, size_t need) {
+int lopt_tokens_reserve(kf_lopt_tokens *t, size_t need, int huge) {
   if (need <= t->cap) return 0;
   size_t cap = t->cap ? t->cap : 1024;
   while (cap < need) cap *= 2;
-  return tokens_grow(t, cap);
+  return tokens_grow(t, cap, huge);
 }
 
 void lopt_chunk_free(lopt_chunk *c) {
@@ -647,8 +653,6 @@ static int seg_grow(lopt_chunk *c, size_t cap) {
   if (!(a = realloc(c->seg_tok, cap * sizeof *a))) return -1;
   c->seg_tok = a;
   c->cap_seg = cap;
-  lopt_hint_huge(c->seg_pos, cap * sizeof *a);
-  lopt_hint_huge(c->seg_tok, cap * sizeof *a);
   return 0;
 }
 
@@ -684,7 +688,7 @@ static int emit_word(const kf_lopt_tokenizer *tok, lopt_scratch *s, const unsign
   if (n <= CACHE_MAX_WORD) {
     h = lopt_hash_bytes(w, n);
     if (cache_get(s, h, w, n, &cid, &clen, &nt)) {
-      if (lopt_tokens_reserve(&c->toks, c->toks.n + nt) < 0) return -1;
+      if (lopt_tokens_reserve(&c->toks, c->toks.n + nt, c->huge_pages) < 0) return -1;
       uint32_t pos = a;
       for (size_t k = 0; k < nt; k++) {
         size_t j = c->toks.n++;
@@ -697,7 +701,7 @@ static int emit_word(const kf_lopt_tokenizer *tok, lopt_scratch *s, const unsign
     }
   }
   if (bpe_word(tok, s, w, n) < 0) return -1;
-  if (lopt_tokens_reserve(&c->toks, c->toks.n + s->w_n) < 0) return -1;
+  if (lopt_tokens_reserve(&c->toks, c->toks.n + s->w_n, c->huge_pages) < 0) return -1;
   uint32_t pos = a;
   for (size_t k = 0; k < s->w_n; k++) {
     size_t j = c->toks.n++;
@@ -778,7 +782,7 @@ int lopt_encode_range(const kf_lopt_tokenizer *tok, lopt_scratch *s, const lopt_
    * by doubling, which re-faults and re-copies. If that much address space is refused, the
    * arrays just grow as they fill. */
   size_t span = to > from ? (size_t)(to - from) + 1 : 1;
-  if (c->toks.cap < c->toks.n + span) (void)tokens_grow(&c->toks, c->toks.n + span);
+  if (c->toks.cap < c->toks.n + span) (void)tokens_grow(&c->toks, c->toks.n + span, c->huge_pages);
   for (size_t i = lopt_find_piece(&pp->pieces, from); i < pp->pieces.n; i++) {
     const lopt_piece *p = &pp->pieces.p[i];
     if (p->start >= to) break;
@@ -788,7 +792,7 @@ int lopt_encode_range(const kf_lopt_tokenizer *tok, lopt_scratch *s, const lopt_
         c->frontier = p->start;
         return 0;
       }
-      if (seg_push(c, p->start) < 0 || lopt_tokens_reserve(&c->toks, c->toks.n + 1) < 0)
+      if (seg_push(c, p->start) < 0 || lopt_tokens_reserve(&c->toks, c->toks.n + 1, c->huge_pages) < 0)
         return -1;
       size_t j = c->toks.n++;
       c->toks.ids[j] = (uint32_t)p->added;

@@ -32,10 +32,10 @@ static void map_offsets(const lopt_prepared *pp, kf_lopt_tokens *t) {
   }
 }
 
-kf_lopt_status kf_lopt_encode(const kf_lopt_tokenizer *tok, const char *text, size_t len,
-                              kf_lopt_tokens *out, kf_lopt_error *err) {
-  if (!tok || !out || (!text && len))
-    return kf_lopt_fail(err, KF_LOPT_EINVAL, "kf_lopt_encode: NULL argument");
+/* Sequential encode into out; huge: out's arrays get the huge-page hint (the caller's output,
+ * not a naive split part that is freed again within the call). */
+static kf_lopt_status encode_seq(const kf_lopt_tokenizer *tok, const char *text, size_t len,
+                                 kf_lopt_tokens *out, int huge, kf_lopt_error *err) {
   lopt_prepared pp;
   kf_lopt_status st = lopt_prepare(tok, text, len, 0, 0, &pp, err);
   if (st) return st;
@@ -46,6 +46,7 @@ kf_lopt_status kf_lopt_encode(const kf_lopt_tokenizer *tok, const char *text, si
   c.toks = *out;
   c.toks.n = 0;
   c.seg_skip_to = UINT32_MAX;
+  c.huge_pages = huge;
   int failed = !s || lopt_encode_range(tok, s, &pp, 0, (uint32_t)pp.len, &c) < 0;
   *out = c.toks;
   memset(&c.toks, 0, sizeof c.toks);
@@ -59,6 +60,13 @@ kf_lopt_status kf_lopt_encode(const kf_lopt_tokenizer *tok, const char *text, si
   map_offsets(&pp, out);
   lopt_prepared_free(&pp);
   return KF_LOPT_OK;
+}
+
+kf_lopt_status kf_lopt_encode(const kf_lopt_tokenizer *tok, const char *text, size_t len,
+                              kf_lopt_tokens *out, kf_lopt_error *err) {
+  if (!tok || !out || (!text && len))
+    return kf_lopt_fail(err, KF_LOPT_EINVAL, "kf_lopt_encode: NULL argument");
+  return encode_seq(tok, text, len, out, 1, err);
 }
 
 /* ---------------------------------------------------------------- thread pool */
@@ -793,7 +801,8 @@ kf_lopt_status kf_lopt_encode_parallel(const kf_lopt_tokenizer *tok, kf_lopt_poo
   items[0].c.toks = *out;
   items[0].c.toks.n = 0;
   memset(out, 0, sizeof *out);
-  (void)lopt_tokens_reserve_exact(&items[0].c.toks, n + 1);
+  items[0].c.huge_pages = 1;
+  (void)lopt_tokens_reserve_exact(&items[0].c.toks, n + 1, 1);
   /* Joins look at segments (pre-token starts) only within the widest overlap of a chunk's left
    * end and near its right cut; the others are not recorded. */
   int shift = o.max_rounds < 40 ? o.max_rounds : 40;
@@ -903,7 +912,7 @@ kf_lopt_status kf_lopt_encode_parallel(const kf_lopt_tokenizer *tok, kf_lopt_poo
   *out = items[0].c.toks; /* item 0 is never dropped and keeps its tokens from 0 */
   memset(&items[0].c.toks, 0, sizeof items[0].c.toks);
   out->n = items[0].keep_hi;
-  if (lopt_tokens_reserve(out, total + 1) < 0) goto nomem;
+  if (lopt_tokens_reserve(out, total + 1, 1) < 0) goto nomem;
   copy_piece *pieces = malloc((n_pieces + 1) * sizeof *pieces);
   if (!pieces) goto nomem;
   n_pieces = 0;
@@ -960,8 +969,8 @@ typedef struct naive_job {
 static void job_naive(void *varg, size_t i, int worker) {
   (void)worker;
   naive_job *j = varg;
-  j->status[i] = kf_lopt_encode(j->tok, j->text + j->cut[i], j->cut[i + 1] - j->cut[i],
-                                &j->parts[i], &j->errs[i]);
+  j->status[i] = encode_seq(j->tok, j->text + j->cut[i], j->cut[i + 1] - j->cut[i],
+                            &j->parts[i], 0, &j->errs[i]);
 }
 
 kf_lopt_status kf_lopt_encode_naive(const kf_lopt_tokenizer *tok, kf_lopt_pool *pool,
@@ -1002,7 +1011,7 @@ kf_lopt_status kf_lopt_encode_naive(const kf_lopt_tokenizer *tok, kf_lopt_pool *
     total += parts[i].n;
   }
   out->n = 0;
-  if (lopt_tokens_reserve(out, total + 1) < 0) {
+  if (lopt_tokens_reserve(out, total + 1, 1) < 0) {
     rc = kf_lopt_fail(err, KF_LOPT_ENOMEM, "kf_lopt_encode_naive: out of memory");
     goto done;
   }

@@ -265,6 +265,7 @@ typedef struct lopt_chunk {
   size_t n_seg, cap_seg;
   uint32_t from, to;     /* requested range */
   uint32_t frontier;     /* tokens are exact for segments starting before this */
+  int huge_pages;        /* toks are the caller's output: huge-page hint when they grow */
   uint32_t seg_skip_from, seg_skip_to; /* segments starting in [from, to) are not recorded (only
                                           joins near the chunk's ends need them); 0, 0 = all */
   int failed;            /* ENOMEM */
@@ -280,8 +281,10 @@ void lopt_chunk_truncate(lopt_chunk *c, size_t n_seg);
 int lopt_encode_range(const kf_lopt_tokenizer *tok, lopt_scratch *s, const lopt_prepared *pp,
                       uint32_t from, uint32_t to, lopt_chunk *c);
 
-int lopt_tokens_reserve(kf_lopt_tokens *t, size_t need);      /* grows by doubling */
-int lopt_tokens_reserve_exact(kf_lopt_tokens *t, size_t need); /* grows to exactly need */
+/* Grow token arrays by doubling / to exactly need; huge: add the huge-page hint (only for the
+ * caller's output arrays). */
+int lopt_tokens_reserve(kf_lopt_tokens *t, size_t need, int huge);
+int lopt_tokens_reserve_exact(kf_lopt_tokens *t, size_t need, int huge);
 /* Huge-page hint for heap blocks of at least LOPT_HUGE_MIN bytes (no effect on smaller ones). */
 enum { LOPT_HUGE_MIN = 4 << 20 };
 void lopt_hint_huge(void *p, size_t bytes);
