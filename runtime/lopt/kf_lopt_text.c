@@ -228,6 +228,14 @@ static uint32_t nfc_compose(uint32_t a, uint32_t b) {
 int lopt_nfc_maybe(const unsigned char *s, size_t n) {
   size_t i = 0;
   while (i < n) {
+    if (i + 8 <= n) { /* ASCII is inert: skip it 8 bytes at a time */
+      uint64_t w;
+      memcpy(&w, s + i, 8);
+      if ((w & 0x8080808080808080ull) == 0) {
+        i += 8;
+        continue;
+      }
+    }
     if (s[i] < 0x80) {
       i++;
       continue;
