@@ -74,10 +74,6 @@ static const char tune_help[] =
 /* ---- simulated targets (the Ascend model) ---- */
 
 #ifdef HAVE_KFORGE_ASCEND
-static void asc_set_target(kf_template *t, const char *name) {
-  kf_template_set_target(t, name, KF_ASCEND_VL, 1, 1, KF_ASCEND_REGS);
-}
-
 static int asc_trial(kf_ctx *ctx, kf_template *t, const kf_binding *shape, const kf_binding *config, const char *name,
                      double *seconds, double *max_ratio) {
   kf_ascend_opts ao;
@@ -105,7 +101,7 @@ static int sim_target_get(kf_ctx *ctx, const char *name, kf_sim_target *out) {
   snprintf(out->name, sizeof out->name, "%s", m.name);
   snprintf(out->desc, sizeof out->desc, "Ascend model %s: %d die(s) of %d AIC + %d AIV at %.2f GHz (simulated)", m.name,
            m.n_dies, m.aic_per_die, m.aic_per_die * m.aiv_per_aic, m.freq_hz / 1e9);
-  out->set_target = asc_set_target;
+  out->set_target = kf_ascend_set_target;
   out->trial = asc_trial;
   return 1;
 #else

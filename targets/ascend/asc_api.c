@@ -12,11 +12,15 @@
 #include "kf_ascend.h"
 #include "lower.h"
 
+void kf_ascend_set_target(kf_template *t, const char *name) {
+  kf_template_set_target(t, name, KF_ASCEND_VL, 1, 1, KF_ASCEND_REGS);
+}
+
 static int build_ir(kf_ctx *ctx, kf_template *t, const kf_asc_machine *m, const kf_binding *shape,
                     const kf_binding *sets, kf_binding *params, kf_binding *config, kf_ir_kernel **ir) {
   kf_binding none;
   memset(&none, 0, sizeof none);
-  kf_template_set_target(t, m->name, KF_ASCEND_VL, 1, 1, KF_ASCEND_REGS);
+  kf_ascend_set_target(t, m->name);
   int rc = kf_template_shape(ctx, t, shape, params);
   if (!rc) rc = kf_template_config(ctx, t, params, sets ? sets : &none, config);
   if (!rc) rc = kf_template_build(ctx, t, params, config, ir);

@@ -230,31 +230,21 @@ static int op_mma(lw *L, const kf_ir_node *n) {
   int wr = w->rank; /* 3: a batch of packed matrices (one per KV head), one used per mma */
   if (wr == 3 && (dq || nib)) return lw_err(L, n, "mma: a batch of packed matrices needs int8 codes on this target");
   int wdq = L->nb - 1;
-  if (nib) {
-    lw_new_version(L, wdq);
-    lw_box d;
-    memset(&d, 0, sizeof d);
-    d.rank = 2;
-    d.hi[0] = lw_box_ext(&wbx, 0);
-    d.hi[1] = lw_box_ext(&wbx, 1);
-    part ps[2] = {{2, 0, 1, 0, 0, wbx}, {-1, 0, 0, 1, wdq, d}};
-    int rc = make_aiv_units(L, n, LW_U_DEQUANT, wbx.lo[0], wbx.hi[0], ps, 2, 0);
-    if (rc) return rc;
-  }
   if (dq) {
     if (n->n_tiles < 4) return lw_err(L, n, "mma: a dequant mma needs b_scales");
     if (!n->i[1])
       return lw_err(L, n, "mma: the Cube multiplies bf16, so dequantized weights must be rounded to bf16 (wround = 1)");
-    /* the AIVs dequantize the weight tile into a bf16 workspace */
+  }
+  /* the decoded (nib: int8) or dequantized (dq: bf16) weight tile in the GM workspace */
+  lw_box d;
+  memset(&d, 0, sizeof d);
+  d.rank = 2;
+  d.hi[0] = lw_box_ext(&wbx, 0);
+  d.hi[1] = lw_box_ext(&wbx, 1);
+  if (dq || nib) { /* the AIVs write it (the scales only for dq) */
     lw_new_version(L, wdq);
-    lw_box sc = lw_tile_box(L, &n->t[3]);
-    lw_box d;
-    memset(&d, 0, sizeof d);
-    d.rank = 2;
-    d.hi[0] = lw_box_ext(&wbx, 0);
-    d.hi[1] = lw_box_ext(&wbx, 1);
-    part ps[3] = {{2, 0, 1, 0, 0, wbx}, {3, 1, 1, 0, 0, sc}, {-1, 0, 0, 1, wdq, d}};
-    int rc = make_aiv_units(L, n, LW_U_DEQUANT, wbx.lo[0], wbx.hi[0], ps, 3, 0);
+    part ps[3] = {{2, 0, 1, 0, 0, wbx}, {-1, 0, 0, 1, wdq, d}, {3, 1, 1, 0, 0, dq ? lw_tile_box(L, &n->t[3]) : d}};
+    int rc = make_aiv_units(L, n, LW_U_DEQUANT, wbx.lo[0], wbx.hi[0], ps, dq ? 3 : 2, 0);
     if (rc) return rc;
   }
   int u = lw_unit(L, n, LW_U_OP, aic_core(L), -1);
@@ -263,11 +253,6 @@ static int op_mma(lw *L, const kf_ir_node *n) {
   lw_box abx = lw_tile_box(L, &n->t[1]);
   lw_opnd(L, u, ab, &abx, 1, 0);
   if (dq || nib) {
-    lw_box d;
-    memset(&d, 0, sizeof d);
-    d.rank = 2;
-    d.hi[0] = lw_box_ext(&wbx, 0);
-    d.hi[1] = lw_box_ext(&wbx, 1);
     lw_opnd(L, u, wdq, &d, 1, 0);
   } else {
     lw_opnd(L, u, wb, &wbx, 1, 0);
@@ -630,35 +615,33 @@ static int emit_aiv(lw *L, lw_unit_t *u) {
   if (u->kind == LW_U_DEQUANT) {
     /* w rows [r0, r1) x ks: codes -> (u - off) * scale -> bf16 -> GM workspace, in chunks
     ** of one 16-row block of the packed layout x kc columns; MXFP4 nibbles (no scales):
-    ** E2M1 -> 128 + 2 * value through a 16-entry table -> int8 workspace */
+    ** E2M1 -> 128 + 2 * value through a 16-entry table -> int8 workspace. Operands: 0 the
+    ** weights, 1 the workspace, 2 the scales (dequant only). */
     const kf_ir_buf *wb = &L->ir->bufs.data[u->o[0].buf];
     int bits = wb->wbits, nib = u->n == 2;
     int64_t ks = lw_box_ext(&u->o[0].b, 1), Kp = lw_up(wb->dims[1], 8), k_lo = u->o[0].b.lo[1];
     int64_t ob = nib ? 1 : 2; /* bytes per decoded weight */
-    int64_t per_col = nib ? 16 * (4 + ob) + 16 * bits / 8 : 16 * (4 + 2) + 16 * bits / 8;
+    int64_t per_col = 16 * (4 + ob) + 16 * bits / 8;
     int rc = ub_row_check(L, u, 32 * per_col, "dequant");
     if (rc) return rc;
     int64_t kc = L->ub_stream / per_col / 32 * 32;
     if (kc > ks) kc = ks;
+    /* nib: unpack two nibbles per byte and a table gather, counted as 3 passes over int32 lanes */
+    const char *vl[1] = {nib ? "E2M1 nibble -> 128 + 2*value (table)" : "u8 -> (u - off) * scale -> bf16"};
     for (int64_t r = 0; r < rows; r += 16) {
       int64_t nr = rows - r < 16 ? rows - r : 16, n0 = u->o[0].b.lo[0] + r;
       for (int64_t k = 0; k < ks; k += kc) {
         int64_t nk = ks - k < kc ? ks - k : kc;
         lw_foot fw = {((n0 / 16) * Kp + k_lo + k) * 16 * bits / 8, 1, nk * 16 * bits / 8, Kp * 16 * bits / 8};
-        if (nib) { /* unpack two nibbles per byte, table gather (counted as 3 passes over int32 lanes) */
-          xfer ld[1] = {{0, fw, nr * nk * bits / 8, 0}};
-          int64_t vc[1] = {kf_asc_vec_cycles(m, nr * nk * 4, 3)};
-          const char *vl[1] = {"E2M1 nibble -> 128 + 2*value (table)"};
-          xfer st[1] = {{1, contig(nr * nk * ob), nr * nk * ob, 0}};
-          aiv_chunk(L, u, ld, 1, vc, vl, 1, NULL, 0, st, 1);
-          continue;
+        xfer ld[2] = {{0, fw, nr * nk * bits / 8, 0}, {nib ? 0 : 2, fw, 0, 0}};
+        if (!nib) {
+          ld[1].f = rows_foot(L, u, 2, 1, r, 0, 0);
+          ld[1].f.row_bytes = nr * 4;
+          ld[1].bytes = k ? 0 : nr * 4;
         }
-        xfer ld[2] = {{0, fw, nr * nk * bits / 8, 0}, {1, rows_foot(L, u, 1, 1, r, 0, 0), k ? 0 : nr * 4, 0}};
-        ld[1].f.row_bytes = nr * 4;
-        int64_t vc[1] = {kf_asc_vec_cycles(m, nr * nk * 4, 5)};
-        const char *vl[1] = {"u8 -> (u - off) * scale -> bf16"};
-        xfer st[1] = {{2, contig(nr * nk * 2), nr * nk * 2, 0}};
-        aiv_chunk(L, u, ld, 2, vc, vl, 1, NULL, 0, st, 1);
+        int64_t vc[1] = {kf_asc_vec_cycles(m, nr * nk * 4, nib ? 3 : 5)};
+        xfer st[1] = {{1, contig(nr * nk * ob), nr * nk * ob, 0}};
+        aiv_chunk(L, u, ld, nib ? 1 : 2, vc, vl, 1, NULL, 0, st, 1);
       }
     }
     return KF_OK;

@@ -81,9 +81,6 @@ static float bfv(const fs *F, const mat *m, int64_t r, int64_t c) {
   return kf_bf16_to_f32(((const uint16_t *)F->mem[m->buf])[m->base + r * m->stride + c]);
 }
 
-/* Doubled E2M1 magnitudes of the codes 0..7 (bit 3 is the sign). */
-static const int e2m1x2_of[8] = {0, 1, 2, 3, 4, 6, 8, 12};
-
 /* Stored offset-binary code of weight (n, k) in the packed layouts of runtime/quant; MXFP4
 ** nibbles are decoded as the AIVs do, to the 8-bit code 128 + 2 * value. */
 static int wcode(const kf_ir_buf *b, const uint8_t *pk, int64_t n, int64_t k) {
@@ -99,7 +96,7 @@ static int wcode(const kf_ir_buf *b, const uint8_t *pk, int64_t n, int64_t k) {
     uint8_t v = pk[(nb * (Kp / 2) + k / 2) * 16 + nn];
     c = k % 2 ? v >> 4 : v & 15;
   }
-  if (b->wmx) return 128 + (c < 8 ? e2m1x2_of[c] : -e2m1x2_of[c - 8]);
+  if (b->wmx) return 128 + kf_fp4_e2m1_times2((uint8_t)c);
   return c;
 }
 

@@ -25,6 +25,9 @@
 #define KF_ASCEND_VL 64
 #define KF_ASCEND_REGS 1024
 
+/* Sets that table on the template for machine `name` (the tuner's simulated target does too). */
+void kf_ascend_set_target(kf_template *t, const char *name);
+
 typedef enum {
   KF_ASCEND_CHECK_AUTO = 0,   /* full when the problem is small (<= 2 GFLOP), else sampled */
   KF_ASCEND_CHECK_NONE = 1,
