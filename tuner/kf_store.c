@@ -132,13 +132,17 @@ int kf_store_open_version(kf_ctx *ctx, const char *path, int create, int version
   }
   sqlite3_busy_timeout(s->db, 60000);
   sqlite3_extended_result_codes(s->db, 1);
-  /* Identify before changing anything (journal mode writes the header). */
+  /* Identify before changing anything (journal mode writes the header). The three reads are
+  ** one snapshot: read one by one, they could straddle another process's migration commit
+  ** (tables without the application_id yet) and refuse a good database. */
   int64_t app = 0, uv = 0, n_obj = 0;
-  if (pragma_int(s, "PRAGMA application_id", &app) != SQLITE_OK ||
-      pragma_int(s, "PRAGMA user_version", &uv) != SQLITE_OK ||
-      pragma_int(s, "SELECT count(*) FROM sqlite_schema", &n_obj) != SQLITE_OK) {
-    rc = kf_err(ctx, KF_EINVAL, "%s: not a usable SQLite database (%s); refusing to touch it", path,
-                sqlite3_errmsg(s->db));
+  int snap = sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
+  int ok = snap && pragma_int(s, "PRAGMA application_id", &app) == SQLITE_OK &&
+           pragma_int(s, "PRAGMA user_version", &uv) == SQLITE_OK &&
+           pragma_int(s, "SELECT count(*) FROM sqlite_schema", &n_obj) == SQLITE_OK;
+  if (!ok) rc = kf_err(ctx, KF_EINVAL, "%s: not a usable SQLite database (%s); refusing to touch it", path, sqlite3_errmsg(s->db));
+  if (snap) sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+  if (!ok) {
     kf_store_close(s);
     return rc;
   }
