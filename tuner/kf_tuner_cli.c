@@ -343,9 +343,14 @@ static int row_cb(void *arg, int n, const char *const *names, const char *const 
       fprintf(f, "  %5s  %-60s %-8s median %10.2f us  min %10.2f us  spread %5.1f%%  %s\n", vals[0],
               vals[col(n, names, "config")], vals[col(n, names, "status")], atof(med) * 1e6,
               atof(vals[col(n, names, "min_s")]) * 1e6, sp ? atof(sp) * 100 : 0.0, vals[col(n, names, "rigor")]);
-    else
-      fprintf(f, "  %5s  %-60s %s: %.160s\n", vals[0], vals[col(n, names, "config")], vals[col(n, names, "status")],
-              err ? err : "");
+    else {
+      /* The error's first line in full (it names the file, the line and the buffer); later lines are compiler
+         output that `db export --format json` still gives. */
+      const char *e = err ? err : "";
+      int len = (int)strcspn(e, "\n");
+      fprintf(f, "  %5s  %-60s %s: %.*s%s\n", vals[0], vals[col(n, names, "config")], vals[col(n, names, "status")],
+              len > 1000 ? 1000 : len, e, len > 1000 || e[len] ? " ..." : "");
+    }
   }
   r->n_rows++;
   return 0;
