@@ -246,15 +246,16 @@ static int64_t loop_extent(const kf_ir_node *n) {
 ** output rows or columns, not k) and choose how many iterations one L0C tile covers. */
 static void plan_mma(lw *L, const kf_ir_node *mma, const kf_ir_node **stack, int depth) {
   const kf_tile *a = &mma->t[1], *b = &mma->t[2];
-  int ra = L->ir->bufs.data[a->buf].rank;
-  int64_t P = ra == 3 ? a->ext[0] : 1, mr = a->ext[ra - 2], nr = b->ext[0];
+  /* A is [passes,] rows x k; B is [head,] n x k (a KV cache: one head's matrix per mma) */
+  int ra = L->ir->bufs.data[a->buf].rank, rb = L->ir->bufs.data[b->buf].rank;
+  int64_t P = ra == 3 ? a->ext[0] : 1, mr = a->ext[ra - 2], nr = b->ext[rb - 2];
   const kf_ir_node *mloop = NULL, *nloop = NULL;
   for (int i = 0; i < depth; i++) {
     const kf_ir_node *lp = stack[i];
     if (lp->parallel || subtree_has(lp, KF_OP_QUANTIZE)) continue;
     int v = lp->var;
-    if (ix_uses(&a->off[ra - 1], v) || ix_uses(&b->off[1], v)) continue;
-    int is_m = ix_uses(&a->off[ra - 2], v), is_n = ix_uses(&b->off[0], v);
+    if (ix_uses(&a->off[ra - 1], v) || ix_uses(&b->off[rb - 1], v)) continue;
+    int is_m = ix_uses(&a->off[ra - 2], v), is_n = ix_uses(&b->off[rb - 2], v);
     if (is_m == is_n) continue;
     if (loop_extent(lp) <= 0) continue;
     if (is_m) mloop = lp;
