@@ -156,7 +156,8 @@ static int gemm_new(kf_ctx *ctx, kf_problem *p, uint64_t seed, int act_dist) {
   if (wfmt == 1) {
     /* MXFP4 weights as models store them (OCP scale rule, blocks of 32 along K), held as
     ** int8 codes 2*E2M1 with f32 scales 2^e / 2: the exact weight is code * scale. */
-    if ((wb->wbits != 8 && !(wb->wbits == 4 && wb->wmx)) || wb->wgroup != 32) {
+    /* (a group of 32 or more along a shorter K is the whole row: one block) */
+    if ((wb->wbits != 8 && !(wb->wbits == 4 && wb->wmx)) || wb->wgroup != (K < 32 ? K : 32)) {
       free(wf);
       return kf_err(ctx, KF_EINVAL, "%s: MXFP4 weights need group = 32 and bits = 8 (doubled E2M1 codes) or "
                     "bits = 4 with format = \"mxfp4\" (E2M1 nibbles)", kf_template_path(k->tmpl));

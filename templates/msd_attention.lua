@@ -72,6 +72,7 @@ local function build_mx(p, t)
   local G, hb, bs, P = H // HKV, t.hb, t.bs, t.passes
   local Dp, Sk = up(D, 8), up(S, 64)
   local nbd, nblk = (D + 31) // 32, (S + bs - 1) // bs
+  local kd = math.min(32, Dp) -- channels per Q K^T step: one MX block (all of D when D < 32)
   local ntb = nblk * (bs // 32) -- token blocks of V's scales, padded to whole KV blocks
   local q = kf.arg{ name = "q", dtype = "bf16", dims = { B * H, D } }
   local k = kf.arg{ name = "k", dtype = "u8", dims = { B * HKV, Sk, D }, layout = "qweight", bits = 8, group = 32, pack = "n16k4" }
@@ -105,7 +106,7 @@ local function build_mx(p, t)
             kf.zero(accf)
             kf.loop("gd", 0, nbd, 1, function(gd)
               kf.zero(acci)
-              kf.mma{ acc = acci, a = qc:tile({ 0, m1, gd * 32 }, { P, t.mr, 32 }), b = k:tile({ bg, n1, gd * 32 }, { 1, t.nr, 32 }) }
+              kf.mma{ acc = acci, a = qc:tile({ 0, m1, gd * 32 }, { P, t.mr, kd }), b = k:tile({ bg, n1, gd * 32 }, { 1, t.nr, kd }) }
               kf.scale_acc{ acc = accf, src = acci, passes = P, offset = 128,
                             act_scales = qs:tile({ 0, m1, gd }, { P, t.mr, 1 }), act_sums = qsum:tile({ 0, m1, gd }, { P, t.mr, 1 }),
                             w_scales = k_scale:tile({ bg, gd, n1 }, { 1, 1, t.nr }) }

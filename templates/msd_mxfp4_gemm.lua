@@ -42,6 +42,7 @@ function T.build(p, t)
   local M, N, K, P = p.M, p.N, p.K, t.passes
   local Np, Kp = up(N, 16), up(K, 8)
   local nblk = (K + 31) // 32
+  local kb = math.min(32, Kp) -- k per step: one MX block (all of K when K < 32)
   local MC = math.min(t.mc, up(M, t.mr))
   local x = kf.arg{ name = "x", dtype = "bf16", dims = { M, K } }
   local w = kf.arg{ name = "w", dtype = "u8", dims = { N, K }, layout = "qweight", bits = 4, group = 32, pack = "n16k4",
@@ -62,8 +63,8 @@ function T.build(p, t)
           kf.zero(accf)
           kf.loop("g", 0, nblk, 1, function(g)   -- one MX block of 32 per step
             kf.zero(acci)
-            kf.mma{ acc = acci, a = xq:tile({ 0, m1 - m0, g * 32 }, { P, t.mr, 32 }),
-                    b = w:tile({ n1, g * 32 }, { t.nr, 32 }) }
+            kf.mma{ acc = acci, a = xq:tile({ 0, m1 - m0, g * 32 }, { P, t.mr, kb }),
+                    b = w:tile({ n1, g * 32 }, { t.nr, kb }) }
             kf.scale_acc{ acc = accf, src = acci, passes = P, offset = 128,
                           act_scales = xs:tile({ 0, m1 - m0, g }, { P, t.mr, 1 }),
                           act_sums = xsum:tile({ 0, m1 - m0, g }, { P, t.mr, 1 }),

@@ -139,6 +139,7 @@ int main(void) {
   /* MXFP4 KV cache: every pass removes at least 2 of the 3 bits alpha/8 per pass promises */
   run_case("msd_attention", "H=4,S=37,D=48,DV=32,kvfmt=1", NULL, "cpu-host", 0, 1, NULL, 0);
   run_case("msd_attention", "B=2,H=8,HKV=1,S=130,D=64,kvfmt=1", "bs=64", "cpu-avx2-vnni", 0, 1, NULL, 0);
+  run_case("msd_attention", "B=1,H=2,S=5,D=16,kvfmt=1", NULL, "cpu-host", 0, 1, NULL, 0); /* D < one MX block */
   double prev = 0;
   for (int np = 1; np <= 3; np++) {
     char sets[32];

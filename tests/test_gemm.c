@@ -186,6 +186,9 @@ int main(void) {
   run_case("msd_mxfp4_gemm", "M=7,N=33,K=77", "passes=1", "cpu-generic", NULL, NULL, NULL);
   run_case("msd_mxfp4_gemm", "M=16,N=64,K=256", "passes=3", "cpu-avx2-vnni", NULL, NULL, NULL);
   run_case("msd_mxfp4_gemm", "M=1,N=17,K=32", NULL, "cpu-avx512", NULL, NULL, NULL);
+  /* K shorter than one MX block (the block is all of K) */
+  run_case("msd_mxfp4_gemm", "M=3,N=5,K=7", NULL, "cpu-host", NULL, NULL, NULL);
+  run_case("msd_mxfp4_gemm", "M=2,N=16,K=31", NULL, "cpu-generic", NULL, NULL, NULL);
   run_case("dequant_gemm", "M=5,N=64,K=256,wfmt=1,group=32", NULL, "cpu-host", NULL, NULL, NULL);
   double e2 = mx_block_error(2), e1 = mx_block_error(1);
   expect(e2 <= 1.0 / 64, "MXFP4 2-pass max per-block error / alpha", e2, "<= 1/64");

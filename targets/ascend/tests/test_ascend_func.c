@@ -93,6 +93,7 @@ int main(void) {
   ok_case("msd_mxfp4_gemm", "M=5,N=100,K=300", NULL, 0);
   ok_case("msd_mxfp4_gemm", "M=1,N=17,K=33", "mr=1,passes=1", 0);
   ok_case("msd_mxfp4_gemm", "M=7,N=50,K=130", "mr=1,passes=3", 0);
+  ok_case("msd_mxfp4_gemm", "M=3,N=5,K=7", NULL, 0); /* K shorter than one MX block */
   ok_case("msd_mxfp4_gemm", "M=33,N=64,K=256", "mr=4,mc=16", 0);
 
   /* MSD attention over a quantized KV cache: Q/P decomposed on the Vector, int8 GEMMs on the
