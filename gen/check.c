@@ -712,8 +712,37 @@ static int attnq_new(kf_ctx *ctx, kf_problem *p, uint64_t seed) {
   return rc;
 }
 
+/* The inputs live in the kernel's formats beside f32 masters and f64 references: refuse,
+** with the numbers, a shape whose arguments cannot fit this machine's memory (rather than
+** abort in malloc or meet the OOM killer). 12 bytes per element bounds what the generators
+** below keep (f32 master, f64 reference output, the kernel's own copy). */
+static int fits_memory(kf_ctx *ctx, const kf_kernel *k) {
+  double need = 0, big = 0;
+  const char *big_name = "";
+  for (int i = 0; i < kf_kernel_n_args(k); i++) {
+    const kf_ir_buf *b = kf_kernel_arg(k, i);
+    double e = 1;
+    for (int d = 0; d < b->rank; d++) e *= (double)b->dims[d];
+    double by = e * (kf_scalar_bits(b->dtype) / 8.0 + 12.0);
+    need += by;
+    if (by > big) {
+      big = by;
+      big_name = b->name;
+    }
+  }
+  long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+  double ram = pages > 0 && psz > 0 ? (double)pages * (double)psz : 0;
+  if (ram > 0 && need > 0.8 * ram)
+    return kf_err(ctx, KF_EINVAL, "%s: this shape's inputs and reference need about %.3g GB (most for '%s': %.3g GB); "
+                  "this machine has %.3g GB of memory (generate code for it with kforge gen; check or time a smaller shape)",
+                  kf_template_path(k->tmpl), need / 1e9, big_name, big / 1e9, ram / 1e9);
+  return KF_OK;
+}
+
 int kf_problem_new(kf_ctx *ctx, const kf_kernel *k, uint64_t seed, int act_dist, kf_problem **out) {
   *out = NULL;
+  int frc = fits_memory(ctx, k);
+  if (frc) return frc;
   kf_problem *p = kf_xcalloc(1, sizeof *p);
   p->k = k;
   const char *ref = kf_template_reference(k->tmpl);

@@ -405,8 +405,16 @@ static int new_buf(lua_State *L, kf_level level) {
     lua_geti(L, -1, d + 1);
     if (!lua_isinteger(L, -1)) return luaL_error(L, "buffer '%s': dim %d is not an integer", name, d + 1);
     b.dims[d] = lua_tointeger(L, -1);
-    if (b.dims[d] <= 0) return luaL_error(L, "buffer '%s': dim %d is %d", name, d + 1, (int)b.dims[d]);
+    if (b.dims[d] <= 0) return luaL_error(L, "buffer '%s': dim %d is %I (dims must be >= 1)", name, d + 1, (lua_Integer)b.dims[d]);
     lua_pop(L, 1);
+  }
+  /* element counts and byte offsets must fit int64 with room to spare (2^48 elements) */
+  double elems = 1;
+  for (int d = 0; d < b.rank; d++) elems *= (double)b.dims[d];
+  if (elems > 0x1p48) {
+    char num[32];
+    snprintf(num, sizeof num, "%.3g", elems);
+    return luaL_error(L, "buffer '%s': %s elements is more than 2^48 (the shape is too large)", name, num);
   }
   if (level == KF_LVL_ARG_IN) {
     lua_getfield(L, 1, "out");
@@ -856,6 +864,9 @@ int kf_template_shape(kf_ctx *ctx, kf_template *t, const kf_binding *shape, kf_b
       kf_str_free(&names);
       return rc;
     }
+    if (shape->val[i] > KF_SHAPE_MAX)
+      return kf_err(ctx, KF_EINVAL, "--shape: %s=%lld is too large (at most 2^40 = %lld)", p->name,
+                    (long long)shape->val[i], (long long)KF_SHAPE_MAX);
     if (!in_domain(p, shape->val[i])) {
       char dom[512];
       domain_text(p, dom, sizeof dom);

@@ -18,6 +18,7 @@
 
 #define KF_MAX_BIND 24
 #define KF_MAX_DOMAIN 64
+#define KF_SHAPE_MAX ((int64_t)1 << 40) /* largest shape value: products of a few stay far from int64's limit */
 
 /* A list of NAME=VALUE integer assignments (a shape, or a tunable configuration). */
 typedef struct kf_binding {

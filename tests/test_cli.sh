@@ -69,6 +69,19 @@ expect "unknown --emit"        "unknown --emit 'xyz'"                   -- "$KF"
 expect "unknown option"        "unknown option '--frobnicate'"          -- "$KF" check msd_gemm --shape M=1,N=16,K=8 --frobnicate
 expect "unwritable output"     'cannot create'                          -- "$KF" gen msd_gemm --shape M=1,N=16,K=8 --emit c -o /nonexistent/dir/x.c
 expect "unknown verb"          "unknown verb 'frob'"                    -- "$KF" frob
+# shapes too large for int64 index arithmetic or for this machine's memory: clear errors
+# (under a 4-6 GB address-space limit, so a regression aborts in malloc instead of swapping;
+# not under ASan, which reserves terabytes of address space)
+expect "shape value too large" 'M=9223372036854775807 is too large'     -- "$KF" gen msd_gemm --shape M=9223372036854775807,N=16,K=16 --emit ir
+expect "buffer too large"      "buffer 'kv': .* elements is more than 2\^48" -- "$KF" gen amla_decode --shape B=1000000,H=128,S=1000000000 --emit ir
+expect "inputs exceed memory"  "need about .* GB \(most for 'kv'.*this machine has" -- bash -c '[ "${KF_SANITIZED:-0}" = 1 ] || ulimit -v 4000000; exec "$0" check amla_decode --shape B=1,H=16,S=99999999999' "$KF"
+expect "model program too big" 'the program exceeds [0-9]+ instructions' -- bash -c '[ "${KF_SANITIZED:-0}" = 1 ] || ulimit -v 6000000; exec "$0" sim amla_decode --shape B=1,H=16,S=99999999999 --target ascend910b' "$KF"
+
+# generated code does not grow with K (per-group loops run at run time, not unrolled)
+for K in 4096 262144; do "$KF" gen msd_mxfp4_gemm --shape M=16,N=64,K=$K --emit c -o "$T/k$K.c" || true; done
+s1=$(wc -c < "$T/k4096.c" 2>/dev/null || echo 0); s2=$(wc -c < "$T/k262144.c" 2>/dev/null || echo 0)
+if [ "$s1" -gt 0 ] && [ "$s2" -lt $((s1 + s1 / 20)) ]; then echo "ok   code size K=4096 $s1 B, K=262144 $s2 B"; pass=$((pass+1));
+else echo "FAIL code size grows with K: K=4096 $s1 B, K=262144 $s2 B"; fail=$((fail+1)); fi
 
 # --help on every verb exits 0 and prints usage
 for verb in list gen check bench; do

@@ -365,8 +365,20 @@ static int find_p_f32(const kf_ir_block *blk) {
 
 static int walk_block(lw *L, const kf_ir_block *blk);
 
+static int too_many_insts(lw *L) {
+  return kf_err(L->ctx, KF_EINVAL, "ascend: the program exceeds %lld instructions (or %lld op units on one core group); "
+                "simulate a smaller shape (target %s)", (long long)L->p->max_insts, (long long)(L->p->max_insts / 4),
+                L->m->name);
+}
+
 static int walk_node(lw *L, const kf_ir_node *n) {
-  if (n->op != KF_OP_LOOP) return lw_op(L, n);
+  if (n->op != KF_OP_LOOP) {
+    /* a unit (~1 KB while the group is walked) becomes ~3 instructions: stop while walking,
+    ** before the unit list itself outgrows memory */
+    if ((int64_t)L->units.len >= L->p->max_insts / 4 || (int64_t)L->p->insts.len >= L->p->max_insts)
+      return too_many_insts(L);
+    return lw_op(L, n);
+  }
   int64_t lo = ev(L, &n->lo), hi = ev(L, &n->hi), st = n->step * (L->coal[n->var] ? L->factor[n->var] : 1);
   for (int64_t v = lo; v < hi; v += st) {
     L->val[n->var] = v;
@@ -456,8 +468,7 @@ static int finish_group(lw *L) {
     kf_asc_dep(L->p, p, c);
   }
   if ((int64_t)L->p->insts.len >= L->p->max_insts)
-    return kf_err(L->ctx, KF_EINVAL, "ascend: the program exceeds %lld instructions; simulate a smaller shape (target %s)",
-                  (long long)L->p->max_insts, L->m->name);
+    return too_many_insts(L);
   return KF_OK;
 }
 

@@ -170,6 +170,22 @@ static void sweep(lw *L, kf_lir_block *blk, kf_lir_expr *koff0, int64_t len, swe
   if (len > full) fn(L, blk, lw_i64c(L, full), lw_add(L, koff0, lw_i64c(L, full)), (int)(len - full), ud);
 }
 
+/* Per group of `group` elements of [0, len): the full groups in a run-time loop (one group
+** needs no loop), then the partial last one. fn gets the group index and its first
+** element as expressions, and the group's static length; code size does not grow with len. */
+typedef void (*group_fn)(lw *L, kf_lir_block *blk, kf_lir_expr *g, kf_lir_expr *k_lo, int64_t glen, void *ud);
+static void groups(lw *L, kf_lir_block *blk, int64_t len, int64_t group, group_fn fn, void *ud) {
+  int64_t nfull = len / group;
+  if (nfull == 1) {
+    fn(L, blk, lw_i64c(L, 0), lw_i64c(L, 0), group, ud);
+  } else if (nfull > 1) {
+    int gv = lw_tmp(L, "g", lw_ty(KF_I64, 1));
+    kf_lir_stmt *s = kf_lfor(L->f, blk, gv, lw_i64c(L, 0), lw_i64c(L, nfull), 1);
+    fn(L, &s->body, kf_lv(L->f, gv), lw_muli(L, kf_lv(L->f, gv), group), group, ud);
+  }
+  if (len > nfull * group) fn(L, blk, lw_i64c(L, nfull), lw_i64c(L, nfull * group), len - nfull * group, ud);
+}
+
 typedef struct qctx {
   int src_buf, codes_buf;
   kf_lir_expr *src_row;   /* element index of the row start in src */
@@ -183,6 +199,10 @@ typedef struct qctx {
   int mx;                 /* MXFP4 passes (codes 2*E2M1 in [-12, 12], per-32-block scales) */
   int scales_buf;         /* ir buffer of the scales (MX writes them per block) */
   int src_f32;            /* source rows are f32 (a local buffer) rather than bf16 */
+  /* for the per-group bodies of lower_quantize */
+  const kf_tile *scales, *sums;
+  int64_t scales_last, sums_last; /* last dims of the scales and sums buffers */
+  int row_var;
 } qctx;
 
 static kf_lir_expr *load_src(lw *L, qctx *q, kf_lir_expr *koff, int valid) {
@@ -331,6 +351,47 @@ static void mx_quantize_row(lw *L, kf_lir_block *rb, qctx *q, int64_t K, kf_lir_
   }
 }
 
+/* INT8 passes of one act group of a row: s1 = amax/127, s_p = s1/254^(p-1), codes. */
+static void act_group_body(lw *L, kf_lir_block *b, kf_lir_expr *g, kf_lir_expr *k_lo, int64_t len, void *ud) {
+  qctx *q = ud;
+  int vl = L->vl;
+  kf_ty f1 = lw_ty(KF_F32, 1);
+  kf_lassign(L->f, b, q->amax_var, lw_fconst(L, vl, 0.0));
+  sweep(L, b, k_lo, len, amax_body, q);
+  int amax = lw_tmp(L, "am", f1);
+  kf_lassign(L->f, b, amax, kf_lop(L->f, KF_L_REDUCE_MAX, f1, kf_lv(L->f, q->amax_var), NULL, NULL));
+  /* s1 = amax/127; inv1 = 127/amax (0 for an all-zero group) */
+  kf_lir_expr *pos = kf_lbin(L->f, KF_L_LT, kf_lc_f(L->f, f1, 0.0), kf_lv(L->f, amax));
+  kf_lir_expr *safe = kf_lop(L->f, KF_L_SELECT, f1, pos, kf_lv(L->f, amax), kf_lc_f(L->f, f1, 1.0));
+  kf_lir_expr *inv = kf_lbin(L->f, KF_L_DIV, kf_lc_f(L->f, f1, 127.0), safe);
+  kf_lassign(L->f, b, q->inv_var[0],
+             kf_lop(L->f, KF_L_SELECT, f1, kf_lbin(L->f, KF_L_LT, kf_lc_f(L->f, f1, 0.0), kf_lv(L->f, amax)), inv,
+                    kf_lc_f(L->f, f1, 0.0)));
+  kf_lassign(L->f, b, q->s_var[0], kf_lbin(L->f, KF_L_DIV, kf_lv(L->f, amax), kf_lc_f(L->f, f1, 127.0)));
+  for (int p = 1; p < q->passes; p++) {
+    kf_lassign(L->f, b, q->s_var[p], kf_lbin(L->f, KF_L_DIV, kf_lv(L->f, q->s_var[p - 1]), kf_lc_f(L->f, f1, 254.0)));
+    kf_lassign(L->f, b, q->inv_var[p], kf_lbin(L->f, KF_L_MUL, kf_lv(L->f, q->inv_var[p - 1]), kf_lc_f(L->f, f1, 254.0)));
+  }
+  for (int p = 0; p < q->passes; p++) {
+    int64_t extra[4] = {p, 0, 0, 0};
+    kf_lir_expr *at = lw_add(L, lw_add(L, lw_tile_index(L, q->scales, extra), g),
+                             lw_muli(L, kf_lv(L->f, q->row_var), q->scales_last));
+    kf_lstore(L->f, b, L->buf_of[q->scales->buf], at, kf_lv(L->f, q->s_var[p]));
+  }
+  sweep(L, b, k_lo, len, codes_body, q);
+}
+
+/* Sum of pass q->pass's codes over one sum group of a row. */
+static void sum_group_body(lw *L, kf_lir_block *b, kf_lir_expr *g, kf_lir_expr *k_lo, int64_t len, void *ud) {
+  qctx *q = ud;
+  kf_lassign(L->f, b, q->sum_var, lw_iconst(L, KF_I32, L->vl, 0));
+  sweep(L, b, k_lo, len, sums_body, q);
+  int64_t extra[4] = {q->pass, 0, 0, 0};
+  kf_lir_expr *at = lw_add(L, lw_add(L, lw_tile_index(L, q->sums, extra), g), lw_muli(L, kf_lv(L->f, q->row_var), q->sums_last));
+  kf_lstore(L->f, b, L->buf_of[q->sums->buf], at,
+            kf_lop(L->f, KF_L_REDUCE_ADD, lw_ty(KF_I32, 1), kf_lv(L->f, q->sum_var), NULL, NULL));
+}
+
 /* MSD activation decomposition (DESIGN.md section 4): per row (or per act group) s1 =
 ** amax/127, q1 = round(x/s1); pass p quantizes the residual with s_p = s1/254^(p-1). */
 static int lower_quantize(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
@@ -385,6 +446,11 @@ static int lower_quantize(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
   }
   q.mx = (int)n->i[3];
   q.scales_buf = scales->buf;
+  q.scales = scales;
+  q.sums = sums;
+  q.scales_last = bsc->dims[2];
+  q.sums_last = bsu->dims[2];
+  q.row_var = rv;
   if (q.mx) {
     if (ag != 32) return ERR_AT(L, n, "quantize: MXFP4 passes need act_group = 32 (MX blocks)");
     if (32 % vl) return ERR_AT(L, n, "quantize: MX blocks need a vector width dividing 32");
@@ -393,31 +459,7 @@ static int lower_quantize(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
                     bsc->dims[1] * bsc->dims[2]);
     n_ag = 0; /* the INT8 path below is skipped */
   }
-  for (int64_t g = 0; g < n_ag; g++) {
-    int64_t k_lo = g * ag, len = (k_lo + ag <= K ? ag : K - k_lo);
-    kf_lassign(L->f, rb, q.amax_var, lw_fconst(L, vl, 0.0));
-    sweep(L, rb, lw_i64c(L, k_lo), len, amax_body, &q);
-    int amax = lw_tmp(L, "am", lw_ty(KF_F32, 1));
-    kf_lassign(L->f, rb, amax, kf_lop(L->f, KF_L_REDUCE_MAX, lw_ty(KF_F32, 1), kf_lv(L->f, q.amax_var), NULL, NULL));
-    /* s1 = amax/127; inv1 = 127/amax (0 for an all-zero group) */
-    kf_lir_expr *pos = kf_lbin(L->f, KF_L_LT, kf_lc_f(L->f, lw_ty(KF_F32, 1), 0.0), kf_lv(L->f, amax));
-    kf_lir_expr *safe = kf_lop(L->f, KF_L_SELECT, lw_ty(KF_F32, 1), pos, kf_lv(L->f, amax), kf_lc_f(L->f, lw_ty(KF_F32, 1), 1.0));
-    kf_lir_expr *inv = kf_lbin(L->f, KF_L_DIV, kf_lc_f(L->f, lw_ty(KF_F32, 1), 127.0), safe);
-    kf_lassign(L->f, rb, q.inv_var[0],
-               kf_lop(L->f, KF_L_SELECT, lw_ty(KF_F32, 1), kf_lbin(L->f, KF_L_LT, kf_lc_f(L->f, lw_ty(KF_F32, 1), 0.0), kf_lv(L->f, amax)),
-                      inv, kf_lc_f(L->f, lw_ty(KF_F32, 1), 0.0)));
-    kf_lassign(L->f, rb, q.s_var[0], kf_lbin(L->f, KF_L_DIV, kf_lv(L->f, amax), kf_lc_f(L->f, lw_ty(KF_F32, 1), 127.0)));
-    for (int p = 1; p < passes; p++) {
-      kf_lassign(L->f, rb, q.s_var[p], kf_lbin(L->f, KF_L_DIV, kf_lv(L->f, q.s_var[p - 1]), kf_lc_f(L->f, lw_ty(KF_F32, 1), 254.0)));
-      kf_lassign(L->f, rb, q.inv_var[p], kf_lbin(L->f, KF_L_MUL, kf_lv(L->f, q.inv_var[p - 1]), kf_lc_f(L->f, lw_ty(KF_F32, 1), 254.0)));
-    }
-    for (int p = 0; p < passes; p++) {
-      int64_t extra[4] = {p, 0, g, 0};
-      kf_lir_expr *at = lw_add(L, lw_tile_index(L, scales, extra), lw_muli(L, kf_lv(L->f, rv), bsc->dims[2]));
-      kf_lstore(L->f, rb, L->buf_of[scales->buf], at, kf_lv(L->f, q.s_var[p]));
-    }
-    sweep(L, rb, lw_i64c(L, k_lo), len, codes_body, &q);
-  }
+  if (n_ag) groups(L, rb, K, ag, act_group_body, &q);
   /* zero the padding columns [K, Kp) of every pass */
   if (Kp > K)
     for (int p = 0; p < passes; p++) {
@@ -428,15 +470,7 @@ static int lower_quantize(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
   q.sum_var = lw_tmp(L, "sum", lw_ty(KF_I32, vl));
   for (int p = 0; p < passes; p++) {
     q.pass = p;
-    for (int64_t g = 0; g < n_sg; g++) {
-      int64_t k_lo = g * sg, len = (k_lo + sg <= Kp ? sg : Kp - k_lo);
-      kf_lassign(L->f, rb, q.sum_var, lw_iconst(L, KF_I32, vl, 0));
-      sweep(L, rb, lw_i64c(L, k_lo), len, sums_body, &q);
-      int64_t extra[4] = {p, 0, g, 0};
-      kf_lir_expr *at = lw_add(L, lw_tile_index(L, sums, extra), lw_muli(L, kf_lv(L->f, rv), bsu->dims[2]));
-      kf_lstore(L->f, rb, L->buf_of[sums->buf], at,
-                kf_lop(L->f, KF_L_REDUCE_ADD, lw_ty(KF_I32, 1), kf_lv(L->f, q.sum_var), NULL, NULL));
-    }
+    groups(L, rb, Kp, sg, sum_group_body, &q);
   }
   return KF_OK;
 }
