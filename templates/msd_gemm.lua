@@ -29,8 +29,9 @@ local function up(x, m) return (x + m - 1) // m * m end
 -- else kc (bounded so int32 cannot overflow: 8 * 255 * 127 per byte-quad... 8192*255*127 < 2^31).
 local function span(p, t)
   local Kp = up(p.K, 8)
-  if p.group > 0 then return p.group end
-  if p.act_group > 0 then return p.act_group end
+  -- (a group longer than K is one group: all of K)
+  if p.group > 0 then return math.min(p.group, Kp) end
+  if p.act_group > 0 then return math.min(p.act_group, Kp) end
   return math.min(t.kc, Kp)
 end
 

@@ -180,6 +180,9 @@ int main(void) {
   run_case("msd_gemm", "M=3,N=40,K=100", "passes=3", "cpu-host", NULL, NULL, NULL);
   run_case("msd_gemm", "M=4,N=32,K=200,act_group=32", NULL, "cpu-host", NULL, NULL, NULL);
   run_case("msd_gemm", "M=9,N=50,K=96", "mr=3,nr=48,mc=48,nc=192", "cpu-host", NULL, NULL, NULL);
+  /* a scale group longer than K is all of K */
+  run_case("msd_gemm", "M=35,N=71,K=23,bits=4,group=128", "passes=1,mr=1,nr=16", "cpu-host", NULL, NULL, NULL);
+  run_case("msd_gemm", "M=21,N=111,K=8,act_group=64", "mr=2,nr=48", "cpu-avx512", NULL, NULL, NULL);
 
   /* MXFP4: odd shapes on every path above via msd_mxfp4_gemm, dequant baseline on MX weights */
   run_case("msd_mxfp4_gemm", "M=3,N=40,K=100", NULL, "cpu-host", NULL, NULL, NULL);
