@@ -43,8 +43,8 @@ static double nominal_flops(const kf_template *t, const kf_binding *p) {
 }
 
 static int timing(kf_ctx *ctx, const kf_ir_kernel *ir, const kf_asc_machine *m, const kf_binding *config,
-                  const kf_asc_trace_opts *trace, kf_asc_lowered *low, kf_asc_stats *st) {
-  kf_asc_lower_opts lo = {(int)param(config, "preload", 1)};
+                  int program_order, const kf_asc_trace_opts *trace, kf_asc_lowered *low, kf_asc_stats *st) {
+  kf_asc_lower_opts lo = {program_order ? 0 : (int)param(config, "preload", 1)};
   int rc = kf_asc_lower(ctx, ir, m, &lo, low);
   if (rc) return rc;
   rc = kf_asc_simulate(ctx, low->prog, trace, st);
@@ -109,7 +109,7 @@ int kf_ascend_simulate(kf_ctx *ctx, kf_template *t, const kf_binding *shape, con
   kf_asc_lowered low;
   kf_asc_stats st;
   kf_asc_trace_opts tr = {o.trace_path, o.trace_max, kf_template_name(t)};
-  rc = timing(ctx, ir, m, &res->config, o.trace_path ? &tr : NULL, &low, &st);
+  rc = timing(ctx, ir, m, &res->config, o.program_order, o.trace_path ? &tr : NULL, &low, &st);
   kf_ir_free(ir);
   if (rc) return rc;
   res->cycles = st.cycles;
@@ -168,7 +168,7 @@ int kf_ascend_cycles(kf_ctx *ctx, kf_template *t, const kf_binding *shape, const
   if (rc) return rc;
   kf_asc_lowered low;
   kf_asc_stats st;
-  rc = timing(ctx, ir, &m, &cfg, NULL, &low, &st);
+  rc = timing(ctx, ir, &m, &cfg, 0, NULL, &low, &st);
   kf_ir_free(ir);
   if (!rc) *cycles = st.cycles;
   if (!rc) kf_asc_lowered_free(&low);

@@ -312,14 +312,14 @@ static int place_buffers(lw *L) {
       s->nslots = 2;
     } else if (s->use_rows && s->use_cols) s->place = LW_PL_WS; /* both AIVs read all of it */
     else s->place = LW_PL_UB;
-    if (s->place == LW_PL_WS) s->nslots = 2;
-    static const char *const names[] = {"GM", "GM workspace x2", "UB", "L0C x2"};
-    kf_str_printf(pl, "%s%s: %s", i ? "; " : "", b->name, names[s->place]);
+    if (s->place == LW_PL_WS) s->nslots = LW_WS_SLOTS;
+    static const char *const names[] = {"GM", "GM workspace", "UB", "L0C"};
+    kf_str_printf(pl, "%s%s: %s x%d", i ? "; " : "", b->name, names[s->place], s->nslots);
   }
   /* the dequantized-weight workspace of a dequant mma */
   lw_bufst *w = &L->bs[L->ir->bufs.len];
   w->place = LW_PL_WS;
-  w->nslots = 2;
+  w->nslots = LW_WS_SLOTS;
   /* UB: resident Vector-only scratch (half per AIV) + the streaming chunk buffers */
   int64_t resident = 0;
   const kf_ir_buf *big = NULL;
@@ -404,7 +404,7 @@ static void reset_group(lw *L) {
     s->ver = 0;
     s->zero = 0;
     s->memo_node = NULL;
-    s->acc[0].len = s->acc[1].len = 0;
+    for (int k = 0; k < LW_MAX_SLOTS; k++) s->acc[k].len = 0;
   }
   L->units.len = 0;
   L->edges.len = 0;
@@ -438,6 +438,55 @@ static void order_aic(lw *L, i32vec *order) {
   }
 }
 
+/* AIV order: with preload, an AIV unit moves ahead of the AIV units before it (up to three)
+** that wait on the AIC, when it waits only on older AIC work than they do (e.g. the next
+** block's weight decode, whose workspace slot an earlier mma released, ahead of this block's
+** scale_acc, so the Cube does not wait for both). No deadlock: every AIC unit it waits on
+** comes before every AIC unit that waits on a unit it passes (the AIC runs in order), and
+** neither exchanges data with the other AIV. */
+typedef struct aivdep {
+  int32_t pred_max, succ_min; /* latest AIC unit waited on / earliest AIC unit waiting (AIC order) */
+  uint8_t other_pred, other_succ; /* an edge from / to the other AIV */
+} aivdep;
+
+static int depends(const lw *L, int32_t u, int32_t v) {
+  for (int32_t e = L->units.data[u].in_head; e >= 0; e = L->edge_next.data[e])
+    if (L->edges.data[e].from == v) return 1;
+  return 0;
+}
+
+static void order_aiv(const lw *L, int j, const aivdep *d, i32vec *order) {
+  order->len = 0;
+  for (size_t i = 0; i < L->units.len; i++)
+    if (L->units.data[i].aiv == j) kf_vec_push(order, (int32_t)i);
+  if (!L->preload) return;
+  for (size_t i = 1; i < order->len; i++) {
+    for (size_t k = i; k > 0 && k + 3 > i; k--) {
+      int32_t v = order->data[k - 1], u = order->data[k];
+      const aivdep *du = &d[u], *dv = &d[v];
+      if (dv->pred_max < 0 || du->pred_max >= dv->pred_max || du->pred_max >= dv->succ_min || du->other_pred ||
+          dv->other_succ || depends(L, u, v))
+        break;
+      order->data[k - 1] = u;
+      order->data[k] = v;
+    }
+  }
+}
+
+static void aiv_deps(const lw *L, const i32vec *aic_order, aivdep *d) {
+  int32_t *pos = kf_xcalloc(L->units.len ? L->units.len : 1, sizeof *pos);
+  for (size_t i = 0; i < aic_order->len; i++) pos[aic_order->data[i]] = (int32_t)i;
+  for (size_t i = 0; i < L->units.len; i++) d[i] = (aivdep){-1, INT32_MAX, 0, 0};
+  for (size_t e = 0; e < L->edges.len; e++) {
+    const lw_edge *ed = &L->edges.data[e];
+    const lw_unit_t *from = &L->units.data[ed->from], *to = &L->units.data[ed->to];
+    if (from->aiv < 0 && to->aiv >= 0 && pos[ed->from] > d[ed->to].pred_max) d[ed->to].pred_max = pos[ed->from];
+    if (from->aiv >= 0 && to->aiv < 0 && pos[ed->to] < d[ed->from].succ_min) d[ed->from].succ_min = pos[ed->to];
+    if (from->aiv >= 0 && to->aiv >= 0 && from->aiv != to->aiv) d[ed->to].other_pred = d[ed->from].other_succ = 1;
+  }
+  free(pos);
+}
+
 static int finish_group(lw *L) {
   /* incoming edge lists; which units wait on the other core kind */
   L->edge_next.len = 0;
@@ -451,14 +500,19 @@ static int finish_group(lw *L) {
     if (to->aiv < 0 && from->aiv >= 0 && ed->from > to->aiv_pred_max) to->aiv_pred_max = ed->from;
     if (from->aiv < 0 && to->aiv >= 0 && ed->to < from->aiv_succ_min) from->aiv_succ_min = ed->to;
   }
-  i32vec order = {0};
+  i32vec order = {0}, vorder = {0};
   order_aic(L, &order);
+  aivdep *deps = kf_xmalloc((L->units.len ? L->units.len : 1) * sizeof *deps);
+  aiv_deps(L, &order, deps);
   int rc = KF_OK;
   for (size_t i = 0; i < order.len && !rc; i++) rc = lw_emit_unit(L, order.data[i]);
-  for (int j = 0; j < 2 && !rc; j++)
-    for (size_t i = 0; i < L->units.len && !rc; i++)
-      if (L->units.data[i].aiv == j) rc = lw_emit_unit(L, (int)i);
+  for (int j = 0; j < 2 && !rc; j++) {
+    order_aiv(L, j, deps, &vorder);
+    for (size_t i = 0; i < vorder.len && !rc; i++) rc = lw_emit_unit(L, vorder.data[i]);
+  }
+  free(deps);
   kf_vec_free(&order);
+  kf_vec_free(&vorder);
   if (rc) return rc;
   for (size_t e = 0; e < L->edges.len; e++) {
     lw_edge *ed = &L->edges.data[e];
@@ -541,8 +595,7 @@ int kf_asc_lower(kf_ctx *ctx, const kf_ir_kernel *ir, const kf_asc_machine *m, c
   out->cube_flops = L.flops;
   out->cube_int8 = L.int8;
   for (int i = 0; i < L.nb; i++) {
-    kf_vec_free(&L.bs[i].acc[0]);
-    kf_vec_free(&L.bs[i].acc[1]);
+    for (int k = 0; k < LW_MAX_SLOTS; k++) kf_vec_free(&L.bs[i].acc[k]);
   }
   free(L.bs);
   free(L.val);

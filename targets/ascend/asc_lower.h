@@ -10,7 +10,8 @@
 **    UB->GM), each taking half of the rows (or of the columns, for register tiles).
 **  - Buffers: arguments live in GM. A scratch or register buffer that both the Cube and the
 **    Vector cores touch lives in a GM workspace (AIC and AIV share no on-chip memory), with
-**    two slots so that the Cube can fill the next while the Vector reads the current one;
+**    four slots so that the Cube can fill up to three ahead while the Vector reads one (GM is
+**    plentiful; with two, the per-32-block MXFP4 round trips were latency-bound);
 **    Vector-only scratch lives in UB; a Cube-only register tile is an L0C accumulator.
 **  - A fill/zero of a whole workspace or accumulator emits nothing: the next accumulation
 **    becomes a plain write (FixPipe without atomic add) and a rescale of a zero O is skipped.
@@ -23,7 +24,10 @@
 **    through an intra-core flag, a cross-core flag, or pipe order on the same pipe.
 **  - preload: on the AIC, an op that waits on the Vector trades places with the next one
 **    when that one does not depend on it (so block i+1's QK^T runs while the Vector does
-**    block i's softmax: AMLA's Preload Pipeline). preload = 0 keeps program order.
+**    block i's softmax: AMLA's Preload Pipeline). On each AIV, a unit that waits only on
+**    older Cube work moves ahead of up to three units that wait on newer Cube work (e.g. the
+**    next block's weight decode ahead of this block's scale_acc). preload = 0 keeps program
+**    order.
 **  - Capacities: every Cube op keeps two A operands (e.g. Q for reuse and P~) and a ring of
 **    three B chunks in L1; L0A/L0B/L0C are ping-ponged; UB holds the Vector-only scratch and
 **    double-buffered chunks. A tiling that does not fit is an error naming the buffer, its

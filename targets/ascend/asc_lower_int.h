@@ -10,6 +10,8 @@
 #include "asc_lower.h"
 
 #define LW_MAX_OPND 8
+#define LW_MAX_SLOTS 4
+#define LW_WS_SLOTS 4 /* GM workspace slots: the Cube runs up to 3 fills ahead of the Vector's reads */
 #define LW_UB_CHUNK (32 * 1024) /* bytes per streaming UB buffer (CANN: 16 rows x 512 fp32) */
 
 enum { LW_AIC = 0, LW_AIV_ROWS = 1, LW_AIV_COLS = 2 };
@@ -41,7 +43,7 @@ typedef struct lw_bufst {
   int zero;          /* holds zeros that were never materialised */
   const kf_ir_node *memo_node; /* holds what this op (at memo_box of its input) wrote */
   lw_box memo_box;
-  lw_acclist acc[2]; /* per slot */
+  lw_acclist acc[LW_MAX_SLOTS]; /* per slot */
 } lw_bufst;
 
 typedef struct lw_opnd_t {

@@ -44,6 +44,8 @@ typedef struct kf_ascend_opts {
   int dist;                 /* kf_ref_dist / kf_ref_attn_kind of the check's inputs */
   const char *trace_path;   /* Chrome trace JSON (NULL: none) */
   int64_t trace_max;        /* instructions recorded in the trace (0: 500000) */
+  int program_order;        /* 1: every core runs its ops in program order (no preload reordering,
+                               whatever the template's preload tunable says) */
 } kf_ascend_opts;
 
 typedef struct kf_ascend_result {
