@@ -19,3 +19,8 @@ $KF check msd_gemm --shape "$SHAPE"
 $KF check dequant_gemm --shape "$SHAPE"
 echo "== bench: MSD vs dequant baseline vs peers (weights warm and cold)"
 $KF bench msd_gemm --shape "$SHAPE" --vs dequant_gemm --peers --budget 1
+echo "== the Ascend NPU model (simulated): AMLA decode on the paper's shape (batch 128, 128 heads, KV 4096)"
+$KF sim amla_decode --shape B=128,H=128,S=4096 --set hb=128 --target ascend910b
+echo "== the Ascend NPU model: dequant-then-GEMM (the Cube waits on the Vector) vs MSD"
+$KF sim dequant_gemm --shape M=16,N=8192,K=8192 --set nc=64 --target ascend910b
+$KF sim msd_gemm --shape M=16,N=8192,K=8192 --set nc=64 --target ascend910b
