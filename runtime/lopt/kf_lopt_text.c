@@ -113,21 +113,21 @@ static size_t utf8_seq(const unsigned char *s, size_t n, size_t i, size_t *bad_l
   return 0;
 }
 
+/* The index of the first non-ASCII byte at or after i (n if none), 8 bytes at a time. */
+static size_t skip_ascii(const unsigned char *s, size_t n, size_t i) {
+  while (i + 8 <= n) {
+    uint64_t w;
+    memcpy(&w, s + i, 8);
+    if (w & 0x8080808080808080ull) break;
+    i += 8;
+  }
+  while (i < n && s[i] < 0x80) i++;
+  return i;
+}
+
 int lopt_utf8_valid(const unsigned char *s, size_t n) {
   size_t i = 0;
-  while (i < n) {
-    if (i + 8 <= n) {
-      uint64_t w;
-      memcpy(&w, s + i, 8);
-      if ((w & 0x8080808080808080ull) == 0) {
-        i += 8;
-        continue;
-      }
-    }
-    if (s[i] < 0x80) {
-      i++;
-      continue;
-    }
+  while ((i = skip_ascii(s, n, i)) < n) {
     size_t bad;
     size_t k = utf8_seq(s, n, i, &bad);
     if (k == 0) return 0;
@@ -227,19 +227,7 @@ static uint32_t nfc_compose(uint32_t a, uint32_t b) {
 
 int lopt_nfc_maybe(const unsigned char *s, size_t n) {
   size_t i = 0;
-  while (i < n) {
-    if (i + 8 <= n) { /* ASCII is inert: skip it 8 bytes at a time */
-      uint64_t w;
-      memcpy(&w, s + i, 8);
-      if ((w & 0x8080808080808080ull) == 0) {
-        i += 8;
-        continue;
-      }
-    }
-    if (s[i] < 0x80) {
-      i++;
-      continue;
-    }
+  while ((i = skip_ascii(s, n, i)) < n) { /* ASCII is inert */
     uint32_t cp;
     i += (size_t)lopt_utf8_next(s + i, n - i, &cp);
     if (!lopt_nfc_inert(cp)) return 1;
