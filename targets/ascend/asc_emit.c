@@ -514,7 +514,7 @@ static int emit_matmul(lw *L, lw_unit_t *u, const mm_spec *s) {
           mm = emit(L, u, KF_ASC_M, KF_ASC_COMPUTE, kf_asc_mmad_cycles(m, mrows, ncols, kl, s->int8), 0, "mmad");
           kf_asc_dep(L->p, ia, mm);
           kf_asc_dep(L->p, ib, mm);
-          if (first && s->out_mode == 0) kf_asc_dep(L->p, L->l0c_last[c], mm);
+          if (first && s->out_mode == 0) kf_asc_dep_reuse(L->p, L->l0c_last[c], mm); /* the half's last FixPipe */
           if (s->out_mode == 1) touch(u, s->out_opnd, mm);
           first = 0;
           L->l0a_last[a] = mm;
@@ -559,7 +559,7 @@ static void aiv_chunk(lw *L, lw_unit_t *u, const xfer *ld, int nld, const int64_
     if (ld[k].bytes <= 0) continue;
     int32_t i = emit(L, u, KF_ASC_MTE2, KF_ASC_READ, 0, ld[k].bytes, "load");
     set_gm(L, i, u->o[ld[k].opnd].buf, ld[k].f, 0);
-    if (last_ld < 0) kf_asc_dep(L->p, prev, i);
+    if (last_ld < 0) kf_asc_dep_reuse(L->p, prev, i); /* the slot's previous chunk */
     touch(u, ld[k].opnd, i);
     last = last_ld = i;
   }

@@ -107,6 +107,9 @@ void kf_asc_machine_describe(const kf_asc_machine *m, kf_str *o) {
   kf_str_printf(o, "  GM access latency     %lld cycles             [E]\n", (long long)m->gm_latency);
   kf_str_printf(o, "  flag latency          intra-core %lld, cross-core %lld cycles  [E]\n", (long long)m->flag_intra,
                 (long long)m->flag_cross);
+  kf_str_printf(o, "  store buffer release  %s  [E] unknown: whether a pipe's completion flag\n"
+                   "                        waits for the write to land; --param store_release=1 frees it at issue\n",
+                m->store_release ? "when the store has been sent (store_release=1)" : "when the data has landed in GM");
   kf_str_printf(o, "  scalar issue          %lld cycles/instruction [E]\n", (long long)m->s_issue);
   kf_str_printf(o, "  atomics               FixPipe and MTE3 atomic add fp32/int32 into GM  [C] CANN SetAtomicAdd<T>\n");
 }
@@ -137,7 +140,7 @@ int kf_asc_machine_set(kf_ctx *ctx, kf_asc_machine *m, const char *text) {
       D_(freq_hz, 1e6),     I_(mmad_overhead, 0), D_(mte1_bpc, 1),    I_(mte1_overhead, 0), D_(vec_bpc, 1),
       I_(vec_overhead, 0),  D_(vec_exp_cost, 0),  D_(hbm_bpc, 1),     D_(l2_bpc, 1),        D_(core_hbm_bpc, 1),
       D_(core_l2_bpc, 1),   D_(l2_write_bpc, 1),  D_(core_l2_write_bpc, 1),   I_(l2_bytes, 0),      I_(gm_latency, 0),  I_(flag_intra, 0),    I_(flag_cross, 0),
-      I_(s_issue, 0),
+      I_(s_issue, 0),       I_(store_release, 0),
 #undef D_
 #undef I_
   };

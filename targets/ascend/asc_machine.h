@@ -60,6 +60,8 @@ typedef struct kf_asc_machine {
   /* synchronisation */
   int64_t flag_intra;     /* set_flag -> wait_flag between pipes of one core, cycles */
   int64_t flag_cross;     /* cross-core flag through GM (AIC <-> AIV), cycles */
+  int64_t store_release;  /* 1: a buffer (UB slot, L0C half) a store read is free when the pipe has
+                             sent it; 0 (default): when the data has landed in GM (+gm_latency) */
   int64_t s_issue;        /* scalar cycles to issue one instruction */
 } kf_asc_machine;
 

@@ -98,17 +98,23 @@ void kf_asc_gm(kf_asc_prog *p, int32_t inst, int gm_obj, int ws, int64_t off, in
   in->atomic = (uint8_t)(atomic != 0);
 }
 
-void kf_asc_dep(kf_asc_prog *p, int32_t producer, int32_t consumer) {
+static void dep(kf_asc_prog *p, int32_t producer, int32_t consumer, int release) {
   if (producer < 0 || consumer < 0 || producer == consumer) return;
   const kf_asc_inst *a = &p->insts.data[producer], *b = &p->insts.data[consumer];
   if (a->core == b->core && a->pipe == b->pipe) return;
-  /* the same edge twice adds nothing */
-  for (int32_t r = b->wait; r >= 0; r = p->refs.data[r].next)
-    if (p->flags.data[p->refs.data[r].flag].producer == producer) return;
+  /* the same edge twice adds nothing (but a data dependency outranks a buffer reuse) */
+  for (int32_t r = b->wait; r >= 0; r = p->refs.data[r].next) {
+    kf_asc_flag *g = &p->flags.data[p->refs.data[r].flag];
+    if (g->producer == producer) {
+      g->release &= release;
+      return;
+    }
+  }
   kf_asc_flag f;
   f.latency = a->core == b->core ? p->m.flag_intra : p->m.flag_cross;
   f.producer = producer;
   f.consumer = consumer;
+  f.release = release;
   kf_vec_push(&p->flags, f);
   int32_t fid = (int32_t)p->flags.len - 1;
   kf_asc_ref rs = {fid, a->set}, rw = {fid, b->wait};
@@ -117,6 +123,9 @@ void kf_asc_dep(kf_asc_prog *p, int32_t producer, int32_t consumer) {
   kf_vec_push(&p->refs, rw);
   p->insts.data[consumer].wait = (int32_t)p->refs.len - 1;
 }
+
+void kf_asc_dep(kf_asc_prog *p, int32_t producer, int32_t consumer) { dep(p, producer, consumer, 0); }
+void kf_asc_dep_reuse(kf_asc_prog *p, int32_t producer, int32_t consumer) { dep(p, producer, consumer, 1); }
 
 /* ---- event heap ---- */
 
@@ -392,9 +401,10 @@ static void end_inst(sim *S, int pi, double now) {
   double done = now + (in->kind == KF_ASC_COMPUTE ? 0.0 : (double)S->p->m.gm_latency);
   for (int32_t r = in->set; r >= 0; r = S->p->refs.data[r].next) {
     int32_t f = S->p->refs.data[r].flag;
-    S->set_time[f] = done;
+    double t = S->p->flags.data[f].release && S->p->m.store_release ? now : done;
+    S->set_time[f] = t;
     if (S->waiting[f] >= 0) {
-      ev_push(&S->ev, done + (double)S->p->flags.data[f].latency, EV_TRY, S->waiting[f], 0);
+      ev_push(&S->ev, t + (double)S->p->flags.data[f].latency, EV_TRY, S->waiting[f], 0);
       S->waiting[f] = -1;
     }
   }

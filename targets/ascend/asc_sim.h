@@ -52,6 +52,7 @@ typedef struct kf_asc_core {
 typedef struct kf_asc_flag {
   int64_t latency;
   int32_t producer, consumer;
+  int release; /* the consumer reuses the buffer the producer (a store) read, not its GM data */
 } kf_asc_flag;
 
 typedef struct kf_asc_ref {
@@ -86,6 +87,8 @@ void kf_asc_gm(kf_asc_prog *p, int32_t inst, int gm_obj, int ws, int64_t off, in
 ** core (in-order pipe, producer first in program order), else a flag (intra-core or
 ** cross-core latency). Either may be -1 (no-op). */
 void kf_asc_dep(kf_asc_prog *p, int32_t producer, int32_t consumer);
+/* the same, for a consumer that only reuses the on-chip buffer the producer read */
+void kf_asc_dep_reuse(kf_asc_prog *p, int32_t producer, int32_t consumer);
 
 typedef struct kf_asc_stats {
   double cycles;                      /* makespan */

@@ -2,8 +2,8 @@
 ** test_ascend_timing: the timing simulator on cases whose cycle counts are computed by hand
 ** from the machine table (so the simulator's numbers can be trusted): one mmad, one copy at
 ** the per-transfer HBM cap, the same copy again from L2, many cores sharing HBM, a
-** double-buffered two-stage pipeline (load-bound and compute-bound), a cross-core flag, a
-** deadlock report, and a trace that parses as Chrome trace JSON.
+** double-buffered two-stage pipeline (load-bound and compute-bound), a cross-core flag, the
+** release of a stored buffer, a deadlock report, and a trace that parses as Chrome trace JSON.
 */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -200,6 +200,34 @@ static void test_cross_core(void) {
   kf_asc_prog_free(p);
 }
 
+/* A UB slot stored to GM, then reloaded by the next chunk: by default the reload waits for the
+** store's data to land (gm_latency after the store has been sent); with store_release = 1 only
+** for the store to be sent, exactly gm_latency sooner. A data dependency on the stored bytes
+** (the same pair) always waits for them to land. */
+static double store_then_load(int release, int data_dep) {
+  kf_asc_machine m = machine();
+  m.store_release = release;
+  kf_asc_prog *p = kf_asc_prog_new(&m);
+  int core = kf_asc_core_aiv(p, 0, 0, 0);
+  int64_t kb = 32 * 1024;
+  int32_t st = kf_asc_emit(p, core, KF_ASC_MTE3, KF_ASC_WRITE, 0, kb, kf_asc_label(p, "store"));
+  kf_asc_gm(p, st, 7, 1, 0, 1, kb, kb, 0);
+  int32_t ld = gm_read(p, core, 1, 0, kb);
+  kf_asc_dep_reuse(p, st, ld);
+  if (data_dep) kf_asc_dep(p, st, ld);
+  kf_asc_stats sts;
+  double t = run(p, &sts);
+  kf_asc_prog_free(p);
+  return t;
+}
+
+static void test_store_release(void) {
+  kf_asc_machine m = machine();
+  double t0 = store_then_load(0, 0), t1 = store_then_load(1, 0), td = store_then_load(1, 1);
+  expect_cycles("UB slot reuse after a store: release at issue", t1, t0 - (double)m.gm_latency);
+  expect_cycles("  a data dependency still waits for the data", td, t0);
+}
+
 static void test_deadlock(void) {
   kf_asc_machine m = machine();
   kf_asc_prog *p = kf_asc_prog_new(&m);
@@ -281,6 +309,7 @@ int main(void) {
   test_sharing();
   test_pipeline();
   test_cross_core();
+  test_store_release();
   test_deadlock();
   test_trace();
   test_machines();
