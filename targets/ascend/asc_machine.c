@@ -168,5 +168,7 @@ int kf_asc_machine_set(kf_ctx *ctx, kf_asc_machine *m, const char *text) {
     else *(int64_t *)((char *)m + fields[i].off) = (int64_t)v;
     p = *end ? end + 1 : end;
   }
+  if (m->store_release != 0 && m->store_release != 1)
+    return kf_err(ctx, KF_EINVAL, "machine parameter 'store_release': bad value %lld (0 or 1)", (long long)m->store_release);
   return KF_OK;
 }

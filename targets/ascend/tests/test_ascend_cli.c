@@ -49,7 +49,9 @@ int main(void) {
   expect_rc("unknown machine parameter", run(6, badparam), 2);
   const char *badval[] = {"sim", "amla_decode", "--shape", "H=16,S=64", "--param", "core_hbm_bpc=-1"};
   expect_rc("bad machine parameter value", run(6, badval), 2);
-  const char *param[] = {"sim", "amla_decode", "--shape", "H=16,S=64", "--param", "core_hbm_bpc=64,gm_latency=100"};
+  const char *badrel[] = {"sim", "amla_decode", "--shape", "H=16,S=64", "--param", "store_release=2"};
+  expect_rc("store_release is 0 or 1", run(6, badrel), 2);
+  const char *param[] = {"sim", "amla_decode", "--shape", "H=16,S=64", "--param", "core_hbm_bpc=64,gm_latency=100,store_release=1"};
   expect_rc("machine parameters overridden", run(6, param), 0);
   const char *toobig[] = {"sim", "amla_decode", "--shape", "H=128,S=64,D=2304", "--set", "hb=128,bs=64"};
   expect_rc("tiling that does not fit L1", run(6, toobig), 2);
