@@ -63,21 +63,40 @@ reps_for() { # best-of reps so one measurement lasts ~1 s or more
   awk -v mb="$1" 'BEGIN { r = int(60 / mb); if (r < 3) r = 3; if (r > 40) r = 40; print r }'
 }
 
+bench_line() { awk '$1 ~ /^[0-9.]+$/ && NF > 5 {print; exit}' "$1"; } # the result row of a bench
+disturbed() { awk -v f="$1" 'BEGIN { exit !(f > 0.05) }'; }            # other processes took > 5 %
+
+seq_alone() { # CPU MB REPS TOK OUT: one sequential encoder pinned to CPU
+  taskset -c "$1" "$kf" tokenize --bench --threads 1 --modes seq --reps "$3" --sizes "$2" \
+    --corpus "$tmp/text.txt" --tokenizer "$4" >"$5"
+}
+
 ceiling_pair() { # size reps tok -> prints "alone together"
   local mb="$1" reps="$2" tok="$3"
-  taskset -c 0 "$kf" tokenize --bench --threads 1 --modes seq --reps "$reps" --sizes "$mb" \
-    --corpus "$tmp/text.txt" --tokenizer "$tok" >"$tmp/a0"
-  taskset -c 0 "$kf" tokenize --bench --threads 1 --modes seq --reps "$reps" --sizes "$mb" \
-    --corpus "$tmp/text.txt" --tokenizer "$tok" >"$tmp/p0" &
+  seq_alone 0 "$mb" "$reps" "$tok" "$tmp/a0"
+  seq_alone 0 "$mb" "$reps" "$tok" "$tmp/p0" &
   local pid=$!
-  taskset -c 1 "$kf" tokenize --bench --threads 1 --modes seq --reps "$reps" --sizes "$mb" \
-    --corpus "$tmp/text.txt" --tokenizer "$tok" >"$tmp/p1"
+  seq_alone 1 "$mb" "$reps" "$tok" "$tmp/p1"
   wait "$pid"
   local a p0 p1
-  a=$(awk '$1 ~ /^[0-9.]+$/ && NF > 5 {print $3; exit}' "$tmp/a0")
-  p0=$(awk '$1 ~ /^[0-9.]+$/ && NF > 5 {print $3; exit}' "$tmp/p0")
-  p1=$(awk '$1 ~ /^[0-9.]+$/ && NF > 5 {print $3; exit}' "$tmp/p1")
+  read -r _ _ a _ <<<"$(bench_line "$tmp/a0")"
+  read -r _ _ p0 _ <<<"$(bench_line "$tmp/p0")"
+  read -r _ _ p1 _ <<<"$(bench_line "$tmp/p1")"
   echo "$a $(awk -v x="$p0" -v y="$p1" 'BEGIN {print x + y}')"
+}
+
+# encode_run MB TOK REPS: one `kforge tokenize --bench` (sequential, LoPT, naive; best of REPS)
+# under measure; prints "seq lopt naive" MB/s, or nothing when other processes disturbed it.
+# Stops the script if LoPT's tokens differ from sequential.
+encode_run() {
+  local f line s p nv
+  f=$(measure "$tmp/b" "$kf" tokenize --bench --threads "$threads" --reps "$3" \
+    --sizes "$1" --corpus "$tmp/text.txt" --tokenizer "$2")
+  disturbed "$f" && return 0
+  line=$(bench_line "$tmp/b")
+  grep -q "yes (" <<<"$line" || { echo "LoPT != sequential: $line" >&2; exit 1; }
+  read -r _ _ s p nv _ <<<"$line"
+  echo "$s $p $nv"
 }
 
 lscpu | grep -E "Model name|^CPU\(s\)|Thread\(s\) per core" | sed 's/  */ /g'
@@ -92,15 +111,11 @@ for name in qwen3 llama3; do
       tries=$((tries + 1))
       wait_idle
       ld=$(load1)
-      f=$(measure "$tmp/b" "$kf" tokenize --bench --threads "$threads" --reps "$reps" \
-        --sizes "$mb" --corpus "$tmp/text.txt" --tokenizer "$tok")
-      if awk -v f="$f" 'BEGIN { exit !(f > 0.05) }'; then continue; fi
-      line=$(awk '$1 ~ /^[0-9.]+$/ && NF > 5 {print; exit}' "$tmp/b")
-      grep -q "yes (" <<<"$line" || { echo "LoPT != sequential: $line" >&2; exit 1; }
-      read -r _ _ s p nv _ <<<"$line"
+      r=$(encode_run "$mb" "$tok" "$reps"); [ -n "$r" ] || continue
+      read -r s p nv <<<"$r"
       wait_idle
       f2=$(measure "$tmp/c" ceiling_pair "$mb" "$reps" "$tok")
-      if awk -v f="$f2" 'BEGIN { exit !(f > 0.05) }'; then continue; fi
+      if disturbed "$f2"; then continue; fi
       read -r alone together <"$tmp/c"
       seqs+=("$s"); lopts+=("$p")
       sps+=("$(awk -v a="$s" -v b="$p" 'BEGIN {print b / a}')")
@@ -129,12 +144,8 @@ for name in qwen3 llama3; do
       tries=$((tries + 1))
       wait_idle
       ld=$(load1)
-      f=$(measure "$tmp/b" "$kf" tokenize --bench --threads "$threads" --reps 1 \
-        --sizes "$mb" --corpus "$tmp/text.txt" --tokenizer "$tok")
-      if awk -v f="$f" 'BEGIN { exit !(f > 0.05) }'; then continue; fi
-      line=$(awk '$1 ~ /^[0-9.]+$/ && NF > 5 {print; exit}' "$tmp/b")
-      grep -q "yes (" <<<"$line" || { echo "LoPT != sequential: $line" >&2; exit 1; }
-      read -r _ _ s p nv _ <<<"$line"
+      r=$(encode_run "$mb" "$tok" 1); [ -n "$r" ] || continue
+      read -r s p nv <<<"$r"
       seqs+=("$s"); lopts+=("$p")
       sps+=("$(awk -v a="$s" -v b="$p" 'BEGIN {print b / a}')")
       navs+=("$(awk -v a="$s" -v b="$nv" 'BEGIN {print b / a}')")
