@@ -395,14 +395,20 @@ static int sym_reserve(lopt_scratch *s, size_t n) {
   return 0;
 }
 
+/* Two parallel u32 arrays grown to cap elements (-1: out of memory, the arrays still valid). */
+static int grow_u32_pair(uint32_t **x, uint32_t **y, size_t cap) {
+  uint32_t *a = realloc(*x, cap * sizeof *a);
+  if (!a) return -1;
+  *x = a;
+  if (!(a = realloc(*y, cap * sizeof *a))) return -1;
+  *y = a;
+  return 0;
+}
+
 static int wout_push(lopt_scratch *s, uint32_t id, uint32_t len) {
   if (s->w_n == s->w_cap) {
     size_t cap = s->w_cap ? s->w_cap * 2 : 256;
-    uint32_t *a = realloc(s->w_id, cap * sizeof *a);
-    if (!a) return -1;
-    s->w_id = a;
-    if (!(a = realloc(s->w_len, cap * sizeof *a))) return -1;
-    s->w_len = a;
+    if (grow_u32_pair(&s->w_id, &s->w_len, cap)) return -1;
     s->w_cap = cap;
   }
   s->w_id[s->w_n] = id;
@@ -647,11 +653,7 @@ void lopt_chunk_truncate(lopt_chunk *c, size_t n_seg) {
 }
 
 static int seg_grow(lopt_chunk *c, size_t cap) {
-  uint32_t *a = realloc(c->seg_pos, cap * sizeof *a);
-  if (!a) return -1;
-  c->seg_pos = a;
-  if (!(a = realloc(c->seg_tok, cap * sizeof *a))) return -1;
-  c->seg_tok = a;
+  if (grow_u32_pair(&c->seg_pos, &c->seg_tok, cap)) return -1;
   c->cap_seg = cap;
   return 0;
 }

@@ -418,6 +418,13 @@ static void reset_group(lw *L) {
 ** next block's weight decode behind this block's scale_acc). */
 typedef KF_VEC(int32_t) i32vec;
 
+/* unit u waits on unit v directly (an edge v -> u) */
+static int depends(const lw *L, int32_t u, int32_t v) {
+  for (int32_t e = L->units.data[u].in_head; e >= 0; e = L->edge_next.data[e])
+    if (L->edges.data[e].from == v) return 1;
+  return 0;
+}
+
 static void order_aic(lw *L, i32vec *order) {
   order->len = 0;
   for (size_t i = 0; i < L->units.len; i++)
@@ -425,9 +432,7 @@ static void order_aic(lw *L, i32vec *order) {
   if (!L->preload) return;
   for (size_t i = 0; i + 1 < order->len;) {
     lw_unit_t *u = &L->units.data[order->data[i]], *v = &L->units.data[order->data[i + 1]];
-    int dep = 0;
-    for (int32_t e = v->in_head; e >= 0 && !dep; e = L->edge_next.data[e]) dep = L->edges.data[e].from == order->data[i];
-    if (u->cross_in && !dep && v->aiv_pred_max < u->aiv_succ_min) {
+    if (u->cross_in && !depends(L, order->data[i + 1], order->data[i]) && v->aiv_pred_max < u->aiv_succ_min) {
       int32_t t = order->data[i];
       order->data[i] = order->data[i + 1];
       order->data[i + 1] = t;
@@ -448,12 +453,6 @@ typedef struct aivdep {
   int32_t pred_max, succ_min; /* latest AIC unit waited on / earliest AIC unit waiting (AIC order) */
   uint8_t other_pred, other_succ; /* an edge from / to the other AIV */
 } aivdep;
-
-static int depends(const lw *L, int32_t u, int32_t v) {
-  for (int32_t e = L->units.data[u].in_head; e >= 0; e = L->edge_next.data[e])
-    if (L->edges.data[e].from == v) return 1;
-  return 0;
-}
 
 static void order_aiv(const lw *L, int j, const aivdep *d, i32vec *order) {
   order->len = 0;

@@ -197,9 +197,8 @@ typedef struct qctx {
   int sum_var;            /* for the sums sweep */
   int pass;
   int mx;                 /* MXFP4 passes (codes 2*E2M1 in [-12, 12], per-32-block scales) */
-  int scales_buf;         /* ir buffer of the scales (MX writes them per block) */
   int src_f32;            /* source rows are f32 (a local buffer) rather than bf16 */
-  /* for the per-group bodies of lower_quantize */
+  /* for the per-group bodies of lower_quantize and the MX scales */
   const kf_tile *scales, *sums;
   int64_t scales_last, sums_last; /* last dims of the scales and sums buffers */
   int row_var;
@@ -330,7 +329,7 @@ static void mx_quantize_row(lw *L, kf_lir_block *rb, qctx *q, int64_t K, kf_lir_
       kf_lir_expr *inv = kf_lbitcast(L->f, f1, kf_lbin(L->f, KF_L_SHL, kf_lbin(L->f, KF_L_SUB, kf_lc_i(L->f, i1, 255), kf_lv(L->f, ebias)), kf_lc_i(L->f, i1, 23)));
       kf_lassign(L->f, b, q->s_var[p], kf_lop(L->f, KF_L_SELECT, f1, zero, kf_lc_f(L->f, f1, 0.0), s));
       kf_lassign(L->f, b, q->inv_var[p], kf_lop(L->f, KF_L_SELECT, f1, zero, kf_lc_f(L->f, f1, 0.0), inv));
-      kf_lstore(L->f, b, L->buf_of[q->scales_buf], lw_add(L, lw_addi(L, scale_at0, p * scale_pass_stride), kf_lv(L->f, gv)),
+      kf_lstore(L->f, b, L->buf_of[q->scales->buf], lw_add(L, lw_addi(L, scale_at0, p * scale_pass_stride), kf_lv(L->f, gv)),
                 kf_lv(L->f, q->s_var[p]));
       for (int i = 0; i < nvec; i++) {
         int64_t valid = part ? len_last - i * vl : vl;
@@ -445,7 +444,6 @@ static int lower_quantize(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
     q.s_var[p] = lw_tmp(L, "s", lw_ty(KF_F32, 1));
   }
   q.mx = (int)n->i[3];
-  q.scales_buf = scales->buf;
   q.scales = scales;
   q.sums = sums;
   q.scales_last = bsc->dims[2];
