@@ -1,20 +1,25 @@
 """kforge_ais: importance weights for RL trainers with low-precision (FP8) rollouts.
 
-A ctypes binding of libkforge_ais (runtime/ais/kf_ais.h). Arrays go in and out as numpy arrays;
-PyTorch tensors are accepted (converted through numpy) and the outputs are then tensors too.
+A ctypes binding of libkforge_ais (runtime/ais/kf_ais.h), the reference implementation, for
+numpy users. Arguments come in verl's order: old_log_prob (the trainer's recomputed log pi_old),
+then rollout_log_prob (the sampler's), then response_mask. Torch users on GPU or in a training
+loop want kforge_ais.torch (torch-native, no host sync, verl's signature and metric names).
 
     import kforge_ais as ais
     cfg = ais.Config(mode="ais", cap=2.0)
-    w, keep, diag = ais.compute(lp_roll, lp_train, mask, config=cfg)   # [B, T] padded arrays
+    w, keep, diag = ais.compute(old_log_prob, rollout_log_prob, response_mask, config=cfg)
     loss = -(w * keep * adv[:, None] * logp).sum() / keep.sum()
 
 Data parallel (statistics are exact integers, so all-reducing them is bit-exact):
 
-    part = ais.accumulate(lp_roll, lp_train, mask, config=cfg)       # this rank's sequences
+    part = ais.accumulate(old_log_prob, rollout_log_prob, mask, config=cfg)  # this rank's share
     dist.all_reduce(torch.from_numpy(part.isum), op=SUM)             # int64
     dist.all_reduce(torch.from_numpy(part.dmax), op=MAX)             # float64
     diag = ais.finish(part, cfg, state)
-    w, keep = ais.weights(lp_roll, lp_train, mask, diag=diag, config=cfg)
+    w, keep = ais.weights(old_log_prob, rollout_log_prob, mask, diag=diag, config=cfg)
+
+Input contract: response_mask is bool or holds only 0 and 1 (NaN, -1, 2 are errors); log-probs
+are finite and <= logprob_tol (default 1e-3); 2-D [batch, time] input needs a mask.
 
 The shared library is found through the environment variable KFORGE_AIS_LIB (a path to
 libkforge_ais.so) or next to this file (where the CMake build and `cmake --install` put it).
@@ -30,12 +35,13 @@ __all__ = [
     "weights", "exact_sum", "MODES", "library_path",
 ]
 
-MODES = ("none", "token_tis", "seq_tis", "token_mis", "seq_mis", "ais")
-_LEVELS = {"token": 0, "seq": 1}
+MODES = ("none", "token_tis", "seq_tis", "token_mis", "seq_mis", "ais", "geo_tis", "geo_mis")
+_LEVELS = {"token": 0, "seq": 1, "geo": 2}
 _DIVS = {"mean_abs": 0, "k3": 1}
+_DSCALES = {"nll": 0, "abs": 1}
 _NONFINITE = {"error": 0, "mask": 1}
 
-N_COUNTS, N_ACCS, ACC_LIMBS, N_DMAX = 8, 7, 68, 4
+N_COUNTS, N_ACCS, ACC_LIMBS, N_DMAX = 8, 12, 68, 4
 N_ISUM = N_COUNTS + N_ACCS * ACC_LIMBS
 
 
@@ -67,13 +73,13 @@ _u8_p = ctypes.POINTER(ctypes.c_uint8)
 
 class _Config(ctypes.Structure):
     _fields_ = [
-        ("mode", ctypes.c_int), ("cap", ctypes.c_double), ("log_clamp", ctypes.c_double),
-        ("mis_lower", ctypes.c_double), ("mis_upper", ctypes.c_double),
-        ("reject_only", ctypes.c_int), ("ais_level", ctypes.c_int), ("ess_level", ctypes.c_int),
-        ("cv_level", ctypes.c_int), ("divergence", ctypes.c_int), ("tau_d", ctypes.c_double),
-        ("gamma_r", ctypes.c_double), ("tau_v", ctypes.c_double),
+        ("mode", ctypes.c_int), ("cap", ctypes.c_double), ("cap_lower", ctypes.c_double),
+        ("log_clamp", ctypes.c_double), ("mis_lower", ctypes.c_double),
+        ("mis_upper", ctypes.c_double), ("reject_only", ctypes.c_int),
+        ("ais_level", ctypes.c_int), ("divergence", ctypes.c_int), ("dscale", ctypes.c_int),
+        ("tau_d", ctypes.c_double), ("gamma_r", ctypes.c_double), ("tau_v", ctypes.c_double),
         ("alpha_min", ctypes.c_double), ("alpha_max", ctypes.c_double),
-        ("ema", ctypes.c_double), ("nonfinite", ctypes.c_int),
+        ("ema", ctypes.c_double), ("logprob_tol", ctypes.c_double), ("nonfinite", ctypes.c_int),
     ]
 
 
@@ -94,8 +100,8 @@ _DIAG_INT = ["n_tokens", "n_seqs", "n_seq_dropped", "n_tok_dropped", "n_tok_reje
              "n_seq_rejected"]
 _DIAG_DBL = ["frac_tok_clipped", "frac_seq_clipped", "ess_tok", "ess_seq", "cv_tok", "cv_seq",
              "mean_abs_delta", "kl_k1", "kl_k3", "max_delta", "min_delta", "max_seq_logratio",
-             "min_seq_logratio", "reliability", "divergence", "variance_amp", "a_d", "a_r", "a_v",
-             "alpha_raw", "alpha"]
+             "min_seq_logratio", "mean_nll", "ess_applied", "cv_level", "reliability",
+             "divergence", "variance_amp", "a_d", "a_r", "a_v", "alpha_raw", "alpha"]
 
 
 class _Diag(ctypes.Structure):
@@ -119,7 +125,8 @@ _config_check = _sig("kf_ais_config_check", ctypes.c_int, _P(_Ctx), _P(_Config))
 _partial_init = _sig("kf_ais_partial_init", None, _P(_Partial))
 _accumulate = _sig("kf_ais_accumulate", ctypes.c_int, _P(_Ctx), _P(_Config), _P(_Batch),
                    _P(_Partial))
-_merge = _sig("kf_ais_partial_merge", None, _P(_Partial), _P(_Partial))
+_merge = _sig("kf_ais_partial_merge", ctypes.c_int, _P(_Ctx), _P(_Partial), _P(_Partial))
+exp_c = _sig("kf_ais_exp", ctypes.c_double, ctypes.c_double)
 _finish = _sig("kf_ais_finish", ctypes.c_int, _P(_Ctx), _P(_Config), _P(_Partial), _P(_State),
                _P(_Diag))
 _weights = _sig("kf_ais_weights", ctypes.c_int, _P(_Ctx), _P(_Config), _P(_Batch), _P(_Diag),
@@ -155,8 +162,8 @@ class Config:
         _check(_config_check(ctypes.byref(ctx), ctypes.byref(self._c)), ctx)
 
     def _set(self, key, val):
-        enums = {"ais_level": _LEVELS, "ess_level": _LEVELS, "cv_level": _LEVELS,
-                 "divergence": _DIVS, "nonfinite": _NONFINITE}
+        enums = {"ais_level": _LEVELS, "divergence": _DIVS, "dscale": _DSCALES,
+                 "nonfinite": _NONFINITE}
         if key in enums:
             if val not in enums[key]:
                 raise ValueError(f"kforge_ais.Config: {key}={val!r}; expected one of "
@@ -230,7 +237,8 @@ class Partial:
     def merge(self, other):
         """self += other (what an all-reduce does); returns self."""
         a, b = self._to_c(), other._to_c()
-        _merge(ctypes.byref(a), ctypes.byref(b))
+        ctx = _Ctx()
+        _check(_merge(ctypes.byref(ctx), ctypes.byref(a), ctypes.byref(b)), ctx)
         self._from_c(a)
         return self
 
@@ -253,22 +261,51 @@ def _np(x, dtype, name):
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
+def mask_to_u8(mask, name="response_mask"):
+    """A 0/1 uint8 copy of a mask that is bool or holds only the values 0 and 1; anything else
+    (NaN, +-Inf, -1, 2, 0.5) raises ValueError naming the first bad element."""
+    if _is_torch(mask):
+        mask = mask.detach().to("cpu")
+        mask = mask.numpy() if mask.dtype != _torch_bf16() else mask.float().numpy()
+    m = np.asarray(mask)
+    if m.dtype == np.bool_:
+        return np.ascontiguousarray(m, dtype=np.uint8)
+    if m.dtype.kind not in "fiu":
+        raise TypeError(f"kforge_ais: {name} has dtype {m.dtype}; expected bool or 0/1 numbers")
+    bad = ~((m == 0) | (m == 1))
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"kforge_ais: {name}[{', '.join(map(str, idx))}] = {m[idx]!r}; mask "
+                         f"values must be 0 or 1 (or bool)")
+    return np.ascontiguousarray(m, dtype=np.uint8)
+
+
+def _torch_bf16():
+    import torch
+    return torch.bfloat16
+
+
 class _Prepared:
     """Flat contiguous arrays + offsets for one call, and the original shape."""
 
-    def __init__(self, lp_roll, lp_train, mask, offsets):
-        self.torch_like = lp_roll if _is_torch(lp_roll) else None
-        r = _np(lp_roll, np.float64, "lp_roll")
-        t = _np(lp_train, np.float64, "lp_train")
+    def __init__(self, old_log_prob, rollout_log_prob, mask, offsets):
+        self.torch_like = old_log_prob if _is_torch(old_log_prob) else None
+        t = _np(old_log_prob, np.float64, "old_log_prob")
+        r = _np(rollout_log_prob, np.float64, "rollout_log_prob")
         if r.shape != t.shape:
-            raise ValueError(f"kforge_ais: lp_roll shape {r.shape} != lp_train shape {t.shape}")
+            raise ValueError(f"kforge_ais: rollout_log_prob shape {r.shape} != old_log_prob "
+                             f"shape {t.shape}")
         m = None
         if mask is not None:
-            m = (_np(mask, np.float64, "mask") != 0).astype(np.uint8)
+            m = mask_to_u8(mask)
             if m.shape != r.shape:
-                raise ValueError(f"kforge_ais: mask shape {m.shape} != lp_roll shape {r.shape}")
+                raise ValueError(f"kforge_ais: response_mask shape {m.shape} != log-prob shape "
+                                 f"{r.shape}")
         self.shape = r.shape
         if r.ndim == 2:
+            if m is None:
+                raise ValueError("kforge_ais: 2-D [batch, time] log-probs need response_mask "
+                                 "(without it padding would count as tokens)")
             if offsets is not None:
                 raise ValueError("kforge_ais: offsets are implied by 2-D [batch, time] inputs; "
                                  "pass 1-D token arrays to give offsets")
@@ -309,10 +346,11 @@ def _diag_c(diag):
     return d
 
 
-def accumulate(lp_roll, lp_train, mask=None, offsets=None, config=None, partial=None):
+def accumulate(old_log_prob, rollout_log_prob, response_mask=None, offsets=None, config=None,
+               partial=None):
     """Adds this batch (or this rank's share) to a Partial (new if None) and returns it."""
     config = config or Config()
-    prep = _Prepared(lp_roll, lp_train, mask, offsets)
+    prep = _Prepared(old_log_prob, rollout_log_prob, response_mask, offsets)
     p = partial or Partial()
     c = p._to_c()
     ctx = _Ctx()
@@ -333,10 +371,11 @@ def finish(partial, config=None, state=None):
     return _diag_dict(d)
 
 
-def weights(lp_roll, lp_train, mask=None, offsets=None, diag=None, config=None):
+def weights(old_log_prob, rollout_log_prob, response_mask=None, offsets=None, diag=None,
+            config=None):
     """Per-token weights and keep-mask (bool) given finished diagnostics (needed for AIS)."""
     config = config or Config()
-    prep = _Prepared(lp_roll, lp_train, mask, offsets)
+    prep = _Prepared(old_log_prob, rollout_log_prob, response_mask, offsets)
     w = np.empty(prep.r.size, dtype=np.float64)
     keep = np.empty(prep.r.size, dtype=np.uint8)
     dc = None if diag is None else _diag_c(diag)
@@ -347,13 +386,14 @@ def weights(lp_roll, lp_train, mask=None, offsets=None, diag=None, config=None):
     return prep.out(w, keep)
 
 
-def compute(lp_roll, lp_train, mask=None, offsets=None, config=None, state=None):
-    """Single rank: returns (weights, keep, diag). Inputs 2-D [batch, time] (mask marks the
-    response tokens) or 1-D token arrays with offsets[n_seqs + 1]."""
+def compute(old_log_prob, rollout_log_prob, response_mask=None, offsets=None, config=None,
+            state=None):
+    """Single rank: returns (weights, keep, diag). Inputs 2-D [batch, time] (response_mask marks
+    the response tokens) or 1-D token arrays with offsets[n_seqs + 1]."""
     config = config or Config()
-    p = accumulate(lp_roll, lp_train, mask, offsets, config)
+    p = accumulate(old_log_prob, rollout_log_prob, response_mask, offsets, config)
     diag = finish(p, config, state)
-    w, keep = weights(lp_roll, lp_train, mask, offsets, diag, config)
+    w, keep = weights(old_log_prob, rollout_log_prob, response_mask, offsets, diag, config)
     return w, keep, diag
 
 
