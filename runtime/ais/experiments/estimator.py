@@ -257,7 +257,8 @@ def write_outputs(args, rows, controls, out, wall, cpu):
     with open(os.path.join(out, "estimator.md"), "w") as fh:
         fh.write("\n".join(lines) + "\n")
     with open(os.path.join(out, "estimator.json"), "w") as fh:
-        json.dump(dict(args=vars(args), rows=rows, controls=controls, wall=wall), fh, indent=1)
+        json.dump(dict(args=vars(args), rows=rows, controls=controls, wall=wall, cpu=cpu), fh,
+                  indent=1)
     return "\n".join(lines), plots(rows, out)
 
 
@@ -291,7 +292,8 @@ def plots(rows, out):
                           os.path.join(out, "estimator_alpha.png"))
     s = (f"set terminal pngcairo size 1400,{420 * nrow} font 'sans,9' noenhanced\n"
          f"set output '{mse_png}'\nset multiplot layout {nrow},{ncol}\n"
-         "set logscale xy; set xlabel 'logit scale k'; set ylabel 'MSE / |g*|^2'\n"
+         "set logscale xy; set xrange [0.8:20]; set xlabel 'logit scale k'\n"
+         "set ylabel 'MSE / |g*|^2 (zero estimator: 1)'\n"
          "set key top left font 'sans,8'; set grid\n")
     for i, (T, f) in enumerate(panels):
         s += f"set title 'T={T}, {f}'\nplot " + ", ".join(
@@ -299,7 +301,7 @@ def plots(rows, out):
             for j, m in enumerate(MODES)) + "\n"
     s += "unset multiplot\n"
     s += (f"set output '{alpha_png}'\nset multiplot layout {nrow},{ncol}\nunset logscale y\n"
-          "set yrange [-0.05:1.05]; set ylabel 'alpha'\n")
+          "set yrange [-0.05:1.05]; set ylabel 'alpha'; set key bottom right\n")
     na = len(MODES) + 2
     for i, (T, f) in enumerate(panels):
         s += (f"set title 'T={T}, {f}'\nplot '{dat}' index {i} using 1:{na} with linespoints "
@@ -327,7 +329,19 @@ def main(argv=None):
                    help="configurations run in this many processes (1 torch thread each)")
     p.add_argument("--smoke", action="store_true", help="tiny run for the test suite")
     p.add_argument("--out", default=os.path.join(HERE, "results"))
+    p.add_argument("--replot", metavar="ESTIMATOR_JSON",
+                   help="only rewrite the tables and plots in --out from a saved estimator.json")
     args = p.parse_args(argv)
+    if args.replot:
+        with open(args.replot) as fh:
+            saved = json.load(fh)
+        out = args.out
+        args = argparse.Namespace(**saved["args"])
+        table, pngs = write_outputs(args, saved["rows"], saved["controls"], out, saved["wall"],
+                                    saved.get("cpu", float("nan")))
+        print(table)
+        print("plots:", *pngs)
+        return 0
     if args.smoke:
         args.V, args.T, args.k, args.R, args.B, args.chunk = 64, [8], [2.0, 8.0], 24, 64, 12
     if args.V % 32 or args.B < 2 or args.R < 2:

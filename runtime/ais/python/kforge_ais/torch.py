@@ -209,7 +209,11 @@ def parse_rs(rollout_rs, rollout_rs_threshold):
 # Helpers (no host reads)
 
 def _masked_mean(x, m, n):
-    return torch.where(m, x, torch.zeros_like(x)).sum() / n
+    """Mean of x over the mask, accumulated in float64 (a 0-d float64 tensor). A float mask
+    multiplies (x must then be finite everywhere); a bool mask selects."""
+    if m.dtype == torch.bool:
+        return torch.where(m, x, torch.zeros_like(x)).sum(dtype=torch.float64) / n
+    return (x * m).sum(dtype=torch.float64) / n
 
 
 def _seq_sum(x, m):
@@ -220,9 +224,10 @@ def _seq_sum(x, m):
 
 def _cv_ess(u, units_mask, n_units):
     """Population CV and normalized ESS = 1 / (1 + CV^2) of u over the units in units_mask."""
-    x = torch.where(units_mask, u - 1.0, torch.zeros_like(u))
-    mean_x = x.sum() / n_units
-    var = (x * x).sum() / n_units - mean_x * mean_x
+    x = (torch.where(units_mask, u - 1.0, torch.zeros_like(u)) if units_mask.dtype == torch.bool
+         else (u - 1.0) * units_mask)
+    mean_x = x.sum(dtype=torch.float64) / n_units
+    var = (x * x).sum(dtype=torch.float64) / n_units - mean_x * mean_x
     cv = var.clamp_min(0.0).sqrt() / (1.0 + mean_x)
     return cv, 1.0 / (1.0 + cv * cv)
 
@@ -268,13 +273,17 @@ def compute_rollout_correction_and_rejection_mask(
         rollout_is_threshold=2.0, rollout_rs=None, rollout_rs_threshold=None,
         rollout_token_veto_threshold=None, rollout_is_batch_normalize=False,
         rollout_is_mask_threshold=None, ais_config=None, ais_state=None, check_inputs=True,
-        logprob_tol=LOGPROB_TOL, compute_dtype=torch.float64):
+        logprob_tol=LOGPROB_TOL, compute_dtype=None):
     """verl's rollout correction (see the module docstring). Inputs [batch, time] tensors.
 
     Returns (weights, modified_response_mask, metrics): weights in old_log_prob's dtype and
     device, detached, 0 on padding and rejected tokens (None if rollout_is is None and no
     mask threshold is given, as in verl); modified_response_mask with response_mask's dtype;
     metrics {"rollout_corr/...": 0-d tensor}.
+
+    compute_dtype: the dtype of the per-token work; default float64 for float64 input, float32
+    otherwise (bf16/f16 are widened). Per-sequence log-ratio sums and every batch statistic are
+    accumulated in float64 whatever the compute dtype.
     """
     if old_log_prob.shape != rollout_log_prob.shape:
         raise ValueError(f"kforge_ais.torch: old_log_prob shape {tuple(old_log_prob.shape)} "
@@ -312,25 +321,31 @@ def compute_rollout_correction_and_rejection_mask(
         check_inputs_or_raise(old_log_prob, rollout_log_prob, response_mask, logprob_tol)
 
     out_dtype = old_log_prob.dtype
-    cd = compute_dtype
-    lp_old = old_log_prob.detach().to(cd)
-    lp_roll = rollout_log_prob.detach().to(cd)
+    cd = compute_dtype or (torch.float64 if old_log_prob.dtype == torch.float64
+                           else torch.float32)
     valid = response_mask.bool()
-    zero = torch.zeros((), dtype=cd, device=lp_old.device)
-    n_tok = valid.sum().to(cd)
+    zero = torch.zeros((), dtype=cd, device=old_log_prob.device)
+    # padding may hold anything (NaN, -inf): zero it once, so everything derived is finite and
+    # masked sums can multiply by the float mask mf
+    lp_old = torch.where(valid, old_log_prob.detach().to(cd), zero)
+    lp_roll = torch.where(valid, rollout_log_prob.detach().to(cd), zero)
+    mf = valid.to(cd)
+    f64 = torch.float64
+    n_tok = valid.sum().to(f64)
     n_per_seq = valid.sum(dim=-1)
     seq_valid = n_per_seq > 0
-    n_seq = seq_valid.sum().to(cd)
-    n_per_seq_f = n_per_seq.to(cd).clamp_min(1.0)
+    n_seq = seq_valid.sum().to(f64)
+    n_per_seq_f = n_per_seq.to(f64).clamp_min(1.0)
 
-    log_ratio = torch.where(valid, lp_old - lp_roll, zero)
+    log_ratio = lp_old - lp_roll
     lr_c = log_ratio.clamp(-SAFETY_BOUND, SAFETY_BOUND)
     exp = kf_exp if cd == torch.float64 else torch.exp
     rho = exp(lr_c)
-    s_sum = _seq_sum(log_ratio, valid)                 # S_i
+    # per-sequence values in float64 (one weight per row, cheap), in token order
+    s_sum = _seq_sum(log_ratio.to(f64), valid)         # S_i
     s_mean = s_sum / n_per_seq_f                       # S_i / n_i
-    w_seq = exp(s_sum.clamp(-SAFETY_BOUND, SAFETY_BOUND))
-    w_geo = exp(s_mean.clamp(-SAFETY_BOUND, SAFETY_BOUND))
+    w_seq = kf_exp(s_sum.clamp(-SAFETY_BOUND, SAFETY_BOUND)).to(cd)
+    w_geo = kf_exp(s_mean.clamp(-SAFETY_BOUND, SAFETY_BOUND)).to(cd)
     metrics = {}
     P = "rollout_corr/"
 
@@ -340,17 +355,17 @@ def compute_rollout_correction_and_rejection_mask(
         level = _LEVELS[ais_cfg.level]
     if level == "seq":
         raw = w_seq[:, None].expand_as(rho)
-        raw_log = s_sum[:, None].expand_as(rho)
+        raw_log = s_sum.to(cd)[:, None].expand_as(rho)
     elif level == "geo":
         raw = w_geo[:, None].expand_as(rho)
-        raw_log = s_mean[:, None].expand_as(rho)
+        raw_log = s_mean.to(cd)[:, None].expand_as(rho)
     else:
         raw, raw_log = rho, log_ratio
     applied = raw.clamp(cap_lo, cap_hi) if cap_lo > 0 else raw.clamp(max=cap_hi)
     weights = applied
     if rollout_is == "ais":
         alpha = _ais_alpha(ais_cfg, ais_state, level, lp_old, log_ratio, lr_c, rho, raw, applied,
-                           valid, seq_valid, n_tok, n_seq, metrics, P)
+                           mf, seq_valid, n_tok, n_seq, metrics, P)
         weights = (1.0 - alpha) + alpha * applied
     elif rollout_is is None:
         weights = torch.ones_like(rho)
@@ -359,7 +374,7 @@ def compute_rollout_correction_and_rejection_mask(
     if mask_band is not None:
         in_band = (raw_log >= mask_band[0]) & (raw_log <= mask_band[1])
         weights = torch.where(in_band, weights, zero)
-        metrics[P + "rollout_is_masked_fraction"] = _masked_mean((~in_band).to(cd), valid, n_tok)
+        metrics[P + "rollout_is_masked_fraction"] = _masked_mean((~in_band).to(cd), mf, n_tok)
 
     # ---- rejection (chained) and veto ----
     keep = valid.clone()
@@ -370,10 +385,14 @@ def compute_rollout_correction_and_rejection_mask(
         kt = k_tok[kind]
         if name.startswith("token_"):
             v, is_seq = kt, False
+        elif name == "seq_sum_k1":
+            v, is_seq = -s_sum, True
+        elif name == "seq_mean_k1":
+            v, is_seq = -s_mean, True
         elif name.startswith("seq_sum_"):
-            v, is_seq = _seq_sum(kt, valid), True
+            v, is_seq = _seq_sum(kt.to(f64), valid), True
         elif name.startswith("seq_mean_"):
-            v, is_seq = _seq_sum(kt, valid) / n_per_seq_f, True
+            v, is_seq = _seq_sum(kt.to(f64), valid) / n_per_seq_f, True
         else:  # seq_max
             v = torch.where(valid, kt, torch.full_like(kt, -math.inf)).amax(dim=-1)
             is_seq = True
@@ -390,26 +409,26 @@ def compute_rollout_correction_and_rejection_mask(
         catastrophic = valid & (log_ratio < veto_log)
         vetoed = catastrophic.any(dim=-1)
         keep = keep & ~vetoed[:, None]
-        metrics[P + "rollout_is_veto_fraction"] = vetoed.to(cd).sum() / n_per_seq.numel()
+        metrics[P + "rollout_is_veto_fraction"] = vetoed.to(f64).sum() / n_per_seq.numel()
         metrics[P + "rollout_is_catastrophic_token_fraction"] = _masked_mean(
             catastrophic.to(cd), valid, n_tok)
     rejected = valid & ~keep
     if rs or veto_log is not None:
         metrics[P + "rollout_rs_masked_fraction"] = _masked_mean(rejected.to(cd), valid, n_tok)
-        metrics[P + "rollout_rs_seq_masked_fraction"] = (rejected.any(dim=-1).to(cd).sum() /
+        metrics[P + "rollout_rs_seq_masked_fraction"] = (rejected.any(dim=-1).to(f64).sum() /
                                                          n_per_seq.numel())
 
     # ---- batch normalisation over the kept tokens / sequences ----
     weights = torch.where(keep, weights, zero)
     if rollout_is_batch_normalize and rollout_is is not None:
-        n_keep = keep.sum().to(cd)
+        n_keep = keep.sum().to(f64)
         if level == "token" or level is None:
-            mean_w = weights.sum() / n_keep.clamp_min(1.0)
+            mean_w = weights.sum(dtype=f64) / n_keep.clamp_min(1.0)
         else:
             seq_keep = keep.any(dim=-1)
             per_seq = weights.amax(dim=-1)  # one weight per sequence (broadcast)
-            mean_w = torch.where(seq_keep, per_seq, zero).sum() / \
-                seq_keep.sum().to(cd).clamp_min(1.0)
+            mean_w = torch.where(seq_keep, per_seq, zero).sum(dtype=f64) / \
+                seq_keep.sum().to(f64).clamp_min(1.0)
         ok = mean_w > 1e-8
         weights = torch.where(ok, weights / torch.where(ok, mean_w, torch.ones_like(mean_w)),
                               weights)
@@ -418,9 +437,9 @@ def compute_rollout_correction_and_rejection_mask(
 
     # ---- IS metrics (verl's definitions) ----
     if rollout_is is not None:
-        _is_metrics(metrics, P, level, raw, raw_log, applied, weights, valid, seq_valid, n_tok,
-                    n_seq, cap_hi, cd)
-    _offpolicy_metrics(metrics, P, lp_old, lp_roll, log_ratio, lr_c, rho, s_sum, valid,
+        _is_metrics(metrics, P, level, raw, raw_log, applied, weights, valid, mf, seq_valid,
+                    n_tok, n_seq, cap_hi, cd)
+    _offpolicy_metrics(metrics, P, lp_old, lp_roll, log_ratio, lr_c, rho, s_sum, mf,
                        seq_valid, n_tok, n_seq, n_per_seq_f, exp)
 
     mask_out = keep.to(response_mask.dtype)
@@ -429,12 +448,12 @@ def compute_rollout_correction_and_rejection_mask(
     return weights.to(out_dtype), mask_out, metrics
 
 
-def _ais_alpha(cfg, state, level, lp_old, log_ratio, lr_c, rho, raw, applied, valid, seq_valid,
+def _ais_alpha(cfg, state, level, lp_old, log_ratio, lr_c, rho, raw, applied, mf, seq_valid,
                n_tok, n_seq, metrics, P):
     """alpha of kf_ais_finish, as a 0-d tensor (no host read)."""
     zero = torch.zeros_like(n_tok)
     if level == "token":
-        units, n_units, u, a = valid, n_tok, raw, applied
+        units, n_units, u, a = mf, n_tok, raw, applied
     else:  # one unit per sequence (column 0 carries the broadcast value)
         units, n_units, u, a = seq_valid, n_seq, raw[:, 0], applied[:, 0]
     n_units = torch.where(n_units > 0, n_units, torch.ones_like(n_units))
@@ -442,10 +461,10 @@ def _ais_alpha(cfg, state, level, lp_old, log_ratio, lr_c, rho, raw, applied, va
     _, ess_app = _cv_ess(a, units, n_units)
     cv_raw, _ = _cv_ess(u, units, n_units)
     if cfg.divergence == "k3":
-        d_abs = _masked_mean(torch.expm1(lr_c) - lr_c, valid, n_tok1)
+        d_abs = _masked_mean(torch.expm1(lr_c) - lr_c, mf, n_tok1)
     else:
-        d_abs = _masked_mean(log_ratio.abs(), valid, n_tok1)
-    nll = _masked_mean(-lp_old, valid, n_tok1)
+        d_abs = _masked_mean(log_ratio.abs(), mf, n_tok1)
+    nll = _masked_mean(-lp_old, mf, n_tok1)
     if cfg.dscale == "nll":
         den = d_abs + nll.clamp_min(0.0)
         D = torch.where(den > 0, d_abs / torch.where(den > 0, den, torch.ones_like(den)), zero)
@@ -467,21 +486,22 @@ def _ais_alpha(cfg, state, level, lp_old, log_ratio, lr_c, rho, raw, applied, va
     return alpha
 
 
-def _is_metrics(metrics, P, level, raw, raw_log, applied, weights, valid, seq_valid, n_tok,
+def _is_metrics(metrics, P, level, raw, raw_log, applied, weights, valid, mf, seq_valid, n_tok,
                 n_seq, cap, cd):
     """verl's rollout_is_* metrics: raw-ratio max/min and fractions beyond [1/C, C] (log space),
     truncated mean/std, ESS of the weights clamped to [1/C, C] and mean-normalised."""
     lo = 1.0 / cap
     inf = torch.full_like(raw_log, math.inf)
     if level == "token" or level is None:
-        units, n_u, rl, ap = valid, n_tok, raw_log, applied
+        units, n_u, rl, ap = mf, n_tok, raw_log, applied
     else:
         units, n_u, rl, ap = seq_valid, n_seq, raw_log[:, 0], applied[:, 0]
         inf = inf[:, 0]
     n_u = n_u.clamp_min(1.0)
-    metrics[P + "rollout_is_max"] = torch.exp(torch.where(units, rl, -inf).amax().clamp(
+    sel = units.bool() if units.dtype != torch.bool else units
+    metrics[P + "rollout_is_max"] = torch.exp(torch.where(sel, rl, -inf).amax().clamp(
         max=SAFETY_BOUND))
-    metrics[P + "rollout_is_min"] = torch.exp(torch.where(units, rl, inf).amin().clamp(
+    metrics[P + "rollout_is_min"] = torch.exp(torch.where(sel, rl, inf).amin().clamp(
         min=-SAFETY_BOUND))
     metrics[P + "rollout_is_ratio_fraction_high"] = _masked_mean((rl > math.log(cap)).to(cd),
                                                                  units, n_u)
@@ -494,23 +514,22 @@ def _is_metrics(metrics, P, level, raw, raw_log, applied, weights, valid, seq_va
     metrics[P + "rollout_is_std"] = var.clamp_min(0.0).sqrt()
     norm = wc / (mean_c + 1e-8)
     metrics[P + "rollout_is_eff_sample_size"] = 1.0 / _masked_mean(norm * norm, units, n_u)
-    metrics[P + "rollout_is_weights_mean"] = _masked_mean(weights, valid, n_tok.clamp_min(1.0))
+    metrics[P + "rollout_is_weights_mean"] = weights.sum(dtype=torch.float64) / n_tok.clamp_min(1.0)
 
 
-def _offpolicy_metrics(metrics, P, lp_old, lp_roll, log_ratio, lr_c, rho, s_sum, valid,
+def _offpolicy_metrics(metrics, P, lp_old, lp_roll, log_ratio, lr_c, rho, s_sum, mf,
                        seq_valid, n_tok, n_seq, n_per_seq_f, exp):
     """verl's compute_offpolicy_metrics (kl = E[log pi_roll - log pi_old], k3_kl, PPLs,
     chi2_token = E[rho^2] - 1, chi2_seq = E[W^2] - 1), over valid tokens / sequences."""
     n1 = n_tok.clamp_min(1.0)
     ns = n_seq.clamp_min(1.0)
-    zero = torch.zeros_like(lp_old)
-    mean_old = torch.where(valid, lp_old, zero).sum(-1) / n_per_seq_f
-    mean_roll = torch.where(valid, lp_roll, zero).sum(-1) / n_per_seq_f
+    mean_old = lp_old.sum(-1, dtype=torch.float64) / n_per_seq_f    # padding is 0
+    mean_roll = lp_roll.sum(-1, dtype=torch.float64) / n_per_seq_f
     sv = seq_valid.to(lp_old.dtype)
     metrics[P + "training_ppl"] = (torch.exp(-mean_old) * sv).sum() / ns
     metrics[P + "training_log_ppl"] = (-mean_old * sv).sum() / ns
-    metrics[P + "kl"] = _masked_mean(-log_ratio, valid, n1)
-    metrics[P + "k3_kl"] = _masked_mean(torch.expm1(lr_c) - lr_c, valid, n1)
+    metrics[P + "kl"] = -log_ratio.sum(dtype=torch.float64) / n1        # 0 on padding
+    metrics[P + "k3_kl"] = (torch.expm1(lr_c) - lr_c).sum(dtype=torch.float64) / n1
     metrics[P + "rollout_ppl"] = (torch.exp(-mean_roll) * sv).sum() / ns
     metrics[P + "rollout_log_ppl"] = (-mean_roll * sv).sum() / ns
     diff = mean_roll - mean_old
@@ -521,7 +540,7 @@ def _offpolicy_metrics(metrics, P, lp_old, lp_roll, log_ratio, lr_c, rho, s_sum,
     metrics[P + "log_ppl_diff_min"] = torch.where(seq_valid, diff,
                                                   torch.full_like(diff, math.inf)).amin()
     metrics[P + "ppl_ratio"] = (torch.exp(diff) * sv).sum() / ns
-    metrics[P + "chi2_token"] = _masked_mean(rho * rho, valid, n1) - 1.0
+    metrics[P + "chi2_token"] = _masked_mean(rho * rho, mf, n1) - 1.0
     w2 = exp(2.0 * s_sum.clamp(-SAFETY_BOUND, SAFETY_BOUND))
     metrics[P + "chi2_seq"] = (w2 * sv).sum() / ns - 1.0
 
