@@ -41,6 +41,7 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import fp8sim  # noqa: E402
+from hostinfo import cpu_name  # noqa: E402
 
 from kforge_ais import torch as kt  # noqa: E402
 
@@ -253,24 +254,13 @@ def write_outputs(args, rows, controls, out, wall, cpu):
                      f"{n['mse']:.3g} |")
     lines += ["", f"Wall time {wall:.0f} s with {args.workers} worker process(es), 1 torch "
               f"thread each ({cpu:.0f} s of worker CPU time, i.e. about {cpu / 2:.0f} s on 2 "
-              f"idle cores); CPU: {_cpu_name()}."]
+              f"idle cores); CPU: {cpu_name()}."]
     with open(os.path.join(out, "estimator.md"), "w") as fh:
         fh.write("\n".join(lines) + "\n")
     with open(os.path.join(out, "estimator.json"), "w") as fh:
         json.dump(dict(args=vars(args), rows=rows, controls=controls, wall=wall, cpu=cpu), fh,
                   indent=1)
     return "\n".join(lines), plots(rows, out)
-
-
-def _cpu_name():
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def plots(rows, out):

@@ -40,6 +40,7 @@ import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 import fp8sim  # noqa: E402
+from hostinfo import cpu_name  # noqa: E402
 
 ARMS = {
     "ref": dict(fp8=False, mode="none"),
@@ -357,17 +358,6 @@ def write_table(args, rows, path, wall, cpu):
     with open(path, "w") as fh:
         fh.write("\n".join(lines) + "\n")
     return "\n".join(lines)
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def smooth(xs, k):

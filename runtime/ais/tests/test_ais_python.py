@@ -10,14 +10,8 @@ import numpy as np
 import kforge_ais as ais
 
 U = 2.0 ** -53
-failures = 0
-
-
-def report(ok, name, detail=""):
-    global failures
-    print(f"{'PASS' if ok else 'FAIL'} {name:46s} {detail}")
-    if not ok:
-        failures += 1
+import aistest  # noqa: E402
+from aistest import expect_error, report  # noqa: E402
 
 
 def random_batch(rng, b, t, sigma, mu=0.0):
@@ -166,14 +160,6 @@ def main():
            f"alpha {da.alpha:.6f} -> {db2.alpha:.6f} (expect {expect:.6f})")
 
     # ---- errors ----
-    def expect_error(name, fn, exc, needle):
-        try:
-            fn()
-        except exc as e:
-            report(needle in str(e), name, f"{type(e).__name__}: {e}")
-            return
-        report(False, name, "no exception")
-
     bad = lp_roll.copy()
     bad[3, 0] = np.nan
     mask_b = mask.copy()
@@ -216,8 +202,7 @@ def main():
     expect_error("string array", lambda: ais.compute(np.array(["a"]), np.array(["b"])),
                  TypeError, "dtype")
 
-    print(f"{'all passed' if failures == 0 else f'{failures} failed'}")
-    return min(failures, 100)
+    return aistest.finish()
 
 
 if __name__ == "__main__":

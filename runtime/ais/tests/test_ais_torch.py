@@ -13,23 +13,8 @@ import torch
 import kforge_ais as ais
 from kforge_ais import torch as kt
 
-failures = 0
-
-
-def report(ok, name, detail=""):
-    global failures
-    print(f"{'PASS' if ok else 'FAIL'} {name:52s} {detail}")
-    if not ok:
-        failures += 1
-
-
-def expect_error(name, fn, exc, needle):
-    try:
-        fn()
-    except exc as e:
-        report(needle in str(e), name, f"{type(e).__name__}: {e}")
-        return
-    report(False, name, "no exception")
+import aistest  # noqa: E402
+from aistest import expect_error, report  # noqa: E402
 
 
 def random_batch(gen, b, t, sigma, dtype=torch.float64):
@@ -395,8 +380,7 @@ def main():
     test_trl()
     test_length_invariance()
     test_errors()
-    print("all passed" if failures == 0 else f"{failures} failed")
-    return min(failures, 100)
+    return aistest.finish()
 
 
 if __name__ == "__main__":
