@@ -28,8 +28,9 @@ struct kf_template {
   char *path, *name, *doc, *reference;
   char hash[17];
   int ref_table; /* registry ref to the returned table */
-  int n_params, n_tunables;
+  int n_params, n_tunables, n_key;
   kf_tparam params[KF_MAX_BIND], tunables[KF_MAX_BIND];
+  char key[KF_MAX_KEY][32]; /* params named in a kernel's function name */
   char target_name[48];
   int target_vl, target_vnni, target_bf16, target_regs;
   /* during build */
@@ -735,6 +736,40 @@ static char *dup_field(lua_State *L, const char *key) {
   return r;
 }
 
+/* key = { "M", "N", "K" }: the params whose values a kernel's function name shows, in this
+** order (absent: the required params). Each must be a declared param. */
+static int read_key(kf_ctx *ctx, kf_template *t) {
+  lua_State *L = t->L;
+  lua_getfield(L, -1, "key");
+  int rc = KF_OK;
+  if (lua_istable(L, -1)) {
+    lua_Integer n = luaL_len(L, -1);
+    for (lua_Integer i = 1; i <= n && !rc; i++) {
+      lua_geti(L, -1, i);
+      const char *name = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+      int found = 0;
+      for (int j = 0; name && j < t->n_params; j++) found |= !strcmp(t->params[j].name, name);
+      if (!found) rc = kf_err(ctx, KF_EINVAL, "%s: key[%lld] must name a param", t->path, (long long)i);
+      else if (t->n_key == KF_MAX_KEY) rc = kf_err(ctx, KF_EINVAL, "%s: key names at most %d params", t->path, KF_MAX_KEY);
+      else snprintf(t->key[t->n_key++], sizeof t->key[0], "%s", name);
+      lua_pop(L, 1);
+    }
+  } else if (!lua_isnil(L, -1)) {
+    rc = kf_err(ctx, KF_EINVAL, "%s: key must be a list of param names", t->path);
+  } else {
+    for (int j = 0; j < t->n_params && t->n_key < KF_MAX_KEY; j++)
+      if (t->params[j].required) snprintf(t->key[t->n_key++], sizeof t->key[0], "%s", t->params[j].name);
+  }
+  lua_pop(L, 1);
+  return rc;
+}
+
+int kf_template_key(const kf_template *t, int i, const char **name) {
+  if (i < 0 || i >= t->n_key) return 0;
+  *name = t->key[i];
+  return 1;
+}
+
 int kf_template_load(kf_ctx *ctx, const char *name_or_path, kf_template **out) {
   *out = NULL;
   char path[4096];
@@ -804,6 +839,10 @@ int kf_template_load(kf_ctx *ctx, const char *name_or_path, kf_template **out) {
   }
   if ((rc = read_param_table(ctx, t, "params", t->params, &t->n_params, 0)) ||
       (rc = read_param_table(ctx, t, "tunables", t->tunables, &t->n_tunables, 1))) {
+    kf_template_free(t);
+    return rc;
+  }
+  if ((rc = read_key(ctx, t))) {
     kf_template_free(t);
     return rc;
   }

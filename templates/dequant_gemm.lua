@@ -5,6 +5,7 @@ local T = {
   name = "dequant_gemm",
   doc = "Dequant-then-GEMM baseline: y[M,N] = x[M,K] (bf16) * dequant(W[N,K])^T in f32",
   reference = "gemm_q",
+  key = { "M", "N", "K" },
   params = {
     M = { min = 1 }, N = { min = 1 }, K = { min = 1 },
     bits = { default = 8, domain = { 4, 8 } },
@@ -48,7 +49,7 @@ function T.build(p, t)
   local wng = p.group > 0 and (K + p.group - 1) // p.group or 1
   local x = kf.arg{ name = "x", dtype = "bf16", dims = { M, K } }
   local w = kf.arg{ name = "w", dtype = "u8", dims = { N, K }, layout = "qweight", bits = p.bits,
-                    group = p.group, pack = "n16k1" }
+                    group = p.group, pack = "n16k1", format = p.wfmt == 1 and "mxfp4" or "int" }
   local ws = kf.arg{ name = "w_scale", dtype = "f32", dims = { wng, Np } }
   local y = kf.arg{ name = "y", dtype = "f32", dims = { M, N }, out = true }
   local acc = kf.reg{ name = "acc", dtype = "f32", dims = { t.mr, t.nr } }
