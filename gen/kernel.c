@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 
-int kf_kernel_build_on(kf_ctx *ctx, kf_template *tmpl, const kf_binding *shape, const kf_binding *sets,
+int kf_kernel_build_ir(kf_ctx *ctx, kf_template *tmpl, const kf_binding *shape, const kf_binding *sets,
                        const kf_tgt *target, kf_kernel *out) {
   memset(out, 0, sizeof *out);
   out->tmpl = tmpl;
@@ -43,7 +43,13 @@ int kf_kernel_build_on(kf_ctx *ctx, kf_template *tmpl, const kf_binding *shape, 
   snprintf(out->fn_name, sizeof out->fn_name, "%s", name.data);
   kf_str_free(&name);
   kf_str_free(&key);
-  return target->ops->lower(ctx, out);
+  return KF_OK;
+}
+
+int kf_kernel_build_on(kf_ctx *ctx, kf_template *tmpl, const kf_binding *shape, const kf_binding *sets,
+                       const kf_tgt *target, kf_kernel *out) {
+  int rc = kf_kernel_build_ir(ctx, tmpl, shape, sets, target, out);
+  return rc ? rc : target->ops->lower(ctx, out);
 }
 
 int kf_kernel_build(kf_ctx *ctx, kf_template *tmpl, const kf_binding *shape,

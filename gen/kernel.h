@@ -30,6 +30,9 @@ struct kf_kernel {
 ** then the target's lower. `sets` may be NULL. */
 int kf_kernel_build_on(kf_ctx *ctx, kf_template *tmpl, const kf_binding *shape, const kf_binding *sets,
                        const kf_tgt *target, kf_kernel *out);
+/* The first stage only: the verified IR, named, not lowered (what kf_problem_new reads). */
+int kf_kernel_build_ir(kf_ctx *ctx, kf_template *tmpl, const kf_binding *shape, const kf_binding *sets,
+                       const kf_tgt *target, kf_kernel *out);
 /* The same for a CPU target description (kf_target_get). */
 int kf_kernel_build(kf_ctx *ctx, kf_template *tmpl, const kf_binding *shape,
                     const kf_binding *sets, const kf_target *target, kf_kernel *out);

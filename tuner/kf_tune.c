@@ -196,32 +196,9 @@ static int config_eq(const kf_binding *a, const kf_binding *b) {
 
 /* ---- problems: inputs + fp64 reference, shared by the trials that can share them ---- */
 
-/* The fp64 reference and its bounds depend on the shape and on a few tunables (gen/check.c
-** reads `passes` and `kc` for gemm_q, `bs` for attention inputs). Trials whose values of
-** those agree share one problem, built once in the parent (fork gives each child a copy).
-** For an unknown reference every tunable is part of the key. */
-static void problem_key(const kf_template *t, const kf_binding *config, char *out, size_t n) {
-  static const char *const gemm_keys[] = {"passes", "kc", NULL}, *const attn_keys[] = {"bs", NULL};
-  const char *ref = kf_template_reference(t);
-  const char *const *keys = !strcmp(ref, "gemm_q") ? gemm_keys
-                            : (!strcmp(ref, "attn_decode") || !strcmp(ref, "mla_decode")) ? attn_keys
-                                                                                            : NULL;
-  if (!keys) {
-    kf_config_json(config, out, n);
-    return;
-  }
-  size_t len = 0;
-  out[0] = 0;
-  for (int i = 0; keys[i] && len < n; i++) {
-    int64_t v;
-    if (kf_binding_get(config, keys[i], &v))
-      len += (size_t)snprintf(out + len, n - len, "%s=%lld;", keys[i], (long long)v);
-  }
-}
-
 #define N_PROBLEMS 8
 typedef struct problem_slot {
-  char key[512];
+  char *key;
   kf_kernel k; /* the kernel the problem was made for (IR only; the problem points to it) */
   kf_problem *p;
   int64_t last_use;
@@ -236,19 +213,30 @@ static void problem_cache_free(problem_cache *c) {
   for (int i = 0; i < N_PROBLEMS; i++) {
     kf_problem_free(c->slot[i].p);
     if (c->slot[i].p) kf_kernel_free(&c->slot[i].k);
+    free(c->slot[i].key);
   }
   memset(c, 0, sizeof *c);
 }
 
+/* Trials whose problems read the same things (kf_problem_key: shape, arguments, IR numerics)
+** share one problem, built once in the parent (fork gives each child a copy). */
 static int problem_get(kf_ctx *ctx, problem_cache *c, kf_template *t, const kf_binding *shape,
                        const kf_binding *config, const kf_target *target, uint64_t seed, kf_problem **out) {
-  char key[512];
-  problem_key(t, config, key, sizeof key);
+  kf_kernel k;
+  int rc = kf_kernel_build(ctx, t, shape, config, target, &k);
+  if (rc) {
+    if (k.ir) kf_kernel_free(&k);
+    return kf_err_prefix(ctx, rc, "building the reference problem");
+  }
+  kf_str key = {0};
+  kf_problem_key(&k, &key);
   int lru = 0;
   for (int i = 0; i < N_PROBLEMS; i++) {
-    if (c->slot[i].p && !strcmp(c->slot[i].key, key)) {
+    if (c->slot[i].p && !strcmp(c->slot[i].key, key.data)) {
       c->slot[i].last_use = ++c->clock;
       *out = c->slot[i].p;
+      kf_str_free(&key);
+      kf_kernel_free(&k);
       return KF_OK;
     }
     if (c->slot[i].last_use < c->slot[lru].last_use) lru = i;
@@ -259,14 +247,16 @@ static int problem_get(kf_ctx *ctx, problem_cache *c, kf_template *t, const kf_b
     kf_kernel_free(&sl->k);
     sl->p = NULL;
   }
-  int rc = kf_kernel_build(ctx, t, shape, config, target, &sl->k);
-  if (!rc) rc = kf_problem_new(ctx, &sl->k, seed, 0, &sl->p);
+  sl->k = k;
+  rc = kf_problem_new(ctx, &sl->k, seed, 0, &sl->p);
   if (rc) {
-    if (sl->k.ir) kf_kernel_free(&sl->k);
+    kf_kernel_free(&sl->k);
     sl->p = NULL;
+    kf_str_free(&key);
     return kf_err_prefix(ctx, rc, "building the reference problem");
   }
-  snprintf(sl->key, sizeof sl->key, "%s", key);
+  free(sl->key);
+  sl->key = key.data; /* owned by the slot */
   sl->last_use = ++c->clock;
   *out = sl->p;
   return KF_OK;
@@ -593,16 +583,24 @@ int kf_tune(kf_ctx *ctx, kf_store *s, const char *tmpl_name, const kf_binding *s
       order[i - 1] = order[j];
       order[j] = tmp;
     }
-  else if (n > 2) {
+  else if (n > 2 && !o->sim) { /* (a simulated target's trials make their own problems) */
     /* stable grouping by problem key after the default */
-    char (*keys)[128] = kf_xcalloc(n, sizeof *keys);
-    for (size_t i = 0; i < n; i++) problem_key(t, &space.data[i], keys[i], sizeof keys[i]);
+    kf_str *keys = kf_xcalloc(n, sizeof *keys);
+    kf_tgt kt;
+    kf_cpu_tgt(&target, &kt);
+    for (size_t i = 0; i < n; i++) {
+      kf_kernel ki;
+      if (!kf_kernel_build_ir(ctx, t, shape, &space.data[i], &kt, &ki)) kf_problem_key(&ki, &keys[i]);
+      kf_kernel_free(&ki);
+      if (!keys[i].data) kf_str_puts(&keys[i], "");
+    }
     for (size_t i = 2; i < n; i++)
-      for (size_t j = i; j > 1 && strcmp(keys[order[j - 1]], keys[order[j]]) > 0; j--) {
+      for (size_t j = i; j > 1 && strcmp(keys[order[j - 1]].data, keys[order[j]].data) > 0; j--) {
         size_t tmp = order[j];
         order[j] = order[j - 1];
         order[j - 1] = tmp;
       }
+    for (size_t i = 0; i < n; i++) kf_str_free(&keys[i]);
     free(keys);
   }
   struct sigaction sa, old_int, old_term;
@@ -672,8 +670,12 @@ int kf_tune(kf_ctx *ctx, kf_store *s, const char *tmpl_name, const kf_binding *s
     if ((rc = kf_store_has_trial(ctx, s, sum->workload_id, sum->target_id, rec.config, &has))) break;
     if (has) continue; /* another sweep recorded it meanwhile */
     kf_problem *prob = NULL; /* a simulated target checks its own functional result */
-    if (!o->sim && (rc = problem_get(ctx, &pc, t, shape, &cand, &target, o->seed, &prob))) break;
-    if (run_trial(t, shape, &cand, &target, prob, o, &rec) < 0) {
+    if (!o->sim && problem_get(ctx, &pc, t, shape, &cand, &target, o->seed, &prob)) {
+      /* this configuration's kernel declares a problem that cannot be made (e.g. arguments
+      ** beyond this machine's memory): a failed trial, the sweep goes on */
+      snprintf(rec.status, sizeof rec.status, "failed: error");
+      snprintf(rec.error, sizeof rec.error, "%s", kf_errmsg(ctx));
+    } else if (run_trial(t, shape, &cand, &target, prob, o, &rec) < 0) {
       sum->interrupted = 1;
       break;
     }
