@@ -68,7 +68,8 @@ struct kf_target_ops {
   int (*load)(kf_ctx *ctx, kf_kernel *k, int emitter);
   /* Computes k's outputs on args (one pointer per argument, template order). */
   int (*run)(kf_ctx *ctx, kf_kernel *k, void *const *args, kf_pool *pool);
-  /* Seconds per call on p's inputs: timed on this machine, or simulated. */
+  /* Seconds per call on p's inputs: timed on this machine, or simulated (a model's time does
+  ** not depend on the data: p may be NULL there). */
   int (*measure)(kf_ctx *ctx, kf_kernel *k, kf_problem *p, kf_pool *pool, const kf_measure_opts *o,
                  kf_measure *out);
   /* Frees what lower and load made. */

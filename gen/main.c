@@ -35,9 +35,10 @@
 #include "kf_lopt_cli.h"
 #endif
 #ifdef HAVE_KFORGE_TUNER
-#include "kf_tuner_cli.h" /* int kf_tuner_main(int argc, char **argv): tune, db, lib, plot */
+#include "kf_tuner_cli.h" /* kf_tuner_main: tune, db, lib, plot */
 #endif
 #ifdef HAVE_KFORGE_ASCEND
+#include "kf_ascend.h"     /* kf_target_ascend */
 #include "kf_ascend_cli.h" /* int kf_ascend_main(int argc, char **argv): sim */
 #endif
 
@@ -351,7 +352,7 @@ static const char bench_help[] =
     "Times the kernel: warm-up, then repeated runs for the time budget (default 1 s per case);\n"
     "prints the median, min and spread, GFLOPS and GB/s. Weights are timed cache-warm and cold\n"
     "(a rotating set of weight copies at least twice the last-level cache); --warm/--cold pick one.\n"
-    "--vs TEMPLATE times another template (e.g. dequant_gemm) on the same shape; --peers times\n"
+    "--vs TEMPLATE times another template (e.g. a dequant baseline) on the same shape; --peers times\n"
     "oneDNN bf16 and u8s8 matmul and OpenBLAS dequant+sgemm on the same M, N, K. Every other\n"
     "line is printed as a ratio: its time / the first kernel's time.\n";
 
@@ -501,6 +502,9 @@ static const char main_help[] =
 int main(int argc, char **argv) {
   kf_ctx ctx;
   kf_ctx_init(&ctx);
+#ifdef HAVE_KFORGE_ASCEND
+  kf_targets_add(&ctx, &kf_target_ascend); /* the optional parts register their targets */
+#endif
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
     fputs(main_help, argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
@@ -517,7 +521,7 @@ int main(int argc, char **argv) {
 #endif
 #ifdef HAVE_KFORGE_TUNER
   if (!strcmp(verb, "tune") || !strcmp(verb, "db") || !strcmp(verb, "lib") || !strcmp(verb, "plot"))
-    return kf_tuner_main(argc - 1, argv + 1);
+    return kf_tuner_main(&ctx, argc - 1, argv + 1);
 #endif
 #ifdef HAVE_KFORGE_ASCEND
   if (!strcmp(verb, "sim")) return kf_ascend_main(argc - 1, argv + 1);

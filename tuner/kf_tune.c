@@ -98,7 +98,7 @@ static void binding_text(const kf_binding *b, char *out, size_t n) {
 
 void kf_tune_describe_target(const kf_kernel *k, kf_emitter emitter, int threads, kf_store_target *t) {
   memset(t, 0, sizeof *t);
-  snprintf(t->name, sizeof t->name, "%s", k->target.name);
+  snprintf(t->name, sizeof t->name, "%s", k->tgt.name);
   snprintf(t->emitter, sizeof t->emitter, "%s", emitter == KF_EMIT_LLVM ? "llvm" : "c");
   if (emitter == KF_EMIT_LLVM) {
     unsigned maj, min, pat;
@@ -273,13 +273,77 @@ typedef struct trial_msg { /* child -> parent, one write */
   char error[480];
 } trial_msg;
 
+int kf_sim_target_open(kf_ctx *ctx, const char *name, kf_sim_target *out) {
+  memset(out, 0, sizeof *out);
+  kf_tgt tg;
+  if (kf_target_open(ctx, name, &tg)) return -1;
+  int other = tg.ops != &kf_target_cpu;
+  if (other) {
+    snprintf(out->name, sizeof out->name, "%s", tg.name);
+    kf_str d = {0};
+    tg.ops->describe(&tg, &d);
+    snprintf(out->desc, sizeof out->desc, "%s", d.data ? d.data : tg.name);
+    kf_str_free(&d);
+    out->tgt = tg;
+    out->tgt.data = NULL;
+  }
+  kf_target_close(&tg);
+  return other;
+}
+
+/* One trial on a non-CPU target: the configuration's run() checked against the fp64
+** reference on the shape with the batch cut down (skipped when the cut-down shape breaks a
+** constraint), then its measure() on the whole shape. *max_ratio = -1 when not checked. */
+static int sim_trial(kf_ctx *ctx, const kf_sim_target *sim, kf_template *t, const kf_binding *shape,
+                     const kf_binding *config, double *seconds, double *max_ratio) {
+  *seconds = 0;
+  *max_ratio = -1;
+  const kf_ref_family *fam;
+  kf_kernel k;
+  kf_binding cshape = *shape;
+  int rc = kf_ref_family_of(ctx, t, &fam);
+  if (rc) return rc;
+  int64_t cur = 1;
+  if (kf_binding_get(&cshape, fam->batch_param, &cur) && cur > fam->sample_batch)
+    kf_binding_set(&cshape, fam->batch_param, fam->sample_batch);
+  rc = kf_kernel_build_on(ctx, t, &cshape, config, &sim->tgt, &k);
+  if (rc == KF_EINVAL && k.ir == NULL) { /* the cut-down shape breaks a constraint: time only */
+    kf_kernel_free(&k);
+    rc = KF_OK;
+  } else {
+    kf_problem *p = NULL;
+    kf_check_result res;
+    if (!rc) rc = kf_problem_new(ctx, &k, 1, 0, &p);
+    if (!rc) rc = kf_kernel_load(ctx, &k, KF_EMIT_LLVM);
+    if (!rc) {
+      kf_problem_poison_outputs(p);
+      rc = kf_kernel_run(ctx, &k, kf_problem_args(p), NULL);
+    }
+    if (!rc) {
+      rc = kf_problem_check(ctx, p, &res);
+      *max_ratio = res.max_ratio;
+    }
+    kf_problem_free(p);
+    kf_kernel_free(&k);
+    if (rc) return rc;
+  }
+  kf_measure_opts mo = {0, 1, 0};
+  kf_measure me;
+  rc = kf_kernel_build_on(ctx, t, shape, config, &sim->tgt, &k);
+  if (!rc) rc = kf_kernel_load(ctx, &k, KF_EMIT_LLVM);
+  if (!rc) rc = kf_kernel_measure(ctx, &k, NULL, NULL, &mo, &me);
+  if (!rc) *seconds = me.median_s;
+  kf_kernel_free(&k);
+  return rc;
+}
+
 /* A trial on a simulated target: the model's time, after its functional check. */
 static void sim_trial_child(kf_template *t, const kf_binding *shape, const kf_binding *config, const kf_tune_opts *o,
                             trial_msg *m) {
   kf_ctx ctx;
   kf_ctx_init(&ctx);
   double t0 = kf_now(), secs = 0, ratio = -1;
-  int rc = o->sim->trial(&ctx, t, shape, config, o->sim->name, &secs, &ratio);
+  int rc = sim_trial(&ctx, o->sim, t, shape, config, &secs, &ratio);
   m->compile_s = kf_now() - t0;
   m->max_ratio = ratio;
   if (rc) {
@@ -435,16 +499,7 @@ static int run_trial(kf_template *t, const kf_binding *shape, const kf_binding *
 /* The default kernel of a simulated target: shape, configuration and IR (no code). */
 static int sim_kernel(kf_ctx *ctx, const kf_sim_target *sim, kf_template *t, const kf_binding *shape,
                       const kf_binding *fixed, kf_kernel *k) {
-  kf_binding none;
-  memset(&none, 0, sizeof none);
-  memset(k, 0, sizeof *k);
-  k->tmpl = t;
-  k->target.name = sim->name;
-  sim->set_target(t, sim->name);
-  int rc = kf_template_shape(ctx, t, shape, &k->params);
-  if (!rc) rc = kf_template_config(ctx, t, &k->params, fixed ? fixed : &none, &k->config);
-  if (!rc) rc = kf_template_build(ctx, t, &k->params, &k->config, &k->ir);
-  return rc;
+  return kf_kernel_build_ir(ctx, t, shape, fixed, &sim->tgt, k);
 }
 
 static void sim_describe_target(const kf_sim_target *sim, kf_store_target *st) {

@@ -264,7 +264,7 @@ static int attn_make(kf_ctx *ctx, kf_problem *p, uint64_t seed, int act_dist) {
     float *vs = kf_xmalloc((size_t)(BH * ((S + 15) / 16 * 16)) * sizeof(float));
     p->kd = kf_xmalloc((size_t)nk * sizeof(double));
     p->vd = kf_xmalloc((size_t)nv * sizeof(double));
-    if (kf_ref_param(k, "kvq", 0) == 2) { /* an MXFP4 cache (as msd_attention kvfmt=1 stores it) */
+    if (kf_ref_param(k, "kvq", 0) == 2) { /* an MXFP4 cache (as attn_q kernels read one) */
       int64_t nbd = (D + 31) / 32, ntb = (S + 31) / 32, DVp = (DV + 15) / 16 * 16;
       float *ksm = kf_xmalloc((size_t)(BH * nbd * S) * sizeof(float)), *vsm = kf_xmalloc((size_t)(BH * ntb * DVp) * sizeof(float));
       quantize_kv_mx(BH, S, D, DV, S, ntb, DVp, kk, v, kc, ksm, vc, vsm, p->kd, p->vd);
@@ -311,7 +311,7 @@ static int attn_make(kf_ctx *ctx, kf_problem *p, uint64_t seed, int act_dist) {
   return KF_OK;
 }
 
-/* ---- attn_q: MSD attention over an INT8 KV cache (msd_attention) ----
+/* ---- attn_q: MSD attention over an INT8 or MXFP4 KV cache ----
 ** Bound per output (row, c), from the arithmetic: Q' = Q s_K / sqrt(D) split into P int8
 ** passes errs by e_q <= s_P/2 per element (s_P = max|Q'| / 127 / 254^(P-1)), so a score errs
 ** by e_j <= sum_d e_q |kcode_jd| s_j (s_j = per-token K scale or 1) plus the f32 combination

@@ -194,6 +194,7 @@ static int interp_run(kf_ctx *ctx, kf_kernel *k, void *const *args, kf_pool *poo
 static int interp_measure(kf_ctx *ctx, kf_kernel *k, kf_problem *p, kf_pool *pool, const kf_measure_opts *o,
                           kf_measure *out) {
   (void)o;
+  if (!p) return kf_err(ctx, KF_EUNSUP, "interp: timing needs the problem's inputs");
   double t0 = kf_now();
   int rc = interp_run(ctx, k, kf_problem_args(p), pool);
   out->median_s = out->min_s = kf_now() - t0;
