@@ -171,6 +171,9 @@ static int pcall(kf_ctx *ctx, kf_template *t, int nargs, int nres, const char *w
   return kf_err(ctx, KF_EINVAL, "%s (in %s)", first, what);
 }
 
+#define LIBS_KEY "kforge.libs"
+static int l_require(lua_State *L);
+
 static void open_sandbox_libs(lua_State *L) {
   static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},     {LUA_TABLIBNAME, luaopen_table},
                                   {LUA_STRLIBNAME, luaopen_string}, {LUA_MATHLIBNAME, luaopen_math},
@@ -185,11 +188,50 @@ static void open_sandbox_libs(lua_State *L) {
     lua_pushnil(L);
     lua_setglobal(L, banned[i]);
   }
+  lua_newtable(L);
+  lua_setfield(L, LUA_REGISTRYINDEX, LIBS_KEY);
+  lua_register(L, "require", l_require);
   /* string.dump would expose bytecode; remove it. */
   lua_getglobal(L, "string");
   lua_pushnil(L);
   lua_setfield(L, -2, "dump");
   lua_pop(L, 1);
+}
+
+/* require(NAME): the template library, templates/lib/NAME.lua of the template directory and
+** nothing else (NAME: a lower-case identifier, no path). Each module runs once per template
+** (text chunks only, in the same sandbox and limits) and its value is cached. */
+static int l_require(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  size_t n = strlen(name);
+  int ok = n > 0 && n <= 32 && name[0] >= 'a' && name[0] <= 'z';
+  for (size_t i = 0; ok && i < n; i++)
+    ok = (name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') || name[i] == '_';
+  if (!ok) return luaL_error(L, "require: '%s' is not a template library name (lower-case letters, digits, _)", name);
+  lua_getfield(L, LUA_REGISTRYINDEX, LIBS_KEY);
+  lua_getfield(L, -1, name);
+  if (!lua_isnil(L, -1)) return 1;
+  lua_pop(L, 1);
+  char path[4200];
+  snprintf(path, sizeof path, "%s/lib/%s.lua", kf_template_dir(), name);
+  kf_ctx ctx;
+  memset(&ctx, 0, sizeof ctx);
+  char *src;
+  size_t len;
+  if (kf_read_file(&ctx, path, &src, &len)) return luaL_error(L, "require: no template library '%s' (%s)", name, path);
+  char chunk[4300];
+  snprintf(chunk, sizeof chunk, "@%s", path);
+  int lrc = luaL_loadbufferx(L, src, len, chunk, "t");
+  free(src);
+  if (lrc != LUA_OK) return lua_error(L);
+  lua_call(L, 0, 1); /* inside the template's own protected call: errors reach its handler */
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_pushboolean(L, 1);
+  }
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -3, name);
+  return 1;
 }
 
 /* ---------------------------------------------------------------- builder: helpers */

@@ -25,14 +25,14 @@ local T = {
   },
 }
 
-local function up(x, m) return (x + m - 1) // m * m end
+local lib = require("kf") -- templates/lib/kf.lua
+local up = lib.up
 
 function T.constraints(p, t, target)
   local nv = t.nr // target.vl
   local regs = t.mr * nv + nv * (p.bits == 4 and 3 or 2) + 1
-  if regs > target.regs then
-    return string.format("register tile needs %d vector registers, %s has %d", regs, target.name, target.regs)
-  end
+  local too_many = lib.fits_registers(regs, target)
+  if too_many then return too_many end
   if t.nc % t.nr ~= 0 then return "nc must be a multiple of nr" end
   if p.group > 0 and t.kc % p.group ~= 0 and p.group % t.kc ~= 0 then
     return "kc and the weight group must divide one another"

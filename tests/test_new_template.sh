@@ -49,5 +49,16 @@ check "tune on the Ascend model" 0 "summary: [0-9]+ trials now \([0-9]+ ok" -- \
 check "sim on the Ascend model" 0 "time: [0-9]+ cycles" -- "$K" sim "$N" --target ascend910b --shape M=16,N=256,K=512
 check "an unknown target lists the registered ones" 2 "known: cpu-host.*interp.*ascend910b" -- \
   "$K" check "$N" --shape $SH --target nowhere
+# require: the template library (templates/lib/NAME.lua) and nothing else
+cp "$N" "$T/zz_req.lua"
+sed -i 's/^local function up(x, m) return (x + m - 1) \/\/ m \* m end$/local up = require("kf").up/; s/"zz_rowsplit_gemm"/"zz_req"/' "$T/zz_req.lua"
+check "require(\"kf\") from a template outside templates/" 0 "^ok" -- "$K" check "$T/zz_req.lua" --shape $SH
+grep -q 'require("kf")' "$T/zz_req.lua" || { echo "FAIL: zz_req uses require"; fails=$((fails+1)); }
+for bad in '../templates/msd_gemm' 'os' 'lib/kf' 'KF' ''; do
+  printf 'local m = require(%s)\nreturn { name = "zz_bad", reference = "gemm_q", params = {}, build = function() end }\n' \
+    "\"$bad\"" > "$T/zz_bad.lua"
+  check "require('$bad') refused with a clear error" 2 "zz_bad.lua:1: require: .*('$bad'|no template library)" -- \
+    "$K" check "$T/zz_bad.lua" --shape M=1
+done
 echo "$fails failure(s)"
 [ "$fails" = 0 ]
