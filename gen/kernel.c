@@ -225,7 +225,10 @@ kf_runner *kf_runner_new(const kf_kernel *k, kf_pool *pool) {
   size_t bytes = (size_t)((k->lir->ws_bytes + 63) & ~(int64_t)63);
   for (int i = 0; i < r->n_ws; i++) {
     r->ws[i] = aligned_alloc(64, bytes ? bytes : 64);
-    kf_assert(r->ws[i]);
+    if (!r->ws[i]) { /* a template-sized workspace this machine cannot give */
+      kf_runner_free(r);
+      return NULL;
+    }
     memset(r->ws[i], 0, bytes ? bytes : 64);
   }
   return r;

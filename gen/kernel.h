@@ -60,7 +60,7 @@ int kf_pool_size(const kf_pool *p);
 ** pool (pool may be NULL: run on the calling thread). Workspaces are allocated per thread
 ** and cached in the kernel runner. */
 typedef struct kf_runner kf_runner;
-kf_runner *kf_runner_new(const kf_kernel *k, kf_pool *pool);
+kf_runner *kf_runner_new(const kf_kernel *k, kf_pool *pool); /* NULL: no memory for the workspaces */
 void kf_runner_run(kf_runner *r, void *const *args);
 void kf_runner_free(kf_runner *r);
 

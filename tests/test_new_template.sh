@@ -60,5 +60,25 @@ for bad in '../templates/msd_gemm' 'os' 'lib/kf' 'KF' ''; do
   check "require('$bad') refused with a clear error" 2 "zz_bad.lua:1: require: .*('$bad'|no template library)" -- \
     "$K" check "$T/zz_bad.lua" --shape M=1
 done
+# a template whose scratch buffers exceed memory: an error value, not an abort
+cat > "$T/zz_ws.lua" <<'LUA'
+return { name = "zz_ws", reference = "gemm_q", params = { M = { min = 1 }, N = { min = 1 }, K = { min = 1 } },
+  build = function(p, t)
+    local x = kf.arg{ name = "x", dtype = "bf16", dims = { p.M, p.K } }
+    local w = kf.arg{ name = "w", dtype = "u8", dims = { p.N, p.K }, layout = "qweight", bits = 8, pack = "n16k1" }
+    local ws = kf.arg{ name = "w_scale", dtype = "f32", dims = { 1, 16 } }
+    local y = kf.arg{ name = "y", dtype = "f32", dims = { p.M, p.N }, out = true }
+    local big = kf.scratch{ name = "big", dtype = "f32", dims = { 1 << 36, 16 } }
+    local acc = kf.reg{ name = "acc", dtype = "f32", dims = { 1, 16 } }
+    kf.loop("m", 0, p.M, 1, function(m)
+      kf.zero(acc)
+      kf.mma{ acc = acc, a = x:tile({ m, 0 }, { 1, p.K }), b = w:tile({ 0, 0 }, { 16, p.K }), b_scales = ws:tile({ 0, 0 }, { 1, 16 }) }
+      kf.store(big:tile({ 0, 0 }, { 1, 16 }), acc)
+      kf.store(y:tile({ m, 0 }, { 1, 16 }), acc)
+    end, { parallel = true })
+  end }
+LUA
+check "scratch beyond memory: a clear error, no abort" 2 "zz_ws.lua: no memory for the kernel's workspace" -- \
+  env ASAN_OPTIONS=allocator_may_return_null=1 "$K" check "$T/zz_ws.lua" --shape M=2,N=16,K=16
 echo "$fails failure(s)"
 [ "$fails" = 0 ]

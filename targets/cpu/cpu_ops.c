@@ -112,9 +112,15 @@ static int cpu_load(kf_ctx *ctx, kf_kernel *k, int emitter) {
   return rc;
 }
 
+static int no_workspace(kf_ctx *ctx, const kf_kernel *k) {
+  return kf_err(ctx, KF_ENOMEM, "%s: no memory for the kernel's workspace (%lld bytes per thread: its scratch buffers)",
+                kf_template_path(k->tmpl), (long long)k->lir->ws_bytes);
+}
+
 static int cpu_run(kf_ctx *ctx, kf_kernel *k, void *const *args, kf_pool *pool) {
   if (!k->loaded.fn) return kf_err(ctx, KF_EINVAL, "kernel %s is not loaded", k->fn_name);
   kf_runner *r = kf_runner_new(k, pool);
+  if (!r) return no_workspace(ctx, k);
   kf_runner_run(r, args);
   kf_runner_free(r);
   return KF_OK;
@@ -124,6 +130,7 @@ static int cpu_measure(kf_ctx *ctx, kf_kernel *k, kf_problem *p, kf_pool *pool, 
                        kf_measure *out) {
   if (!k->loaded.fn) return kf_err(ctx, KF_EINVAL, "kernel %s is not loaded", k->fn_name);
   kf_runner *r = kf_runner_new(k, pool);
+  if (!r) return no_workspace(ctx, k);
   kf_bench_stats st;
   int rc = kf_problem_time(ctx, p, r, kf_kernel_n_args(k), o->cold, o->min_runs, o->budget_s, &st);
   kf_runner_free(r);
