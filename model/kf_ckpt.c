@@ -52,10 +52,6 @@ int64_t kf_ckpt_tensor_elems(const kf_ckpt_tensor *t) {
 }
 
 static int push_tensor(kf_ckpt *ck, const kf_ckpt_tensor *t, char *err, size_t errlen) {
-  if (kf_ckpt_find(ck, t->name)) {
-    kf_model_err(err, errlen, "%s: tensor '%s' is also in %s", t->file, t->name, kf_ckpt_find(ck, t->name)->file);
-    return -1;
-  }
   if (ck->n_tensors == ck->cap_tensors) {
     size_t cap = ck->cap_tensors ? 2 * ck->cap_tensors : 64;
     kf_ckpt_tensor *nt = realloc(ck->tensors, cap * sizeof *nt);
@@ -293,7 +289,8 @@ static void hf_name(const char *g, char *out, size_t outlen) {
 static int gguf_parse(kf_ckpt *ck, const uint8_t *buf, size_t len, const char *file, char *err, size_t errlen) {
   cursor c = {buf, len, 0, file, err, errlen};
   uint32_t magic, version;
-  uint64_t n_tensors, n_kv, alignment = 32;
+  uint64_t n_tensors, n_kv, alignment = 32, heads = 0, kv_heads = 0;
+  int llama = 0;
   if (cur_u32(&c, &magic, "magic") || magic != 0x46554747u) {
     if (len >= 4) kf_model_err(err, errlen, "%s: not a GGUF file (no GGUF magic)", file);
     return -1;
@@ -315,7 +312,16 @@ static int gguf_parse(kf_ckpt *ck, const uint8_t *buf, size_t len, const char *f
     uint32_t type;
     if (cur_str(&c, &key, &klen, "metadata key") || cur_u32(&c, &type, "metadata type")) return -1;
     int is_align = klen == 17 && !memcmp(key, "general.alignment", 17);
-    if (gguf_value(&c, type, 0, is_align ? &al : NULL)) return -1;
+    int is_heads = klen == 26 && !memcmp(key, "llama.attention.head_count", 26);
+    int is_kv = klen == 29 && !memcmp(key, "llama.attention.head_count_kv", 29);
+    if (klen == 20 && !memcmp(key, "general.architecture", 20) && type == GT_STRING) {
+      const char *s;
+      uint64_t n;
+      if (cur_str(&c, &s, &n, "general.architecture")) return -1;
+      llama = n == 5 && !memcmp(s, "llama", 5);
+      continue;
+    }
+    if (gguf_value(&c, type, 0, is_align ? &al : is_heads ? &heads : is_kv ? &kv_heads : NULL)) return -1;
     if (is_align) {
       if (type != GT_U32 || al == 0 || (al & (al - 1)) || al > 65536) {
         kf_model_err(err, errlen, "%s: general.alignment must be a u32 power of two (got type %u value %llu)", file,
@@ -383,6 +389,21 @@ static int gguf_parse(kf_ckpt *ck, const uint8_t *buf, size_t len, const char *f
       break;
     }
     t.bytes = (size_t)dtype_bytes(t.dtype, kf_ckpt_tensor_elems(&t));
+    size_t nl = strlen(t.name);
+    int is_q = nl >= 23 && !strcmp(t.name + nl - 23, "self_attn.q_proj.weight");
+    int is_k = nl >= 23 && !strcmp(t.name + nl - 23, "self_attn.k_proj.weight");
+    if (llama && (is_q || is_k)) {
+      t.rope_heads = (int64_t)(is_q || !kv_heads ? heads : kv_heads);
+      if (!heads || t.n_dims != 2 || t.dims[0] % (2 * t.rope_heads)) {
+        kf_model_err(err, errlen,
+                     "%s: tensor '%s': %s; cannot undo llama.cpp's per-head row order of Q/K (llama.attention.head_count %llu, "
+                     "head_count_kv %llu)",
+                     file, t.src_name, heads ? "rows are not a multiple of 2 x heads" : "no llama.attention.head_count",
+                     (unsigned long long)heads, (unsigned long long)kv_heads);
+        rc = -1;
+        break;
+      }
+    }
     rc = push_tensor(ck, &t, err, errlen);
   }
   uint64_t data_start = (c.at + alignment - 1) / alignment * alignment;
@@ -404,6 +425,33 @@ static int gguf_parse(kf_ckpt *ck, const uint8_t *buf, size_t len, const char *f
 
 /* ---- files ---- */
 
+static int by_name(const void *a, const void *b, void *arg) {
+  const kf_ckpt *ck = arg;
+  return strcmp(ck->tensors[*(const size_t *)a].name, ck->tensors[*(const size_t *)b].name);
+}
+
+/* A name twice (in one file or across shards) is an error: O(n log n), not a search per tensor. */
+static int check_unique(const kf_ckpt *ck, char *err, size_t errlen) {
+  size_t *idx = malloc((ck->n_tensors ? ck->n_tensors : 1) * sizeof *idx);
+  if (!idx) {
+    kf_model_err(err, errlen, "out of memory for %zu tensor names", ck->n_tensors);
+    return -1;
+  }
+  for (size_t i = 0; i < ck->n_tensors; i++) idx[i] = i;
+  qsort_r(idx, ck->n_tensors, sizeof *idx, by_name, (void *)ck);
+  int rc = 0;
+  for (size_t i = 1; !rc && i < ck->n_tensors; i++) {
+    const kf_ckpt_tensor *a = &ck->tensors[idx[i - 1]], *b = &ck->tensors[idx[i]];
+    if (!strcmp(a->name, b->name)) {
+      kf_model_err(err, errlen, "%s: tensor '%s' appears twice (also in %s%s%s)", b->file, b->src_name, a->file,
+                   strcmp(a->src_name, b->src_name) ? " as " : "", strcmp(a->src_name, b->src_name) ? a->src_name : "");
+      rc = -1;
+    }
+  }
+  free(idx);
+  return rc;
+}
+
 int kf_ckpt_add_mem(kf_ckpt *ck, const void *buf, size_t len, const char *label, int gguf, char *err, size_t errlen) {
   if (ck->n_files == (int)(sizeof ck->files / sizeof ck->files[0])) {
     kf_model_err(err, errlen, "%s: more than %zu checkpoint files", label, sizeof ck->files / sizeof ck->files[0]);
@@ -416,6 +464,7 @@ int kf_ckpt_add_mem(kf_ckpt *ck, const void *buf, size_t len, const char *label,
   f->size = len;
   size_t first = ck->n_tensors;
   int rc = gguf ? gguf_parse(ck, buf, len, f->path, err, errlen) : st_parse(ck, buf, len, f->path, err, errlen);
+  if (!rc) rc = check_unique(ck, err, errlen);
   if (rc) {
     ck->n_tensors = first;
     return -1;

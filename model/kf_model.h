@@ -77,9 +77,12 @@ typedef struct kf_ckpt_tensor {
   kf_dtype dtype;
   int n_dims;
   int64_t dims[4]; /* PyTorch order: dims[n_dims-1] is contiguous */
-  const uint8_t *data;
+  const uint8_t *data; /* as in the file */
   size_t bytes;
   const char *file;
+  int64_t rope_heads; /* GGUF of architecture "llama": llama.cpp's converter permuted the rows of
+                         q_proj / k_proj per head (pairs (i, i+D/2) -> (2i, 2i+1)); this many heads.
+                         kf_model_pack undoes it; 0 for every other tensor */
 } kf_ckpt_tensor;
 
 typedef struct kf_ckpt_file {

@@ -168,6 +168,20 @@ static int pack_weight(kf_pack_writer *w, const kf_ckpt_tensor *t, const kf_pack
   return rc;
 }
 
+/* A copy of a llama.cpp Q/K tensor with its rows back in Hugging Face order: HF row
+** h*D + s*D/2 + i was written as row h*D + 2i + s (D = rows / rope_heads). */
+static uint8_t *unpermute_rows(const kf_ckpt_tensor *t) {
+  int64_t rows = t->dims[0], D = rows / t->rope_heads;
+  size_t row_bytes = t->bytes / (size_t)rows;
+  uint8_t *out = malloc(t->bytes ? t->bytes : 1);
+  if (!out) return NULL;
+  for (int64_t r = 0; r < rows; r++) {
+    int64_t h = r / D, w = r % D, s = w / (D / 2), i = w % (D / 2);
+    memcpy(out + (size_t)r * row_bytes, t->data + (size_t)(h * D + 2 * i + s) * row_bytes, row_bytes);
+  }
+  return out;
+}
+
 int kf_model_pack(const kf_ckpt *ck, const kf_pack_opts *o, const char *out_path, char *err, size_t errlen) {
   if (ck->n_tensors == 0) {
     kf_model_err(err, errlen, "kforge pack: the checkpoint has no tensors");
@@ -194,6 +208,18 @@ int kf_model_pack(const kf_ckpt *ck, const kf_pack_opts *o, const char *out_path
   if (kf_pack_writer_open(&w, out_path, err, errlen)) return -1;
   for (size_t i = 0; i < ck->n_tensors; i++) {
     const kf_ckpt_tensor *t = &ck->tensors[i];
+    kf_ckpt_tensor hf_order;
+    uint8_t *rows = NULL;
+    if (t->rope_heads) {
+      hf_order = *t;
+      if (!(rows = unpermute_rows(t))) {
+        kf_model_err(err, errlen, "%s: tensor '%s': out of memory", t->file, t->src_name);
+        kf_pack_writer_abort(w);
+        return -1;
+      }
+      hf_order.data = rows;
+      t = &hf_order;
+    }
     char how[200], d[96];
     int rc;
     int64_t want[4];
@@ -213,14 +239,15 @@ int kf_model_pack(const kf_ckpt *ck, const kf_pack_opts *o, const char *out_path
       rc = kf_pack_writer_add_float(w, t->name, f, t->n_dims, t->dims, t->data, err, errlen);
       snprintf(how, sizeof how, "%s (as stored)", kf_dtype_name(t->dtype));
     }
+    free(rows);
     if (rc) {
       kf_pack_writer_abort(w);
       return -1;
     }
     if (o->log) {
       dims_str(t->dims, t->n_dims, d, sizeof d);
-      fprintf(o->log, "  %-48s %-5s %-16s -> %s%s\n", t->name, kf_dtype_name(t->dtype), d, how,
-              known ? "" : "  [not a tensor of this model_type; kept]");
+      fprintf(o->log, "  %-48s %-5s %-16s -> %s%s%s\n", t->name, kf_dtype_name(t->dtype), d, how,
+              t->rope_heads ? "; rows back in HF order" : "", known ? "" : "  [not a tensor of this model_type; kept]");
     }
   }
   return kf_pack_writer_finish(w, o->config_json, o->config_json ? o->config_len : 0, err, errlen);

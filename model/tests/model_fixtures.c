@@ -284,7 +284,13 @@ int kf_test_write_gguf(const char *path, const kf_test_model *m, int wtype) {
   put32(&h, 0x46554747u); /* "GGUF" */
   put32(&h, 3);
   put64(&h, (uint64_t)m->n);
-  put64(&h, 5);
+  put64(&h, 7);
+  putstr(&h, "llama.attention.head_count");
+  put32(&h, 4);
+  put32(&h, (uint32_t)m->heads);
+  putstr(&h, "llama.attention.head_count_kv");
+  put32(&h, 4);
+  put32(&h, (uint32_t)m->kv_heads);
   putstr(&h, "general.architecture");
   put32(&h, 8);
   putstr(&h, "llama");
@@ -316,7 +322,20 @@ int kf_test_write_gguf(const char *path, const kf_test_model *m, int wtype) {
     put32(&h, (uint32_t)type);
     pad(&d, 32);
     put64(&h, d.n);
-    gguf_data(&d, t, type);
+    /* llama.cpp's converter reorders the rows of Q and K per head for its RoPE: GGUF row
+    ** h*D + 2i + s holds Hugging Face row h*D + s*D/2 + i */
+    int64_t rope = strstr(t->name, "q_proj") ? m->heads : strstr(t->name, "k_proj") ? m->kv_heads : 0;
+    kf_test_tensor perm = *t;
+    if (rope) {
+      int64_t D = t->dims[0] / rope, K = t->dims[1];
+      perm.data = malloc((size_t)(t->dims[0] * K) * sizeof(float));
+      for (int64_t g = 0; g < t->dims[0]; g++) {
+        int64_t hh = g / D, i2 = (g % D) / 2, sb = g % 2;
+        memcpy(perm.data + g * K, t->data + (hh * D + sb * (D / 2) + i2) * K, (size_t)K * sizeof(float));
+      }
+    }
+    gguf_data(&d, &perm, type);
+    if (rope) free(perm.data);
   }
   pad(&h, 32);
   FILE *f = fopen(path, "wb");

@@ -446,6 +446,10 @@ int main(int argc, char **argv) {
   check(rc && strstr(err, "a_f32.safetensors") && strstr(err, "model.layers.0.mlp.gate_proj.weight") &&
             strstr(err, "[52, 40]") && strstr(err, "[53, 40]"),
         "shape not matching the config: %s", err);
+  const char *twice[] = {"a_f32.safetensors", "a_bf16.safetensors"};
+  rc = pack(twice, 2, a.config, KF_QUANT_KEEP, KF_WLAYOUT_N16K4, "twice.kfpack", err, sizeof err);
+  check(rc && strstr(err, "a_bf16.safetensors") && strstr(err, "appears twice") && strstr(err, "a_f32.safetensors"),
+        "a tensor in two shards: %s", err);
   FILE *gone = fopen("wrong.kfpack", "rb");
   check(gone == NULL, "%s", "no packed file is left behind after an error");
   if (gone) fclose(gone);
