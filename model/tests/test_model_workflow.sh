@@ -20,6 +20,13 @@ cc -std=gnu11 -O2 -Wall -Wextra -Werror -I"$SRC/runtime/quant" -I"$W/lib" "$SRC/
    "$SRC"/runtime/quant/*.c -L"$W/lib" -lkforge_kernels -lcjson -lm -lpthread -o "$W/decoder_layer"
 "$W/decoder_layer" "$W/model.kfpack" --tokens 6 --check | tee "$W/run.log"
 grep -q 'within' "$W/run.log"
+# Qwen3 (per-head q/k RMSNorm): same shapes, same library
+mkdir "$W/qwen3"
+"$MKCKPT" "$W/qwen3" 256 4 2 64 688 101 1 --qwen3
+"$KFORGE" shapes "$W/qwen3/config.json" --tokens 1 | grep -v '^#' | diff - <(grep -v '^#' "$W/shapes.txt")
+"$KFORGE" pack "$W/qwen3/model.safetensors" --config "$W/qwen3/config.json" --quant w8 -o "$W/qwen3.kfpack" --quiet
+"$W/decoder_layer" "$W/qwen3.kfpack" --tokens 6 --check | tee "$W/run3.log"
+grep -q 'qwen3' "$W/run3.log"
 # bad input reaches the user as a message naming the file and tensor
 head -c 1000 "$W/model.safetensors" > "$W/cut.safetensors"
 if "$KFORGE" pack "$W/cut.safetensors" -o "$W/cut.kfpack" 2> "$W/err.txt"; then echo "FAIL: truncated file packed"; exit 1; fi
