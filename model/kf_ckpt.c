@@ -21,12 +21,6 @@
 
 #define MAX_ELEMS ((int64_t)1 << 40)
 
-float kf_model_f16_to_f32(uint16_t h) {
-  int e = (h >> 10) & 31, m = h & 1023;
-  double v = e == 0 ? ldexp(m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexp(1024 + m, e - 25);
-  return (float)((h >> 15) ? -v : v);
-}
-
 const char *kf_dtype_name(kf_dtype d) {
   static const char *const names[] = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "MXFP4"};
   return (unsigned)d < 6 ? names[d] : "?";
@@ -538,7 +532,7 @@ int kf_ckpt_tensor_f32(const kf_ckpt_tensor *t, float *out, char *err, size_t er
     memcpy(out, p, (size_t)n * 4);
     return 0;
   case KF_DT_F16:
-    for (int64_t i = 0; i < n; i++) out[i] = kf_model_f16_to_f32(rd16(p + 2 * i));
+    for (int64_t i = 0; i < n; i++) out[i] = kf_pack_f16_to_f32(rd16(p + 2 * i));
     return 0;
   case KF_DT_BF16:
     for (int64_t i = 0; i < n; i++) out[i] = kf_bf16_to_f32(rd16(p + 2 * i));
@@ -546,14 +540,14 @@ int kf_ckpt_tensor_f32(const kf_ckpt_tensor *t, float *out, char *err, size_t er
   case KF_DT_Q8_0:
     for (int64_t b = 0; b < n / 32; b++) {
       const uint8_t *blk = p + 34 * b;
-      double d = kf_model_f16_to_f32(rd16(blk));
+      double d = kf_pack_f16_to_f32(rd16(blk));
       for (int j = 0; j < 32; j++) out[32 * b + j] = (float)(d * (int8_t)blk[2 + j]);
     }
     return 0;
   case KF_DT_Q4_0:
     for (int64_t b = 0; b < n / 32; b++) {
       const uint8_t *blk = p + 18 * b;
-      double d = kf_model_f16_to_f32(rd16(blk));
+      double d = kf_pack_f16_to_f32(rd16(blk));
       for (int j = 0; j < 16; j++) {
         out[32 * b + j] = (float)(d * ((blk[2 + j] & 15) - 8));
         out[32 * b + j + 16] = (float)(d * ((blk[2 + j] >> 4) - 8));

@@ -13,8 +13,6 @@ __attribute__((format(printf, 3, 4)))
 void kf_model_err(char *err, size_t errlen, const char *fmt, ...);
 /* Reads a whole file (NUL-terminated; *len without the NUL). */
 int kf_model_read_file(const char *path, char **text, size_t *len, char *err, size_t errlen);
-/* IEEE binary16 bits -> float (exact). */
-float kf_model_f16_to_f32(uint16_t h);
 /* Parses "1,16,512" into at most max positive integers; -1 on a bad list. */
 int kf_model_parse_list(const char *s, int64_t *out, int max);
 

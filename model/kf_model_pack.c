@@ -60,7 +60,7 @@ static int gguf_codes(const kf_ckpt_tensor *t, int8_t *q, float *sc, int *bits, 
           qb[j + 16] = (int8_t)((blk[1 + j] >> 4) - 8);
         }
       } else {
-        s = kf_model_f16_to_f32(rd16(blk));
+        s = kf_pack_f16_to_f32(rd16(blk));
         if (!isfinite(s)) {
           kf_model_err(err, errlen, "%s: tensor '%s': row %lld block %lld has scale %g", t->file, t->src_name,
                        (long long)r, (long long)b, (double)s);

@@ -370,7 +370,7 @@ int64_t kf_pack_tensor_elems(const kf_pack_tensor *t) {
   return e;
 }
 
-static float f16_to_f32(uint16_t h) {
+float kf_pack_f16_to_f32(uint16_t h) {
   int e = (h >> 10) & 31, m = h & 1023;
   double v = e == 0 ? ldexp(m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexp(1024 + m, e - 25);
   return (float)((h >> 15) ? -v : v);
@@ -401,7 +401,7 @@ int kf_pack_tensor_f32(const kf_pack_tensor *t, float *out, char *err, size_t er
   }
   if (t->format == KF_PACK_BF16 || t->format == KF_PACK_F16) {
     const uint16_t *h = t->data;
-    for (int64_t i = 0; i < e; i++) out[i] = t->format == KF_PACK_BF16 ? kf_bf16_to_f32(h[i]) : f16_to_f32(h[i]);
+    for (int64_t i = 0; i < e; i++) out[i] = t->format == KF_PACK_BF16 ? kf_bf16_to_f32(h[i]) : kf_pack_f16_to_f32(h[i]);
     return 0;
   }
   if (!is_weight(t->format)) {

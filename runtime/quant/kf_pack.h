@@ -96,6 +96,9 @@ int kf_pack_tensor_f32(const kf_pack_tensor *t, float *out, char *err, size_t er
 int kf_pack_tensor_qweight(const kf_pack_tensor *t, kf_wlayout layout, kf_qweight *out, char *err,
                            size_t errlen);
 
+/* IEEE binary16 bits -> float, exact (F16 tensors; GGUF block scales). */
+float kf_pack_f16_to_f32(uint16_t h);
+
 /* CRC-32 (IEEE 802.3, reflected, as zlib's crc32) of len bytes, continuing from crc (0 to start). */
 uint32_t kf_pack_crc32(uint32_t crc, const void *data, size_t len);
 
