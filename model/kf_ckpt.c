@@ -246,7 +246,7 @@ static int gguf_value(cursor *c, uint32_t type, int depth, uint64_t *u32_out) {
   }
   if (cur_need(c, (uint64_t)size[type], "metadata value")) return -1;
   if (u32_out && type == GT_U32) {
-    uint32_t v;
+    uint32_t v = 0;
     cur_u32(c, &v, "general.alignment");
     *u32_out = v;
     return 0;

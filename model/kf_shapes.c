@@ -36,7 +36,7 @@ static void add_linear(linear_list *l, int64_t n, int64_t k, const char *use) {
 }
 
 static void add_mlp(linear_list *l, const char *prefix, int64_t inter, int64_t hidden, const char *count) {
-  char use[200];
+  char use[400];
   snprintf(use, sizeof use, "%sgate_proj, %sup_proj (%s)", prefix, prefix, count);
   add_linear(l, inter, hidden, use);
   snprintf(use, sizeof use, "%sdown_proj (%s)", prefix, count);
@@ -44,7 +44,7 @@ static void add_mlp(linear_list *l, const char *prefix, int64_t inter, int64_t h
 }
 
 static void build(const kf_model_cfg *c, linear_list *l) {
-  char cnt[160], use[200];
+  char cnt[160], use[400];
   int64_t h = c->hidden, nh = c->n_heads, L = c->n_layers;
   snprintf(cnt, sizeof cnt, "%lld layers", (long long)L);
   if (c->kind == KF_ARCH_DEEPSEEK) {

@@ -22,12 +22,12 @@
  *   224  32 reserved bytes (0)
  *
  * Weights (W8, W4, MXFP4) are 2-D [n][k] and stored as the kernels read them: the packed
- * offset-binary codes of kf_qweight (kf_quant.h: layout N16K4 for msd_gemm / msd_mxfp4_gemm,
- * N16K1 for dequant_gemm; n_pad = n rounded up to 16, k_pad = k rounded up to 8) and the f32
+ * offset-binary codes of kf_qweight (kf_quant.h: layout N16K4 for the MSD GEMM kernels,
+ * N16K1 for the dequantizing ones; n_pad = n rounded up to 16, k_pad = k rounded up to 8) and the f32
  * scales [n_groups][n_pad]. W8/W4: symmetric codes q, weight = q * scale (group >= k: per channel).
  * MXFP4: bits 4, group 32, the nibble is the OCP E2M1 code, scale = 2^(e-127) / 2 (E8M0 e), so
- * weight = kf_fp4_e2m1_times2(nibble) * scale — the weights of msd_mxfp4_gemm and dequant_gemm
- * wfmt=1 as gen/check.c builds them. Floats (F32, BF16, F16) are row-major.
+ * weight = kf_fp4_e2m1_times2(nibble) * scale — MXFP4 weights as the GEMM kernels read them
+ * (4-bit nibble codes with these scales). Floats (F32, BF16, F16) are row-major.
  */
 #ifndef KF_PACK_H
 #define KF_PACK_H
@@ -92,7 +92,7 @@ int64_t kf_pack_tensor_elems(const kf_pack_tensor *t);
  * which is exact for W8/W4/MXFP4 scales). Returns 0 or -1 (message in err). */
 int kf_pack_tensor_f32(const kf_pack_tensor *t, float *out, char *err, size_t errlen);
 /* A weight tensor as a kf_qweight in any layout (copies; free with kf_qweight_free). For
- * MXFP4 the codes are the E2M1 nibbles less 8 (as msd_mxfp4_gemm stores them). */
+ * MXFP4 the codes are the E2M1 nibbles less 8 (as the MXFP4 GEMM kernels store them). */
 int kf_pack_tensor_qweight(const kf_pack_tensor *t, kf_wlayout layout, kf_qweight *out, char *err,
                            size_t errlen);
 
