@@ -47,8 +47,11 @@ foreach(pair ${KF_RUNTIME_LIBS})
     install(TARGETS ${tgt} ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT dev)
   endif()
 endforeach()
-install(FILES ${CMAKE_SOURCE_DIR}/LICENSE ${CMAKE_SOURCE_DIR}/README.md ${CMAKE_SOURCE_DIR}/docs/ARCHITECTURE.md
-  DESTINATION ${CMAKE_INSTALL_DOCDIR} COMPONENT runtime)
+foreach(doc LICENSE README.md docs/ARCHITECTURE.md)
+  get_filename_component(doc_name ${doc} NAME)
+  configure_file(${CMAKE_SOURCE_DIR}/${doc} ${KF_STAGE}/doc/${doc_name} COPYONLY)
+endforeach()
+install(DIRECTORY ${KF_STAGE}/doc/ DESTINATION ${CMAKE_INSTALL_DOCDIR} COMPONENT runtime)
 
 # ---- pkg-config: kforge.pc and one per runtime library ----
 set(KF_PC_LIBDIR "\${prefix}/${CMAKE_INSTALL_LIBDIR}")
