@@ -563,8 +563,8 @@ static int run_verb(kf_ctx *ctx_, const char *verb, int argc, char **argv) {
     return kf_tuner_main(&ctx, argc, argv);
 #endif
 #ifdef HAVE_KFORGE_MODEL_CLI
-  if (!strcmp(verb, "shapes")) return kf_shapes_main(argc - 1, argv + 1);
-  if (!strcmp(verb, "pack")) return kf_pack_main(argc - 1, argv + 1);
+  if (!strcmp(verb, "shapes")) return kf_shapes_main(argc, argv);
+  if (!strcmp(verb, "pack")) return kf_pack_main(argc, argv);
 #endif
 #ifdef HAVE_KFORGE_ASCEND
   if (!strcmp(verb, "sim")) return kf_ascend_main(argc, argv);
