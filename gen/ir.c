@@ -99,16 +99,11 @@ kf_ir_node *kf_ir_append(kf_ir_kernel *k, kf_ir_block *b, kf_ir_opkind op, kf_lo
   return n;
 }
 
-static const char *const opnames[KF_OP_N_OPS] = {
-    [KF_OP_LOOP] = "loop",         [KF_OP_ZERO] = "zero",   [KF_OP_QUANTIZE] = "quantize",
-    [KF_OP_MMA] = "mma",           [KF_OP_SCALE_ACC] = "scale_acc", [KF_OP_LOAD] = "load",
-    [KF_OP_STORE] = "store",       [KF_OP_ACCUM_STORE] = "accum_store",
-    [KF_OP_FILL] = "fill",         [KF_OP_QK] = "qk",       [KF_OP_SOFTMAX] = "softmax",
-    [KF_OP_RESCALE] = "rescale",   [KF_OP_RESCALE_EXP2] = "rescale_exp2", [KF_OP_PV] = "pv",
-    [KF_OP_FINALIZE] = "finalize", [KF_OP_SCALE_COLS] = "scale_cols",
-};
-
-const char *kf_ir_opname(kf_ir_opkind op) { return op < KF_OP_N_OPS ? opnames[op] : "?"; }
+const char *kf_ir_opname(kf_ir_opkind op) {
+  if (op == KF_OP_LOOP) return "loop";
+  const kf_op_def *d = kf_op_get(op);
+  return d ? d->name : "?";
+}
 
 /* ---- verifier ---- */
 
@@ -199,7 +194,7 @@ static int at(vstate *v, kf_loc loc, const char *fmt, ...) {
   return kf_err(v->ctx, KF_EINVAL, "%s:%d: %s", loc.file ? loc.file : "?", loc.line, msg);
 }
 
-static int verify_tile(vstate *v, const kf_ir_node *n, int ti) {
+static int verify_tile(vstate *v, const kf_ir_node *n, int ti, kf_ix_range *off) {
   const kf_tile *t = &n->t[ti];
   if (t->buf < 0 || (size_t)t->buf >= v->k->bufs.len)
     return at(v, n->loc, "%s: operand %d is not a buffer", kf_ir_opname(n->op), ti + 1);
@@ -220,6 +215,7 @@ static int verify_tile(vstate *v, const kf_ir_node *n, int ti) {
                 "%s: tile of '%s' starts outside the buffer in dim %d (offset range %lld..%lld, "
                 "size %lld)",
                 kf_ir_opname(n->op), b->name, d, (long long)r.lo, (long long)r.hi, (long long)size);
+    off[d] = r;
     if (t->ext[d] <= 0)
       return at(v, n->loc, "%s: tile of '%s' has extent %lld in dim %d", kf_ir_opname(n->op),
                 b->name, (long long)t->ext[d], d);
@@ -285,11 +281,18 @@ static int verify_block(vstate *v, const kf_ir_block *blk, int top) {
       if (rc) return rc;
       continue;
     }
+    kf_opcheck oc;
+    memset(&oc, 0, sizeof oc);
+    oc.ctx = v->ctx;
+    oc.k = v->k;
+    oc.n = n;
+    if (n->n_tiles < 0 || n->n_tiles > KF_IR_MAX_TILES)
+      return at(v, n->loc, "%s: %d operands", kf_ir_opname(n->op), n->n_tiles);
     for (int t = 0; t < n->n_tiles; t++)
-      if ((rc = verify_tile(v, n, t))) return rc;
-    kf_ix_range lr;
-    if (ix_range(v, &n->len, &lr))
+      if ((rc = verify_tile(v, n, t, oc.off[t]))) return rc;
+    if (ix_range(v, &n->len, &oc.len))
       return at(v, n->loc, "%s: len uses a loop variable outside its loop", kf_ir_opname(n->op));
+    if ((rc = kf_op_verify(&oc))) return rc;
   }
   return KF_OK;
 }
@@ -347,25 +350,31 @@ static void print_block(const kf_ir_kernel *k, const kf_ir_block *b, int depth, 
       print_block(k, &n->body, depth + 1, out);
       continue;
     }
+    const kf_op_def *d = kf_op_get(n->op);
     kf_str_printf(out, "%s", kf_ir_opname(n->op));
     for (int t = 0; t < n->n_tiles; t++) {
       const kf_tile *tl = &n->t[t];
-      kf_str_printf(out, "%s%s[", t ? ", " : " ", k->bufs.data[tl->buf].name);
-      for (int d = 0; d < tl->rank; d++) {
-        if (d) kf_str_puts(out, ", ");
-        print_ix(k, &tl->off[d], out);
-        kf_str_printf(out, ":+%lld", (long long)tl->ext[d]);
+      kf_str_printf(out, "%s%s=%s[", t ? ", " : " ", d && t < d->n_roles ? d->roles[t].name : "?",
+                    tl->buf >= 0 && (size_t)tl->buf < k->bufs.len ? k->bufs.data[tl->buf].name : "?");
+      for (int e = 0; e < tl->rank && e < KF_IR_MAX_RANK; e++) {
+        if (e) kf_str_puts(out, ", ");
+        print_ix(k, &tl->off[e], out);
+        kf_str_printf(out, ":+%lld", (long long)tl->ext[e]);
       }
       kf_str_puts(out, "]");
     }
-    if (n->len.n || n->len.c) {
+    if (d && (d->flags & KF_OPF_LEN)) {
       kf_str_puts(out, " len=");
       print_ix(k, &n->len, out);
     }
-    if (n->f != 0) kf_str_printf(out, " f=%g", n->f);
-    kf_str_printf(out, "  {%lld, %lld, %lld, %lld}   # %s:%d\n", (long long)n->i[0],
-                  (long long)n->i[1], (long long)n->i[2], (long long)n->i[3], n->loc.file,
-                  n->loc.line);
+    for (int a = 0; d && a < d->n_attrs; a++) {
+      char choice[32];
+      if (d->attrs[a].kind == KF_ATTR_STR)
+        kf_str_printf(out, " %s=%s", d->attrs[a].name, kf_op_choice(&d->attrs[a], n->i[a], choice, sizeof choice));
+      else kf_str_printf(out, " %s=%lld", d->attrs[a].name, (long long)n->i[a]);
+    }
+    if (d && d->num_name) kf_str_printf(out, " %s=%g", d->num_name, n->f);
+    kf_str_printf(out, "   # %s:%d\n", n->loc.file, n->loc.line);
   }
 }
 

@@ -508,32 +508,6 @@ static kf_ir_node *new_op(lua_State *L, kf_ir_opkind op) {
   return kf_ir_append(t->ir, t->cur, op, caller_loc(L));
 }
 
-static void field_tile(lua_State *L, kf_ir_node *n, int slot, const char *key) {
-  lua_getfield(L, 1, key);
-  if (lua_isnil(L, -1)) luaL_error(L, "%s: missing field '%s'", kf_ir_opname(n->op), key);
-  n->t[slot] = check_tile(L, -1, key);
-  if (slot + 1 > n->n_tiles) n->n_tiles = slot + 1;
-  lua_pop(L, 1);
-}
-
-static int l_zero(lua_State *L) {
-  kf_ir_node *n = new_op(L, KF_OP_ZERO);
-  n->t[0] = check_tile(L, 1, "zero");
-  n->n_tiles = 1;
-  return 0;
-}
-
-static int two_tile_op(lua_State *L, kf_ir_opkind op) {
-  kf_ir_node *n = new_op(L, op);
-  n->t[0] = check_tile(L, 1, kf_ir_opname(op));
-  n->t[1] = check_tile(L, 2, kf_ir_opname(op));
-  n->n_tiles = 2;
-  return 0;
-}
-static int l_load(lua_State *L) { return two_tile_op(L, KF_OP_LOAD); }
-static int l_store(lua_State *L) { return two_tile_op(L, KF_OP_STORE); }
-static int l_accum_store(lua_State *L) { return two_tile_op(L, KF_OP_ACCUM_STORE); }
-
 static double opt_num(lua_State *L, int tbl, const char *key, double def) {
   lua_getfield(L, tbl, key);
   double v = def;
@@ -552,88 +526,119 @@ static void field_len(lua_State *L, kf_ir_node *n) {
   lua_pop(L, 1);
 }
 
-/* The table-form ops: kf.NAME{ field = ..., ... }. Each spec lists the tile fields in operand
-** order ("?name" = optional), the integer fields (booleans accepted) with defaults, whether
-** a `len` (valid keys) is required, and an optional number field. */
-typedef struct op_spec {
-  const char *name;
-  kf_ir_opkind op;
-  const char *tiles[KF_IR_MAX_TILES];
-  struct { const char *key; int64_t def; } ints[4];
-  int has_len;
-  const char *num_key;
-  double num_def;
-} op_spec;
+/* One operand from field `key` of the table at 1 (a tile or a whole buffer); 0 if absent. */
+static int field_tile(lua_State *L, kf_ir_node *n, int slot, const char *key) {
+  lua_getfield(L, 1, key);
+  int present = !lua_isnil(L, -1);
+  if (present) n->t[slot] = check_tile(L, -1, key);
+  lua_pop(L, 1);
+  return present;
+}
 
-static const op_spec op_specs[] = {
-    {"quantize", KF_OP_QUANTIZE, {"src", "codes", "scales", "sums"},
-     {{"passes", 1}, {"act_group", 0}, {"sum_group", 0}}, 0, NULL, 0},
-    {"mma", KF_OP_MMA, {"acc", "a", "b", "?b_scales"}, {{"passes", 1}, {"round_bf16", 0}}, 0, NULL, 0},
-    {"scale_acc", KF_OP_SCALE_ACC, {"acc", "src", "act_scales", "act_sums", "w_scales"},
-     {{"passes", 1}, {"offset", 0}}, 0, NULL, 0},
-    {"qk", KF_OP_QK, {"s", "q", "k"}, {{NULL, 0}}, 1, "scale", 1.0},
-    {"softmax", KF_OP_SOFTMAX, {"s", "m", "l", "alpha", "?n", "?add"}, {{"amla", 0}, {"p_bf16", 0}}, 1, NULL, 0},
-    {"scale_cols", KF_OP_SCALE_COLS, {"dst", "src", "scales"}, {{NULL, 0}}, 0, "factor", 1.0},
-    {"pv", KF_OP_PV, {"o", "p", "v"}, {{"mr", 4}}, 1, NULL, 0},
-    {"finalize", KF_OP_FINALIZE, {"out", "o", "l", "?m", "?n"}, {{"guard", 0}}, 0, NULL, 0},
-};
+/* Lists an op's field names ("acc, a, b, ...") for error messages. */
+static void field_names(const kf_op_def *d, char *buf, size_t n) {
+  size_t u = 0;
+  buf[0] = 0;
+  for (int r = 0; r < d->n_roles && u < n; r++) u += (size_t)snprintf(buf + u, n - u, "%s%s", u ? ", " : "", d->roles[r].name);
+  for (int a = 0; a < d->n_attrs && u < n; a++) u += (size_t)snprintf(buf + u, n - u, ", %s", d->attrs[a].name);
+  if (d->num_name && u < n) u += (size_t)snprintf(buf + u, n - u, ", %s", d->num_name);
+  if ((d->flags & KF_OPF_LEN) && u < n) snprintf(buf + u, n - u, ", len");
+}
 
-static int l_table_op(lua_State *L) {
-  const op_spec *sp = &op_specs[lua_tointeger(L, lua_upvalueindex(1))];
-  luaL_checktype(L, 1, LUA_TTABLE);
-  kf_ir_node *n = new_op(L, sp->op);
-  for (int t = 0; t < KF_IR_MAX_TILES && sp->tiles[t]; t++) {
-    const char *key = sp->tiles[t];
-    int optional = key[0] == '?';
-    lua_getfield(L, 1, key + optional);
-    int present = !lua_isnil(L, -1);
-    lua_pop(L, 1);
-    if (present || !optional) field_tile(L, n, t, key + optional);
-    else break; /* optional operands come last: the first missing one ends the list */
+/* Is `key` one of op d's fields? */
+static int is_field(const kf_op_def *d, const char *key) {
+  for (int r = 0; r < d->n_roles; r++)
+    if (!strcmp(d->roles[r].name, key)) return 1;
+  for (int a = 0; a < d->n_attrs; a++)
+    if (!strcmp(d->attrs[a].name, key)) return 1;
+  if (d->num_name && !strcmp(d->num_name, key)) return 1;
+  return (d->flags & KF_OPF_LEN) && !strcmp(key, "len");
+}
+
+/* An attribute's value from the field on the stack top (nil: its default). */
+static int64_t attr_value(lua_State *L, const kf_op_def *d, const kf_op_attr *at) {
+  if (lua_isnil(L, -1)) return at->def;
+  if (at->kind == KF_ATTR_STR) {
+    const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    char choice[64];
+    for (int64_t i = 0; s && i <= at->max; i++)
+      if (!strcmp(kf_op_choice(at, i, choice, sizeof choice), s)) return i;
+    luaL_error(L, "%s: %s must be one of \"%s\" (separated by |), got %s", d->name, at->name, at->choices,
+               s ? s : luaL_typename(L, -1));
   }
-  for (int i = 0; i < 4 && sp->ints[i].key; i++) {
-    lua_getfield(L, 1, sp->ints[i].key);
-    int64_t v = sp->ints[i].def;
-    if (lua_isboolean(L, -1)) v = lua_toboolean(L, -1);
-    else if (lua_isinteger(L, -1)) v = lua_tointeger(L, -1);
-    else if (!lua_isnil(L, -1)) return luaL_error(L, "%s: field '%s' must be an integer or boolean", sp->name, sp->ints[i].key);
-    lua_pop(L, 1);
-    n->i[i] = v;
+  if (lua_isboolean(L, -1)) return lua_toboolean(L, -1);
+  if (!lua_isinteger(L, -1))
+    luaL_error(L, "%s: field '%s' must be an integer%s, got %s", d->name, at->name,
+               at->kind == KF_ATTR_BOOL ? " or boolean" : "", luaL_typename(L, -1));
+  return lua_tointeger(L, -1);
+}
+
+/* kf.NAME{ role = tile, attr = value, ... } for every op of the table (ops.def). The
+** positional form kf.NAME(tile, tile, ..., number) of the first operands and the number
+** attribute is kept for old templates. Values are stored as given: the verifier checks
+** them against the table (ranges, dtypes, ranks, relations) with this call's file:line. */
+static int l_op(lua_State *L) {
+  const kf_op_def *d = kf_op_get((int)lua_tointeger(L, lua_upvalueindex(1)));
+  kf_ir_node *n = new_op(L, (kf_ir_opkind)lua_tointeger(L, lua_upvalueindex(1)));
+  if (!lua_istable(L, 1)) { /* positional */
+    int top = lua_gettop(L), r = 0;
+    for (; r < d->n_roles && r < top && lua_type(L, r + 1) == LUA_TUSERDATA; r++)
+      n->t[r] = check_tile(L, r + 1, d->roles[r].name);
+    n->n_tiles = r;
+    if (r < d->n_required)
+      return luaL_error(L, "%s: expected a table kf.%s{ ... } (fields: %s)", d->name, d->name, d->roles[0].name);
+    if (r < top) {
+      if (!d->num_name || r + 1 != top || !lua_isnumber(L, top))
+        return luaL_error(L, "%s: unexpected argument %d (%s); use kf.%s{ ... }", d->name, r + 1, luaL_typename(L, r + 1), d->name);
+      n->f = lua_tonumber(L, top);
+    } else if (d->num_name) {
+      if (d->num_required) return luaL_error(L, "%s: missing %s", d->name, d->num_name);
+      n->f = d->num_def;
+    }
+    for (int a = 0; a < d->n_attrs; a++) n->i[a] = d->attrs[a].def;
+    return 0;
   }
-  if (sp->has_len) field_len(L, n);
-  if (sp->num_key) n->f = opt_num(L, 1, sp->num_key, sp->num_def);
-  if (sp->op == KF_OP_QUANTIZE) { /* format: a string */
-    lua_getfield(L, 1, "format");
-    const char *fmt = lua_tostring(L, -1);
-    if (fmt && strcmp(fmt, "int8") && strcmp(fmt, "mxfp4"))
-      return luaL_error(L, "quantize: format must be \"int8\" or \"mxfp4\", got \"%s\"", fmt);
-    n->i[3] = fmt && !strcmp(fmt, "mxfp4");
+  char names[256];
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TSTRING || !is_field(d, lua_tostring(L, -1))) {
+      field_names(d, names, sizeof names);
+      return luaL_error(L, "%s: unknown field %s%s%s (fields: %s)", d->name, lua_type(L, -1) == LUA_TSTRING ? "'" : "",
+                        lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1),
+                        lua_type(L, -1) == LUA_TSTRING ? "'" : "", names);
+    }
+  }
+  int missing = -1;
+  for (int r = 0; r < d->n_roles; r++) {
+    int present = field_tile(L, n, r, d->roles[r].name);
+    if (!present && !(d->roles[r].flags & KF_RF_OPT))
+      return luaL_error(L, "%s: missing operand '%s' (a tile or buffer)", d->name, d->roles[r].name);
+    if (present && missing >= 0)
+      return luaL_error(L, "%s: '%s' is given without '%s'", d->name, d->roles[r].name, d->roles[missing].name);
+    if (present) n->n_tiles = r + 1;
+    else if (missing < 0) missing = r;
+  }
+  for (int a = 0; a < d->n_attrs; a++) {
+    lua_getfield(L, 1, d->attrs[a].name);
+    n->i[a] = attr_value(L, d, &d->attrs[a]);
     lua_pop(L, 1);
   }
-  if (sp->op == KF_OP_SOFTMAX && n->i[0] && n->n_tiles < 6)
-    return luaL_error(L, "softmax: amla needs the fields n and add");
-  if (sp->op == KF_OP_FINALIZE && n->n_tiles == 4) return luaL_error(L, "finalize: m needs n (AMLA's r_hat)");
+  if (d->num_name) {
+    if (d->num_required) {
+      lua_getfield(L, 1, d->num_name);
+      int given = !lua_isnil(L, -1);
+      lua_pop(L, 1);
+      if (!given) return luaL_error(L, "%s: missing field '%s' (a number)", d->name, d->num_name);
+    }
+    n->f = opt_num(L, 1, d->num_name, d->num_def);
+  }
+  if (d->flags & KF_OPF_LEN) field_len(L, n);
   return 0;
 }
 
-/* kf.fill(tile, value) */
-static int l_fill(lua_State *L) {
-  kf_ir_node *n = new_op(L, KF_OP_FILL);
-  n->t[0] = check_tile(L, 1, "fill");
-  n->n_tiles = 1;
-  n->f = luaL_checknumber(L, 2);
-  return 0;
-}
-
-static int l_rescale(lua_State *L) { return two_tile_op(L, KF_OP_RESCALE); }
-static int l_rescale_exp2(lua_State *L) { return two_tile_op(L, KF_OP_RESCALE_EXP2); }
-
-static const luaL_Reg kf_funcs[] = {
-    {"arg", l_arg},     {"scratch", l_scratch}, {"reg", l_reg},
-    {"loop", l_loop},   {"min", l_min},         {"zero", l_zero},
-    {"load", l_load},   {"store", l_store},     {"accum_store", l_accum_store},
-    {"fill", l_fill},   {"rescale", l_rescale}, {"rescale_exp2", l_rescale_exp2},
-    {NULL, NULL}};
+static const luaL_Reg kf_funcs[] = {{"arg", l_arg}, {"scratch", l_scratch}, {"reg", l_reg},
+                                    {"loop", l_loop}, {"min", l_min},         {NULL, NULL}};
 
 static void register_builder(lua_State *L) {
   luaL_newmetatable(L, IX_MT);
@@ -651,10 +656,10 @@ static void register_builder(lua_State *L) {
   luaL_newmetatable(L, TILE_MT);
   lua_pop(L, 1);
   luaL_newlib(L, kf_funcs);
-  for (size_t i = 0; i < sizeof op_specs / sizeof op_specs[0]; i++) {
-    lua_pushinteger(L, (lua_Integer)i);
-    lua_pushcclosure(L, l_table_op, 1);
-    lua_setfield(L, -2, op_specs[i].name);
+  for (int op = KF_OP_LOOP + 1; op < KF_OP_N_OPS; op++) {
+    lua_pushinteger(L, op);
+    lua_pushcclosure(L, l_op, 1);
+    lua_setfield(L, -2, kf_op_get(op)->name);
   }
   lua_setglobal(L, "kf");
 }
