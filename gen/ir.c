@@ -303,6 +303,12 @@ int kf_ir_verify(kf_ctx *ctx, const kf_ir_kernel *k) {
     if (b->rank < 1 || b->rank > KF_IR_MAX_RANK)
       return kf_err(ctx, KF_EINVAL, "%s:%d: buffer '%s' has rank %d", b->loc.file, b->loc.line,
                     b->name, b->rank);
+    if (b->level == KF_LVL_REG && b->rank != 2)
+      return kf_err(ctx, KF_EINVAL, "%s:%d: register tile '%s' must be a matrix {rows, cols}, it has rank %d",
+                    b->loc.file, b->loc.line, b->name, b->rank);
+    if (b->level == KF_LVL_REG && b->dtype != KF_F32 && b->dtype != KF_I32)
+      return kf_err(ctx, KF_EINVAL, "%s:%d: register tile '%s' must be i32 or f32, it is %s", b->loc.file,
+                    b->loc.line, b->name, kf_scalar_name(b->dtype));
     for (int d = 0; d < b->rank; d++)
       if (b->dims[d] <= 0)
         return kf_err(ctx, KF_EINVAL, "%s:%d: buffer '%s' has size %lld in dim %d", b->loc.file,

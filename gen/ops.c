@@ -346,6 +346,10 @@ int kf_op_verify(kf_opcheck *c) {
     unsigned level = b->level == KF_LVL_REG ? KF_RL_REG : KF_RL_MEM;
     char want[128];
     if (!(role->level & level)) return fail(c, "operand '%s' ('%s') must be %s", role->name, b->name, level_text(role->level));
+    if ((role->flags & KF_RF_QW) && b->layout != KF_LAYOUT_QW)
+      return fail(c, "operand '%s' ('%s') must be quantized weights (layout = \"qweight\")", role->name, b->name);
+    if (!(role->flags & KF_RF_QW) && b->layout == KF_LAYOUT_QW)
+      return fail(c, "operand '%s' ('%s') cannot be quantized weights", role->name, b->name);
     if (!(role->dtypes & (1u << b->dtype))) {
       mask_text(role->dtypes, want, sizeof want);
       return fail(c, "operand '%s' ('%s') must be %s, it is %s", role->name, b->name, want, kf_scalar_name(b->dtype));
@@ -356,10 +360,6 @@ int kf_op_verify(kf_opcheck *c) {
         if (role->ranks & (1u << k)) u += (size_t)snprintf(want + u, sizeof want - u, "%s%d", u ? " or " : "", k);
       return fail(c, "operand '%s' ('%s') must have rank %s, it has %d", role->name, b->name, want, b->rank);
     }
-    if ((role->flags & KF_RF_QW) && b->layout != KF_LAYOUT_QW)
-      return fail(c, "operand '%s' ('%s') must be quantized weights (layout = \"qweight\")", role->name, b->name);
-    if (!(role->flags & KF_RF_QW) && b->layout == KF_LAYOUT_QW)
-      return fail(c, "operand '%s' ('%s') cannot be quantized weights", role->name, b->name);
     if ((role->flags & KF_RF_WRITE) && b->level == KF_LVL_ARG_IN)
       return fail(c, "operand '%s' is written, but '%s' is an input argument (declare it with out = true)", role->name, b->name);
     if (role->flags & KF_RF_MAT)
