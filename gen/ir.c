@@ -226,6 +226,8 @@ static int verify_tile(vstate *v, const kf_ir_node *n, int ti, kf_ix_range *off)
   return KF_OK;
 }
 
+/* top: 2 = the kernel body, 1 = the body of an outermost parallel loop that is one loop
+** (a second parallel loop is collapsed with it), -1 = the body of that second one, 0 = other. */
 static int verify_block(vstate *v, const kf_ir_block *blk, int top) {
   for (size_t i = 0; i < blk->len; i++) {
     const kf_ir_node *n = blk->data[i];
@@ -237,7 +239,9 @@ static int verify_block(vstate *v, const kf_ir_block *blk, int top) {
         return at(v, n->loc, "loop '%s': bound uses a variable outside its loop (or is too complex)", vname);
       if (n->step <= 0)
         return at(v, n->loc, "loop '%s': step must be positive, got %lld", vname, (long long)n->step);
-      if (n->parallel && !top)
+      if (n->parallel && top == -1)
+        return at(v, n->loc, "loop '%s': at most two nested loops can be parallel", vname);
+      if (n->parallel && top <= 0)
         return at(v, n->loc, "loop '%s': only an outermost loop can be parallel", vname);
       if (n->parallel && (!kf_ix_is_const(&n->lo) || !kf_ix_is_const(&n->hi)))
         return at(v, n->loc, "parallel loop '%s' needs constant bounds", vname);
@@ -276,7 +280,7 @@ static int verify_block(vstate *v, const kf_ir_block *blk, int top) {
       /* two perfectly nested parallel loops are collapsed into one range */
       int inner_par = n->parallel && n->body.len == 1 && n->body.data[0]->op == KF_OP_LOOP &&
                       n->body.data[0]->parallel;
-      rc = verify_block(v, &n->body, inner_par);
+      rc = verify_block(v, &n->body, inner_par ? (top == 2 ? 1 : -1) : 0);
       v->active[n->var] = 0;
       if (rc) return rc;
       continue;
@@ -317,7 +321,7 @@ int kf_ir_verify(kf_ctx *ctx, const kf_ir_kernel *k) {
   vstate v = {ctx, k, kf_xcalloc(k->vars.len + 1, sizeof(expanded)),
               kf_xcalloc(k->vars.len + 1, sizeof(int64_t)), kf_xcalloc(k->vars.len + 1, sizeof(kf_ix_range)),
               kf_xcalloc(k->vars.len + 1, sizeof(int64_t)), kf_xcalloc(k->vars.len + 1, 1)};
-  int rc = verify_block(&v, &k->body, 1);
+  int rc = verify_block(&v, &k->body, 2);
   free(v.lo);
   free(v.t_hi);
   free(v.abs);
