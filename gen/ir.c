@@ -26,7 +26,7 @@ kf_ix kf_ix_var(int var) {
 int kf_ix_add(kf_ix *out, kf_ix a, kf_ix b) {
   if (a.cap != INT64_MAX || b.cap != INT64_MAX) return -1;
   kf_ix r = a;
-  r.c += b.c;
+  if (__builtin_add_overflow(r.c, b.c, &r.c)) return KF_IX_OVERFLOW;
   for (int i = 0; i < b.n; i++) {
     int j;
     for (j = 0; j < r.n; j++)
@@ -36,7 +36,7 @@ int kf_ix_add(kf_ix *out, kf_ix a, kf_ix b) {
       r.var[r.n] = b.var[i];
       r.coef[r.n++] = 0;
     }
-    r.coef[j] += b.coef[i];
+    if (__builtin_add_overflow(r.coef[j], b.coef[i], &r.coef[j])) return KF_IX_OVERFLOW;
   }
   *out = r;
   return 0;
@@ -44,8 +44,9 @@ int kf_ix_add(kf_ix *out, kf_ix a, kf_ix b) {
 
 int kf_ix_scale(kf_ix *out, kf_ix a, int64_t k) {
   if (a.cap != INT64_MAX) return -1;
-  a.c *= k;
-  for (int i = 0; i < a.n; i++) a.coef[i] *= k;
+  if (__builtin_mul_overflow(a.c, k, &a.c)) return KF_IX_OVERFLOW;
+  for (int i = 0; i < a.n; i++)
+    if (__builtin_mul_overflow(a.coef[i], k, &a.coef[i])) return KF_IX_OVERFLOW;
   *out = a;
   return 0;
 }
@@ -130,10 +131,7 @@ typedef struct vstate {
 
 static int exp_add_term(expanded *e, int var, int64_t coef) {
   for (int i = 0; i < e->n; i++)
-    if (e->var[i] == var) {
-      e->coef[i] += coef;
-      return 0;
-    }
+    if (e->var[i] == var) return __builtin_add_overflow(e->coef[i], coef, &e->coef[i]) ? -3 : 0;
   if (e->n == EXP_TERMS) return -1;
   e->var[e->n] = var;
   e->coef[e->n++] = coef;
@@ -148,35 +146,67 @@ static int expand(const vstate *v, const kf_ix *x, expanded *out) {
     if (!x->coef[i]) continue;
     if (!v->active[var]) return -1;
     const expanded *lo = &v->lo[var];
-    out->c += x->coef[i] * lo->c;
-    for (int j = 0; j < lo->n; j++)
-      if (exp_add_term(out, lo->var[j], x->coef[i] * lo->coef[j])) return -2;
-    if (exp_add_term(out, var, x->coef[i])) return -2;
+    int64_t p;
+    if (__builtin_mul_overflow(x->coef[i], lo->c, &p) || __builtin_add_overflow(out->c, p, &out->c)) return -3;
+    for (int j = 0; j < lo->n; j++) {
+      if (__builtin_mul_overflow(x->coef[i], lo->coef[j], &p)) return -3;
+      int rc = exp_add_term(out, lo->var[j], p);
+      if (rc) return rc;
+    }
+    int rc = exp_add_term(out, var, x->coef[i]);
+    if (rc) return rc;
   }
   return 0;
 }
 
-static void exp_range(const vstate *v, const expanded *e, int64_t *lo, int64_t *hi) {
-  *lo = *hi = e->c;
-  for (int i = 0; i < e->n; i++) {
-    int64_t a = 0, b = e->coef[i] * v->t_hi[e->var[i]];
-    *lo += a < b ? a : b;
-    *hi += a < b ? b : a;
+/* [lo, hi] += the range of coef * [a, b]; -3 on int64 overflow */
+static int add_term_range(int64_t *lo, int64_t *hi, int64_t coef, int64_t a, int64_t b) {
+  int64_t x, y;
+  if (__builtin_mul_overflow(coef, a, &x) || __builtin_mul_overflow(coef, b, &y)) return -3;
+  if (x > y) {
+    int64_t t = x;
+    x = y;
+    y = t;
   }
+  return __builtin_add_overflow(*lo, x, lo) || __builtin_add_overflow(*hi, y, hi) ? -3 : 0;
 }
 
+static int exp_range(const vstate *v, const expanded *e, int64_t *lo, int64_t *hi) {
+  *lo = *hi = e->c;
+  for (int i = 0; i < e->n; i++) {
+    int rc = add_term_range(lo, hi, e->coef[i], 0, v->t_hi[e->var[i]]);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+/* The range of x over the active loops. 0; -1 if x uses an inactive variable (or is too
+** complex); -3 if x or one of its partial sums (as emitted: c + coef_0 v_0 + ...) can leave
+** [-KF_IX_LIMIT, KF_IX_LIMIT], so that no index arithmetic in the verifier, the lowerings or
+** the generated code can overflow int64. */
 static int ix_range(const vstate *v, const kf_ix *x, kf_ix_range *out) {
   expanded e;
-  if (expand(v, x, &e)) return -1;
-  exp_range(v, &e, &out->lo, &out->hi);
-  /* intersect with the non-relational range from each variable's absolute range */
-  int64_t lo = x->c, hi = x->c;
+  int rc = expand(v, x, &e);
+  if (rc) return rc == -3 ? -3 : -1;
+  if ((rc = exp_range(v, &e, &out->lo, &out->hi))) return rc;
+  /* intersect with the non-relational range from each variable's absolute range; the
+  ** magnitude bound covers every partial sum of the emitted expression */
+  int64_t lo = x->c, hi = x->c, mag = x->c;
+  if (mag == INT64_MIN) return -3;
+  mag = mag < 0 ? -mag : mag;
   for (int i = 0; i < x->n; i++) {
     kf_ix_range r = v->abs[x->var[i]];
-    int64_t a = x->coef[i] * r.lo, b = x->coef[i] * r.hi;
-    lo += a < b ? a : b;
-    hi += a < b ? b : a;
+    if ((rc = add_term_range(&lo, &hi, x->coef[i], r.lo, r.hi))) return rc;
+    int64_t ta, tb;
+    if (__builtin_mul_overflow(x->coef[i], r.lo, &ta) || __builtin_mul_overflow(x->coef[i], r.hi, &tb) ||
+        ta == INT64_MIN || tb == INT64_MIN)
+      return -3;
+    ta = ta < 0 ? -ta : ta;
+    tb = tb < 0 ? -tb : tb;
+    if (__builtin_add_overflow(mag, ta > tb ? ta : tb, &mag)) return -3;
   }
+  if (mag > KF_IX_LIMIT || lo < -KF_IX_LIMIT || hi > KF_IX_LIMIT || out->lo < -KF_IX_LIMIT || out->hi > KF_IX_LIMIT)
+    return -3;
   if (lo > out->lo) out->lo = lo;
   if (hi < out->hi) out->hi = hi;
   if (out->hi > x->cap) out->hi = x->cap;

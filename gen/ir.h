@@ -33,10 +33,17 @@ typedef struct kf_ix {
   int64_t cap;
 } kf_ix;
 
+/* Every index value (and every partial sum of an index expression, loop bounds and steps)
+** that the verifier accepts is within [-KF_IX_LIMIT, KF_IX_LIMIT], so i += step and the
+** lowerings' index arithmetic cannot overflow int64. */
+#define KF_IX_LIMIT ((int64_t)1 << 61)
+#define KF_IX_OVERFLOW (-2) /* from kf_ix_add / kf_ix_scale: a constant or coefficient overflows */
+
 kf_ix kf_ix_const(int64_t c);
 kf_ix kf_ix_var(int var);
-int kf_ix_add(kf_ix *out, kf_ix a, kf_ix b);     /* 0 ok; -1 too many terms or capped operand */
-int kf_ix_scale(kf_ix *out, kf_ix a, int64_t k); /* -1 if capped */
+int kf_ix_add(kf_ix *out, kf_ix a, kf_ix b);     /* 0 ok; -1 too many terms or capped operand;
+                                                 ** KF_IX_OVERFLOW */
+int kf_ix_scale(kf_ix *out, kf_ix a, int64_t k); /* -1 if capped; KF_IX_OVERFLOW */
 int kf_ix_is_const(const kf_ix *a);
 
 typedef enum { KF_LVL_ARG_IN, KF_LVL_ARG_OUT, KF_LVL_LOCAL, KF_LVL_REG } kf_level;

@@ -362,6 +362,14 @@ int kf_op_verify(kf_opcheck *c) {
     }
     if ((role->flags & KF_RF_WRITE) && b->level == KF_LVL_ARG_IN)
       return fail(c, "operand '%s' is written, but '%s' is an input argument (declare it with out = true)", role->name, b->name);
+    if (role->flags & KF_RF_FIT)
+      for (int k = 0; k < n->t[r].rank; k++) {
+        int64_t end;
+        if (__builtin_add_overflow(c->off[r][k].hi, n->t[r].ext[k], &end) || end > b->dims[k])
+          return fail(c, "operand '%s': the tile of '%s' (offset up to %lld, extent %lld) runs past its size %lld in dim %d "
+                      "(this operand is not clamped)", role->name, b->name, (long long)c->off[r][k].hi,
+                      (long long)n->t[r].ext[k], (long long)b->dims[k], k);
+      }
     if (role->flags & KF_RF_MAT)
       for (int k = 0; k + 2 < n->t[r].rank; k++)
         if (n->t[r].ext[k] != 1)

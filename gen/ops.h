@@ -29,6 +29,7 @@
 #define KF_RF_WRITE 2u
 #define KF_RF_QW 4u
 #define KF_RF_MAT 8u
+#define KF_RF_FIT 16u
 /* op flags */
 #define KF_OPF_LEN 1u
 

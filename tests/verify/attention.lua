@@ -73,6 +73,8 @@ return {
     if c == 33 then kf.finalize{ out = out, o = o, l = n3 } end -- expect 33: finalize: 'l' ('n3') needs one value per row of o (2 rows), it has 3
     if c == 34 then kf.finalize{ out = out, o = o, l = l, guard = 3 } end -- expect 34: finalize: guard must be 0 or 1 (false or true), got 3
     if c == 35 then kf.fill{ dst = o, value = "x" } end -- expect 35: field 'value' must be a number
+    if c == 36 then kf.fill{ dst = o:tile({ 1, 0 }, { 2, 16 }), value = 0 } end -- expect 36: fill: operand 'dst': the tile of 'o' (offset up to 1, extent 2) runs past its size 2 in dim 0 (this operand is not clamped)
+    if c == 37 then kf.scale_cols{ dst = qf, src = q:tile({ 0, 8 }, { 2, 16 }), scales = sc } end -- expect 37: scale_cols: operand 'src': the tile of 'q' (offset up to 8, extent 16) runs past its size 16 in dim 1
     kf.finalize{ out = out, o = o, l = l, m = m, n = n, guard = true }
   end,
 }
