@@ -127,6 +127,7 @@ typedef struct vstate {
   kf_ix_range *abs; /* per loop var: absolute range (uses the cap of a min() bound) */
   int64_t *align;   /* per loop var: every value is a multiple of this */
   char *active;
+  int64_t par_count; /* iterations of the outermost parallel loop (times the nested one) */
 } vstate;
 
 static int exp_add_term(expanded *e, int var, int64_t coef) {
@@ -205,7 +206,7 @@ static int ix_range(const vstate *v, const kf_ix *x, kf_ix_range *out) {
     tb = tb < 0 ? -tb : tb;
     if (__builtin_add_overflow(mag, ta > tb ? ta : tb, &mag)) return -3;
   }
-  if (mag > KF_IX_LIMIT || lo < -KF_IX_LIMIT || hi > KF_IX_LIMIT || out->lo < -KF_IX_LIMIT || out->hi > KF_IX_LIMIT)
+  if (mag > KF_IX_LIMIT || lo < -KF_IX_LIMIT || hi > KF_IX_LIMIT)
     return -3;
   if (lo > out->lo) out->lo = lo;
   if (hi < out->hi) out->hi = hi;
@@ -234,7 +235,11 @@ static int verify_tile(vstate *v, const kf_ir_node *n, int ti, kf_ix_range *off)
               b->name, t->rank, b->rank);
   for (int d = 0; d < t->rank; d++) {
     kf_ix_range r;
-    if (ix_range(v, &t->off[d], &r))
+    int rc = ix_range(v, &t->off[d], &r);
+    if (rc == -3)
+      return at(v, n->loc, "%s: the offset of '%s' in dim %d can exceed 2^61 in magnitude (int64 overflow)",
+                kf_ir_opname(n->op), b->name, d);
+    if (rc)
       return at(v, n->loc, "%s: tile of '%s' uses a loop variable outside its loop",
                 kf_ir_opname(n->op), b->name);
     int64_t size = b->dims[d];
@@ -248,6 +253,9 @@ static int verify_tile(vstate *v, const kf_ir_node *n, int ti, kf_ix_range *off)
     off[d] = r;
     if (t->ext[d] <= 0)
       return at(v, n->loc, "%s: tile of '%s' has extent %lld in dim %d", kf_ir_opname(n->op),
+                b->name, (long long)t->ext[d], d);
+    if (t->ext[d] > KF_IX_LIMIT)
+      return at(v, n->loc, "%s: tile of '%s' has extent %lld in dim %d, more than 2^61", kf_ir_opname(n->op),
                 b->name, (long long)t->ext[d], d);
     if (b->level == KF_LVL_REG && (r.lo != 0 || r.hi != 0 || t->ext[d] != b->dims[d]))
       return at(v, n->loc, "%s: register tile '%s' must be used whole", kf_ir_opname(n->op),
@@ -265,16 +273,31 @@ static int verify_block(vstate *v, const kf_ir_block *blk, int top) {
     if (n->op == KF_OP_LOOP) {
       const char *vname = v->k->vars.data[n->var].name;
       kf_ix_range lo, hi;
-      if (ix_range(v, &n->lo, &lo) || ix_range(v, &n->hi, &hi))
+      int rlo = ix_range(v, &n->lo, &lo), rhi = rlo ? 0 : ix_range(v, &n->hi, &hi);
+      if (rlo == -3 || rhi == -3)
+        return at(v, n->loc, "loop '%s': the %s bound can exceed 2^61 in magnitude (int64 overflow)", vname,
+                  rlo ? "lower" : "upper");
+      if (rlo || rhi)
         return at(v, n->loc, "loop '%s': bound uses a variable outside its loop (or is too complex)", vname);
       if (n->step <= 0)
         return at(v, n->loc, "loop '%s': step must be positive, got %lld", vname, (long long)n->step);
+      /* every value i < hi <= 2^61 and step <= 2^61: the emitted i += step cannot overflow */
+      if (n->step > KF_IX_LIMIT)
+        return at(v, n->loc, "loop '%s': step %lld is larger than 2^61 (i += step could overflow int64)", vname,
+                  (long long)n->step);
       if (n->parallel && top == -1)
         return at(v, n->loc, "loop '%s': at most two nested loops can be parallel", vname);
       if (n->parallel && top <= 0)
         return at(v, n->loc, "loop '%s': only an outermost loop can be parallel", vname);
       if (n->parallel && (!kf_ix_is_const(&n->lo) || !kf_ix_is_const(&n->hi)))
         return at(v, n->loc, "parallel loop '%s' needs constant bounds", vname);
+      if (n->parallel) { /* the lowering flattens the parallel loops: their iteration count */
+        int64_t hi1 = n->hi.cap < n->hi.c ? n->hi.cap : n->hi.c, cnt = 0;
+        if (hi1 > n->lo.c) cnt = (hi1 - n->lo.c - 1) / n->step + 1;
+        if (top == 2) v->par_count = cnt;
+        else if (__builtin_mul_overflow(v->par_count, cnt, &v->par_count) || v->par_count > KF_IX_LIMIT)
+          return at(v, n->loc, "parallel loop '%s': the nested parallel loops have more than 2^61 iterations", vname);
+      }
       if (v->active[n->var]) return at(v, n->loc, "loop variable '%s' reused inside its own loop", vname);
       if (n->lo.cap != INT64_MAX) return at(v, n->loc, "loop '%s': the lower bound cannot be a min()", vname);
       /* span = max(hi - lo): hi uncapped minus lo, and cap minus lo when capped */
@@ -282,7 +305,7 @@ static int verify_block(vstate *v, const kf_ir_block *blk, int top) {
       hi_free.cap = INT64_MAX;
       kf_ix_range span;
       if (kf_ix_scale(&neg_lo, n->lo, -1) || kf_ix_add(&diff, hi_free, neg_lo) || ix_range(v, &diff, &span))
-        return at(v, n->loc, "loop '%s': bounds too complex to analyze", vname);
+        return at(v, n->loc, "loop '%s': bounds too large (int64 overflow) or too complex to analyze", vname);
       int64_t t_hi = span.hi - 1;
       if (n->hi.cap != INT64_MAX) {
         kf_ix capx = kf_ix_const(n->hi.cap), d2;
@@ -293,8 +316,10 @@ static int verify_block(vstate *v, const kf_ir_block *blk, int top) {
       t_hi = t_hi / n->step * n->step; /* t_v = i * step */
       /* alignment: lo aligned to step => every value is a multiple of step */
       int aligned = n->lo.c % n->step == 0;
-      for (int ti = 0; ti < n->lo.n; ti++)
-        if ((n->lo.coef[ti] * v->align[n->lo.var[ti]]) % n->step) aligned = 0;
+      for (int ti = 0; ti < n->lo.n; ti++) {
+        int64_t m;
+        if (__builtin_mul_overflow(n->lo.coef[ti], v->align[n->lo.var[ti]], &m) || m % n->step) aligned = 0;
+      }
       if (expand(v, &n->lo, &v->lo[n->var])) return at(v, n->loc, "loop '%s': bounds too complex", vname);
       v->t_hi[n->var] = t_hi;
       v->abs[n->var].lo = lo.lo;
@@ -324,8 +349,9 @@ static int verify_block(vstate *v, const kf_ir_block *blk, int top) {
       return at(v, n->loc, "%s: %d operands", kf_ir_opname(n->op), n->n_tiles);
     for (int t = 0; t < n->n_tiles; t++)
       if ((rc = verify_tile(v, n, t, oc.off[t]))) return rc;
-    if (ix_range(v, &n->len, &oc.len))
-      return at(v, n->loc, "%s: len uses a loop variable outside its loop", kf_ir_opname(n->op));
+    if ((rc = ix_range(v, &n->len, &oc.len)))
+      return at(v, n->loc, rc == -3 ? "%s: len can exceed 2^61 in magnitude (int64 overflow)"
+                                    : "%s: len uses a loop variable outside its loop", kf_ir_opname(n->op));
     if ((rc = kf_op_verify(&oc))) return rc;
   }
   return KF_OK;
@@ -350,7 +376,7 @@ int kf_ir_verify(kf_ctx *ctx, const kf_ir_kernel *k) {
   }
   vstate v = {ctx, k, kf_xcalloc(k->vars.len + 1, sizeof(expanded)),
               kf_xcalloc(k->vars.len + 1, sizeof(int64_t)), kf_xcalloc(k->vars.len + 1, sizeof(kf_ix_range)),
-              kf_xcalloc(k->vars.len + 1, sizeof(int64_t)), kf_xcalloc(k->vars.len + 1, 1)};
+              kf_xcalloc(k->vars.len + 1, sizeof(int64_t)), kf_xcalloc(k->vars.len + 1, 1), 0};
   int rc = verify_block(&v, &k->body, 2);
   free(v.lo);
   free(v.t_hi);

@@ -235,7 +235,9 @@ static kf_ix check_ix(lua_State *L, int idx) {
   if (lua_isinteger(L, idx)) return kf_ix_const(lua_tointeger(L, idx));
   if (lua_type(L, idx) == LUA_TNUMBER) {
     lua_Number v = lua_tonumber(L, idx);
-    if (v != (lua_Number)(int64_t)v) luaL_error(L, "index %f is not an integer", v);
+    /* (the range test first: converting an out-of-range double to int64 is undefined) */
+    if (!(v >= -0x1p63 && v < 0x1p63) || v != (lua_Number)(int64_t)v)
+      luaL_error(L, "index %f is not an integer in the int64 range", v);
     return kf_ix_const((int64_t)v);
   }
   kf_ix *p = luaL_testudata(L, idx, IX_MT);
@@ -243,18 +245,25 @@ static kf_ix check_ix(lua_State *L, int idx) {
   return *p;
 }
 
+static int ix_overflow(lua_State *L, const char *what) {
+  return luaL_error(L, "index expression overflows int64 (%s)", what);
+}
+
 static int ix_add(lua_State *L) {
   kf_ix r;
-  if (kf_ix_add(&r, check_ix(L, 1), check_ix(L, 2)))
-    return luaL_error(L, "index expression too complex (or adds to a capped min())");
+  int rc = kf_ix_add(&r, check_ix(L, 1), check_ix(L, 2));
+  if (rc == KF_IX_OVERFLOW) return ix_overflow(L, "+");
+  if (rc) return luaL_error(L, "index expression too complex (or adds to a capped min())");
   push_ix(L, r);
   return 1;
 }
 
 static int ix_sub(lua_State *L) {
   kf_ix r, b;
-  if (kf_ix_scale(&b, check_ix(L, 2), -1) || kf_ix_add(&r, check_ix(L, 1), b))
-    return luaL_error(L, "index expression too complex (or subtracts a capped min())");
+  int rc = kf_ix_scale(&b, check_ix(L, 2), -1);
+  if (!rc) rc = kf_ix_add(&r, check_ix(L, 1), b);
+  if (rc == KF_IX_OVERFLOW) return ix_overflow(L, "-");
+  if (rc) return luaL_error(L, "index expression too complex (or subtracts a capped min())");
   push_ix(L, r);
   return 1;
 }
@@ -265,7 +274,9 @@ static int ix_mul(lua_State *L) {
   kf_ix a = check_ix(L, ix_first ? 1 : 2);
   kf_ix k = check_ix(L, ix_first ? 2 : 1);
   if (!kf_ix_is_const(&k)) return luaL_error(L, "index expressions are affine: multiply by an integer only");
-  if (kf_ix_scale(&r, a, k.c)) return luaL_error(L, "cannot scale a capped min()");
+  int rc = kf_ix_scale(&r, a, k.c);
+  if (rc == KF_IX_OVERFLOW) return ix_overflow(L, "*");
+  if (rc) return luaL_error(L, "cannot scale a capped min()");
   push_ix(L, r);
   return 1;
 }
@@ -471,7 +482,7 @@ static int l_loop(lua_State *L) {
     parallel = lua_toboolean(L, -1);
     lua_pop(L, 1);
   }
-  if (step <= 0) return luaL_error(L, "loop '%s': step must be positive, got %d", name, (int)step);
+  if (step <= 0) return luaL_error(L, "loop '%s': step must be positive, got %I", name, (lua_Integer)step);
   kf_loc loc = caller_loc(L);
   int var = kf_ir_var_add(t->ir, name, loc);
   kf_ir_node *n = kf_ir_append(t->ir, t->cur, KF_OP_LOOP, loc);
