@@ -145,7 +145,7 @@ static int expand(const vstate *v, const kf_ix *x, expanded *out) {
   for (int i = 0; i < x->n; i++) {
     int var = x->var[i];
     if (!x->coef[i]) continue;
-    if (!v->active[var]) return -1;
+    if (var < 0 || (size_t)var >= v->k->vars.len || !v->active[var]) return -1;
     const expanded *lo = &v->lo[var];
     int64_t p;
     if (__builtin_mul_overflow(x->coef[i], lo->c, &p) || __builtin_add_overflow(out->c, p, &out->c)) return -3;

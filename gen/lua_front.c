@@ -36,6 +36,7 @@ struct kf_template {
   kf_ir_kernel *ir;
   kf_ir_block *cur;
   int building;
+  unsigned serial; /* of the current (or last) build() */
 };
 
 /* ---------------------------------------------------------------- bindings */
@@ -197,9 +198,21 @@ static void open_sandbox_libs(lua_State *L) {
 #define BUF_MT "kforge.buf"
 #define TILE_MT "kforge.tile"
 
+/* Builder handles carry the build they belong to (kf_template.serial): a handle kept in a
+** template upvalue from an earlier build() refers to another kernel's buffers and loop
+** variables, and using it is an error (issue 15, fault 4). */
 typedef struct lbuf {
   int id;
+  unsigned serial;
 } lbuf;
+typedef struct lix {
+  kf_ix x;
+  unsigned serial;
+} lix;
+typedef struct ltile {
+  kf_tile t;
+  unsigned serial;
+} ltile;
 
 static kf_template *tmpl_of(lua_State *L) { return *(kf_template **)lua_getextraspace(L); }
 
@@ -223,11 +236,19 @@ static kf_loc caller_loc(lua_State *L) {
   return loc;
 }
 
-static kf_ix *push_ix(lua_State *L, kf_ix x) {
-  kf_ix *p = lua_newuserdatauv(L, sizeof *p, 0);
-  *p = x;
+static void push_ix(lua_State *L, kf_ix x) {
+  lix *p = lua_newuserdatauv(L, sizeof *p, 0);
+  p->x = x;
+  p->serial = tmpl_of(L)->serial;
   luaL_setmetatable(L, IX_MT);
-  return p;
+}
+
+/* Errors if a handle of build `serial` is used outside that build. */
+static void check_serial(lua_State *L, unsigned serial, const char *what) {
+  kf_template *t = tmpl_of(L);
+  if (!t->building || serial != t->serial)
+    luaL_error(L, "%s from an earlier build() (kept in a variable across builds); handles are valid only "
+               "in the build() call that made them", what);
 }
 
 /* Converts a Lua integer or ix userdata to kf_ix. */
@@ -240,9 +261,10 @@ static kf_ix check_ix(lua_State *L, int idx) {
       luaL_error(L, "index %f is not an integer in the int64 range", v);
     return kf_ix_const((int64_t)v);
   }
-  kf_ix *p = luaL_testudata(L, idx, IX_MT);
+  lix *p = luaL_testudata(L, idx, IX_MT);
   if (!p) luaL_error(L, "expected an integer or an index expression, got %s", luaL_typename(L, idx));
-  return *p;
+  if (!kf_ix_is_const(&p->x)) check_serial(L, p->serial, "an index expression");
+  return p->x;
 }
 
 static int ix_overflow(lua_State *L, const char *what) {
@@ -294,6 +316,7 @@ static int ix_unsupported(lua_State *L) {
 static int buf_id(lua_State *L, int idx) {
   lbuf *b = luaL_testudata(L, idx, BUF_MT);
   if (!b) luaL_error(L, "expected a buffer, got %s", luaL_typename(L, idx));
+  check_serial(L, b->serial, "a buffer");
   return b->id;
 }
 
@@ -301,8 +324,11 @@ static const kf_ir_buf *buf_of(lua_State *L, int id) { return &building(L)->ir->
 
 /* A tile is a full userdata copy of kf_tile. A buffer in place of a tile means all of it. */
 static kf_tile check_tile(lua_State *L, int idx, const char *what) {
-  kf_tile *p = luaL_testudata(L, idx, TILE_MT);
-  if (p) return *p;
+  ltile *p = luaL_testudata(L, idx, TILE_MT);
+  if (p) {
+    check_serial(L, p->serial, "a tile");
+    return p->t;
+  }
   if (luaL_testudata(L, idx, BUF_MT)) {
     int id = buf_id(L, idx);
     const kf_ir_buf *b = buf_of(L, id);
@@ -330,8 +356,10 @@ static int buf_tile(lua_State *L) {
   luaL_checktype(L, 3, LUA_TTABLE);
   if ((int)lua_rawlen(L, 2) != b->rank || (int)lua_rawlen(L, 3) != b->rank)
     return luaL_error(L, "tile of '%s' needs %d offsets and %d extents", b->name, b->rank, b->rank);
-  kf_tile *t = lua_newuserdatauv(L, sizeof *t, 0);
-  memset(t, 0, sizeof *t);
+  ltile *lt = lua_newuserdatauv(L, sizeof *lt, 0);
+  memset(lt, 0, sizeof *lt);
+  lt->serial = tmpl_of(L)->serial;
+  kf_tile *t = &lt->t;
   t->buf = id;
   t->rank = b->rank;
   for (int d = 0; d < b->rank; d++) {
@@ -461,6 +489,7 @@ static int new_buf(lua_State *L, kf_level level) {
   lua_settop(L, 0);
   lbuf *ud = lua_newuserdatauv(L, sizeof *ud, 0);
   ud->id = id;
+  ud->serial = t->serial;
   luaL_setmetatable(L, BUF_MT);
   return 1;
 }
@@ -1063,6 +1092,7 @@ int kf_template_build(kf_ctx *ctx, kf_template *t, const kf_binding *params,
   t->ir = kf_ir_new(t->name);
   t->cur = &t->ir->body;
   t->building = 1;
+  t->serial++;
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref_table);
   lua_getfield(L, -1, "build");
   lua_remove(L, -2);
