@@ -13,18 +13,35 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "template.h"
 
 #define KF_LUA_MEM_LIMIT (256u << 20)     /* bytes */
+#define KF_LUA_OBJ_LIMIT (4u << 20)       /* bytes of one allocation (a string, a table's part) */
 #define KF_LUA_INSN_LIMIT 200000000LL     /* VM instructions per call */
-#define KF_LUA_HOOK_EVERY 10000
+#define KF_LUA_HOOK_EVERY 1000
+#define KF_LUA_TIME_LIMIT 10.0            /* seconds of wall clock per call into the template */
+#define KF_LUA_SEARCH_TIME_LIMIT 30.0     /* seconds for all constraint calls of one config search */
+#define KF_LUA_REP_LIMIT (1u << 20)       /* bytes of a string.rep result */
+#define KF_LUA_FILE_LIMIT (1u << 20)      /* bytes of a template file */
+
+/* Why a call was stopped (kf_template.killed): such a stop cannot be caught by the
+** template (the sandbox's pcall/xpcall re-raise it, the hook raises again). */
+enum { KF_KILL_NONE, KF_KILL_INSNS, KF_KILL_TIME };
 
 struct kf_template {
   lua_State *L;
   size_t mem_used;
   long long insns;
+  int killed;               /* KF_KILL_*, for the current call */
+  double deadline;          /* kf_now() limit of the current call */
+  double search_deadline;   /* 0, or the limit of the running config search */
+  double time_limit, search_time_limit; /* seconds (KF_LUA_*TIME_LIMIT, or KFORGE_TEMPLATE_TIME) */
+  size_t alloc_since_check; /* bytes allocated since the allocator last read the clock */
   char *path, *name, *doc, *reference;
   char hash[17];
   int ref_table; /* registry ref to the returned table */
@@ -37,6 +54,7 @@ struct kf_template {
   kf_ir_block *cur;
   int building;
   unsigned serial; /* of the current (or last) build() */
+  size_t printed;  /* bytes the template printed (to stderr) */
 };
 
 /* ---------------------------------------------------------------- bindings */
@@ -117,7 +135,19 @@ static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     t->mem_used -= osize;
     return NULL;
   }
-  if (nsize > osize && t->mem_used + (nsize - osize) > KF_LUA_MEM_LIMIT) return NULL;
+  if (nsize > osize) {
+    if (t->mem_used + (nsize - osize) > KF_LUA_MEM_LIMIT || nsize > KF_LUA_OBJ_LIMIT) return NULL;
+    /* allocation-heavy C work (concatenation, table.concat, string.upper, ...) runs between
+    ** the hook's checks: the clock is read every 16 MB allocated */
+    t->alloc_since_check += nsize - osize;
+    if (t->alloc_since_check > (16u << 20)) {
+      t->alloc_since_check = 0;
+      if (t->deadline > 0 && kf_now() > t->deadline) {
+        t->killed = KF_KILL_TIME;
+        return NULL;
+      }
+    }
+  }
   void *p = realloc(ptr, nsize);
   if (p) t->mem_used += nsize - osize;
   return p;
@@ -126,7 +156,12 @@ static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 static void count_hook(lua_State *L, lua_Debug *ar) {
   kf_template *t = *(kf_template **)lua_getextraspace(L);
   t->insns += KF_LUA_HOOK_EVERY;
-  if (t->insns > KF_LUA_INSN_LIMIT) {
+  if (!t->killed && t->insns > KF_LUA_INSN_LIMIT) t->killed = KF_KILL_INSNS;
+  if (!t->killed && t->deadline > 0 && kf_now() > t->deadline) t->killed = KF_KILL_TIME;
+  if (t->killed == KF_KILL_TIME)
+    luaL_error(L, "%s: time limit exceeded (%g s for one call into the template, %g s for a "
+               "configuration search)", t->path, t->time_limit, t->search_time_limit);
+  if (t->killed == KF_KILL_INSNS) {
     /* name the line that was running, as a Lua error from that line would */
     const char *src = "?";
     int line = 0;
@@ -156,8 +191,18 @@ static int pcall(kf_ctx *ctx, kf_template *t, int nargs, int nres, const char *w
   int base = lua_gettop(L) - nargs;
   lua_pushcfunction(L, msg_handler);
   lua_insert(L, base);
+  if (t->search_deadline > 0 && kf_now() > t->search_deadline) {
+    lua_pop(L, nargs + 2);
+    return kf_err(ctx, KF_EINVAL, "%s: time limit exceeded (%g s for a configuration search) (in %s)", t->path,
+                  t->search_time_limit, what);
+  }
   t->insns = 0;
+  t->killed = KF_KILL_NONE;
+  t->alloc_since_check = 0;
+  t->deadline = kf_now() + t->time_limit;
+  if (t->search_deadline > 0 && t->search_deadline < t->deadline) t->deadline = t->search_deadline;
   int rc = lua_pcall(L, nargs, nres, base);
+  t->deadline = 0;
   lua_remove(L, base);
   if (rc == LUA_OK) return KF_OK;
   const char *msg = lua_tostring(L, -1);
@@ -165,10 +210,84 @@ static int pcall(kf_ctx *ctx, kf_template *t, int nargs, int nres, const char *w
   snprintf(first, sizeof first, "%s", msg ? msg : "error");
   char *nl = strchr(first, '\n');
   if (nl) *nl = 0;
-  if (rc == LUA_ERRMEM) snprintf(first, sizeof first, "%s: memory limit exceeded (%u MB)", t->path, KF_LUA_MEM_LIMIT >> 20);
+  if (rc == LUA_ERRMEM)
+    snprintf(first, sizeof first, "%s: memory limit exceeded (%u MB in all, %u MB for one string or table)", t->path,
+             KF_LUA_MEM_LIMIT >> 20, KF_LUA_OBJ_LIMIT >> 20);
+  if (t->killed == KF_KILL_TIME)
+    snprintf(first, sizeof first, "%s: time limit exceeded (%g s for one call into the template, %g s for a "
+             "configuration search)", t->path, t->time_limit, t->search_time_limit);
   if (ctx->verbose && msg) fprintf(stderr, "%s\n", msg);
   lua_pop(L, 1);
   return kf_err(ctx, KF_EINVAL, "%s (in %s)", first, what);
+}
+
+/* print and warn: the template has no channel into kforge's stdout (which carries generated
+** C and headers): its text goes to stderr, each line prefixed "template: FILE: ", at most
+** KF_LUA_PRINT_MAX bytes per template (issue 15, fault 1). */
+#define KF_LUA_PRINT_MAX (64u << 10)
+static int l_print(lua_State *L) {
+  kf_template *t = *(kf_template **)lua_getextraspace(L);
+  int n = lua_gettop(L);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  if (lua_toboolean(L, lua_upvalueindex(1))) luaL_addstring(&b, "warning: ");
+  for (int i = 1; i <= n; i++) {
+    if (i > 1) luaL_addchar(&b, '\t');
+    luaL_tolstring(L, i, NULL);
+    luaL_addvalue(&b);
+  }
+  luaL_pushresult(&b);
+  size_t len;
+  const char *text = lua_tolstring(L, -1, &len);
+  if (t->printed >= KF_LUA_PRINT_MAX) return 0;
+  if (len > KF_LUA_PRINT_MAX - t->printed) len = KF_LUA_PRINT_MAX - t->printed;
+  t->printed += len;
+  fprintf(stderr, "template: %s: ", t->path);
+  for (size_t i = 0; i < len; i++) {
+    fputc(text[i], stderr);
+    if (text[i] == '\n' && i + 1 < len) fprintf(stderr, "template: %s: ", t->path);
+  }
+  fputc('\n', stderr);
+  if (t->printed >= KF_LUA_PRINT_MAX) fprintf(stderr, "template: %s: (further output dropped)\n", t->path);
+  return 0;
+}
+
+/* pcall and xpcall of the sandbox: as Lua's, but a stop by the instruction or time limit
+** propagates (issue 15, fault 5: the limit could be caught and the work retried). */
+static int sb_pcall(lua_State *L) {
+  kf_template *t = *(kf_template **)lua_getextraspace(L);
+  int is_x = lua_toboolean(L, lua_upvalueindex(1));
+  luaL_checkany(L, 1);
+  if (is_x) {
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_pushvalue(L, 2); /* f, msgh, args -> msgh, f, args */
+    lua_pushvalue(L, 1);
+    lua_replace(L, 2);
+    lua_replace(L, 1);
+  }
+  int status = lua_pcall(L, lua_gettop(L) - 1 - is_x, LUA_MULTRET, is_x);
+  if (t->killed) return lua_error(L);
+  lua_pushboolean(L, status == LUA_OK);
+  if (is_x) lua_replace(L, 1); /* msgh, results -> status, results */
+  else lua_insert(L, 1);
+  return lua_gettop(L);
+}
+
+/* string.rep with a result of at most KF_LUA_REP_LIMIT bytes. */
+static int sb_rep(lua_State *L) {
+  size_t len, lsep;
+  luaL_checklstring(L, 1, &len);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  luaL_optlstring(L, 3, "", &lsep);
+  size_t total;
+  if (n > 0 && (__builtin_mul_overflow(len, (size_t)n, &total) ||
+                __builtin_add_overflow(total, lsep * (size_t)(n - 1 < 1 << 30 ? n - 1 : 1 << 30), &total) ||
+                total > KF_LUA_REP_LIMIT))
+    return luaL_error(L, "string.rep: the result would be more than %d bytes", (int)KF_LUA_REP_LIMIT);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 1);
+  return 1;
 }
 
 static void open_sandbox_libs(lua_State *L) {
@@ -185,10 +304,27 @@ static void open_sandbox_libs(lua_State *L) {
     lua_pushnil(L);
     lua_setglobal(L, banned[i]);
   }
-  /* string.dump would expose bytecode; remove it. */
+  for (int is_warn = 0; is_warn < 2; is_warn++) {
+    lua_pushboolean(L, is_warn);
+    lua_pushcclosure(L, l_print, 1);
+    lua_setglobal(L, is_warn ? "warn" : "print");
+  }
+  for (int is_x = 0; is_x < 2; is_x++) {
+    lua_pushboolean(L, is_x);
+    lua_pushcclosure(L, sb_pcall, 1);
+    lua_setglobal(L, is_x ? "xpcall" : "pcall");
+  }
+  /* string.dump would expose bytecode; the pattern functions can backtrack for ever inside
+  ** one C call (no hook runs there): removed. string.rep is bounded. */
   lua_getglobal(L, "string");
-  lua_pushnil(L);
-  lua_setfield(L, -2, "dump");
+  static const char *const str_banned[] = {"dump", "find", "match", "gmatch", "gsub", NULL};
+  for (int i = 0; str_banned[i]; i++) {
+    lua_pushnil(L);
+    lua_setfield(L, -2, str_banned[i]);
+  }
+  lua_getfield(L, -1, "rep");
+  lua_pushcclosure(L, sb_rep, 1);
+  lua_setfield(L, -2, "rep");
   lua_pop(L, 1);
 }
 
@@ -780,6 +916,45 @@ static char *dup_field(lua_State *L, const char *key) {
   return r;
 }
 
+/* Reads a template: a regular file (not a device, FIFO or directory, also through a
+** symlink) of at most KF_LUA_FILE_LIMIT bytes (issue 15, fault 6). */
+static int read_template_file(kf_ctx *ctx, const char *path, char **out, size_t *out_len) {
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return kf_err(ctx, KF_EIO, "%s: cannot open: %s", path, strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return kf_err(ctx, KF_EINVAL, "%s: a template must be a regular file", path);
+  }
+  if (st.st_size > (off_t)KF_LUA_FILE_LIMIT) {
+    close(fd);
+    return kf_err(ctx, KF_EINVAL, "%s: template file of %lld bytes is larger than the limit of %u bytes", path,
+                  (long long)st.st_size, KF_LUA_FILE_LIMIT);
+  }
+  char *buf = kf_xmalloc(KF_LUA_FILE_LIMIT + 1);
+  size_t len = 0;
+  for (;;) { /* (the file may grow after fstat: read at most limit + 1 bytes) */
+    ssize_t r = read(fd, buf + len, KF_LUA_FILE_LIMIT + 1 - len);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) {
+      int e = errno;
+      close(fd);
+      free(buf);
+      return kf_err(ctx, KF_EIO, "%s: read failed: %s", path, strerror(e));
+    }
+    if (r == 0 || (len += (size_t)r) > KF_LUA_FILE_LIMIT) break;
+  }
+  close(fd);
+  if (len > KF_LUA_FILE_LIMIT) {
+    free(buf);
+    return kf_err(ctx, KF_EINVAL, "%s: template file is larger than the limit of %u bytes", path, KF_LUA_FILE_LIMIT);
+  }
+  buf[len] = 0;
+  *out = buf;
+  *out_len = len;
+  return KF_OK;
+}
+
 int kf_template_load(kf_ctx *ctx, const char *name_or_path, kf_template **out) {
   *out = NULL;
   char path[4096];
@@ -795,13 +970,20 @@ int kf_template_load(kf_ctx *ctx, const char *name_or_path, kf_template **out) {
     if (stat(path, &st))
       return kf_err(ctx, KF_EINVAL, "unknown template '%s' (no %s; see 'kforge list')", name_or_path, path);
   }
-  char *src;
-  size_t len;
-  int rc = kf_read_file(ctx, path, &src, &len);
+  char *src = NULL;
+  size_t len = 0;
+  int rc = read_template_file(ctx, path, &src, &len);
   if (rc) return rc;
 
   kf_template *t = kf_xcalloc(1, sizeof *t);
   t->path = kf_xstrdup(path);
+  t->time_limit = KF_LUA_TIME_LIMIT;
+  t->search_time_limit = KF_LUA_SEARCH_TIME_LIMIT;
+  const char *tl = getenv("KFORGE_TEMPLATE_TIME"); /* tests: a smaller per-call budget (s) */
+  if (tl && atof(tl) > 0 && atof(tl) < KF_LUA_TIME_LIMIT) {
+    t->time_limit = atof(tl);
+    t->search_time_limit = 3 * t->time_limit;
+  }
   uint64_t h = 1469598103934665603ull;
   for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)src[i]) * 1099511628211ull;
   snprintf(t->hash, sizeof t->hash, "%016llx", (unsigned long long)h);
@@ -1068,6 +1250,7 @@ int kf_template_config(kf_ctx *ctx, kf_template *t, const kf_binding *params,
   /* Search by distance from the defaults: all configurations whose domain positions differ
   ** from the defaults' by a total of 1, then 2, ... (nearest configurations first). */
   search_state st = {ctx, t, params, config, free_idx, n_free, {0}, 0};
+  t->search_deadline = kf_now() + t->search_time_limit;
   for (int f = 0; f < n_free; f++) {
     const kf_tparam *p = &t->tunables[free_idx[f]];
     for (int i = 0; i < p->n_domain; i++)
@@ -1077,9 +1260,11 @@ int kf_template_config(kf_ctx *ctx, kf_template *t, const kf_binding *params,
   for (int f = 0; f < n_free; f++) max_dist += t->tunables[free_idx[f]].n_domain;
   for (int dist = 1; dist <= max_dist && st.checks < 50000; dist++) {
     int r = search_dist(&st, 0, dist);
+    if (r) t->search_deadline = 0;
     if (r == 1) return KF_OK;
-    if (r < 0) return KF_EINVAL; /* a Lua error in constraints */
+    if (r < 0) return KF_EINVAL; /* a Lua error in constraints (or the search's time limit) */
   }
+  t->search_deadline = 0;
   (void)pos;
   return kf_err(ctx, KF_EINVAL, "no value of the unset tunables satisfies the constraints; with the defaults: %s",
                 first_err);
