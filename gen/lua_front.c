@@ -974,7 +974,17 @@ int kf_template_load(kf_ctx *ctx, const char *name_or_path, kf_template **out) {
   size_t len = 0;
   int rc = read_template_file(ctx, path, &src, &len);
   if (rc) return rc;
+  rc = kf_template_load_source(ctx, path, src, len, out);
+  free(src);
+  return rc;
+}
 
+int kf_template_load_source(kf_ctx *ctx, const char *path, const char *src, size_t len, kf_template **out) {
+  *out = NULL;
+  int rc;
+  if (len > KF_LUA_FILE_LIMIT)
+    return kf_err(ctx, KF_EINVAL, "%s: template source of %zu bytes is larger than the limit of %u bytes", path, len,
+                  KF_LUA_FILE_LIMIT);
   kf_template *t = kf_xcalloc(1, sizeof *t);
   t->path = kf_xstrdup(path);
   t->time_limit = KF_LUA_TIME_LIMIT;
@@ -989,7 +999,6 @@ int kf_template_load(kf_ctx *ctx, const char *name_or_path, kf_template **out) {
   snprintf(t->hash, sizeof t->hash, "%016llx", (unsigned long long)h);
   t->L = lua_newstate(limited_alloc, t);
   if (!t->L) {
-    free(src);
     kf_template_free(t);
     return kf_err(ctx, KF_ENOMEM, "cannot create a Lua state");
   }
@@ -1001,7 +1010,6 @@ int kf_template_load(kf_ctx *ctx, const char *name_or_path, kf_template **out) {
   char chunkname[4200];
   snprintf(chunkname, sizeof chunkname, "@%s", path);
   int lrc = luaL_loadbufferx(t->L, src, len, chunkname, "t");
-  free(src);
   if (lrc != LUA_OK) {
     rc = kf_err(ctx, KF_EINVAL, "%s", lua_tostring(t->L, -1));
     kf_template_free(t);
