@@ -13,20 +13,7 @@
 /* ---- the table ---- */
 
 #define KF_OPDEF(E, nm, fl, dc) static int kf_opcheck_##nm(kf_opcheck *c);
-#define KF_ROLE(E, R, nm, level, dtypes, ranks, fl)
-#define KF_IATTR(E, A, nm, def, lo, hi)
-#define KF_BATTR(E, A, nm, def)
-#define KF_SATTR(E, A, nm, choices)
-#define KF_FATTR(E, nm, def, required)
-#define KF_OPEND(E)
 #include "ops.def"
-#undef KF_OPDEF
-#undef KF_ROLE
-#undef KF_IATTR
-#undef KF_BATTR
-#undef KF_SATTR
-#undef KF_FATTR
-#undef KF_OPEND
 
 static kf_op_def op_table[KF_OP_N_OPS];
 
@@ -58,15 +45,7 @@ static void build_table(void) {
   d->num_name = #nm;                                                                               \
   d->num_def = (def);                                                                              \
   d->num_required = (req);
-#define KF_OPEND(E) (void)0;
 #include "ops.def"
-#undef KF_OPDEF
-#undef KF_ROLE
-#undef KF_IATTR
-#undef KF_BATTR
-#undef KF_SATTR
-#undef KF_FATTR
-#undef KF_OPEND
 }
 
 const kf_op_def *kf_op_get(int op) {

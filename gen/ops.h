@@ -37,46 +37,23 @@
 typedef enum {
   KF_OP_LOOP,
 #define KF_OPDEF(E, name, flags, doc) KF_OP_##E,
-#define KF_ROLE(E, R, name, level, dtypes, ranks, flags)
-#define KF_IATTR(E, A, name, def, lo, hi)
-#define KF_BATTR(E, A, name, def)
-#define KF_SATTR(E, A, name, choices)
-#define KF_FATTR(E, name, def, required)
-#define KF_OPEND(E)
 #include "ops.def"
-#undef KF_OPDEF
   KF_OP_N_OPS
 } kf_ir_opkind;
 
 /* Role slots: KF_<OP>_<ROLE> indexes node->t[]; KF_<OP>_N_ROLES. */
-#undef KF_ROLE
-#undef KF_OPEND
 #define KF_OPDEF(E, name, flags, doc) enum {
 #define KF_ROLE(E, R, name, level, dtypes, ranks, flags) KF_##E##_##R,
 #define KF_OPEND(E) KF_##E##_N_ROLES };
 #include "ops.def"
-#undef KF_OPDEF
-#undef KF_ROLE
-#undef KF_OPEND
 
 /* Attribute slots: KF_<OP>_<ATTR>_ATTR indexes node->i[] (the number attribute is node->f). */
-#undef KF_IATTR
-#undef KF_BATTR
-#undef KF_SATTR
 #define KF_OPDEF(E, name, flags, doc) enum { KF_##E##_ATTR_BASE_ = -1,
-#define KF_ROLE(E, R, name, level, dtypes, ranks, flags)
 #define KF_IATTR(E, A, name, def, lo, hi) KF_##E##_##A##_ATTR,
 #define KF_BATTR(E, A, name, def) KF_##E##_##A##_ATTR,
 #define KF_SATTR(E, A, name, choices) KF_##E##_##A##_ATTR,
 #define KF_OPEND(E) KF_##E##_N_ATTRS };
 #include "ops.def"
-#undef KF_OPDEF
-#undef KF_ROLE
-#undef KF_IATTR
-#undef KF_BATTR
-#undef KF_SATTR
-#undef KF_FATTR
-#undef KF_OPEND
 
 typedef struct kf_op_role {
   const char *name;
