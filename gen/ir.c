@@ -206,8 +206,8 @@ static int ix_range(const vstate *v, const kf_ix *x, kf_ix_range *out) {
     tb = tb < 0 ? -tb : tb;
     if (__builtin_add_overflow(mag, ta > tb ? ta : tb, &mag)) return -3;
   }
-  if (mag > KF_IX_LIMIT || lo < -KF_IX_LIMIT || hi > KF_IX_LIMIT)
-    return -3;
+  if (mag > KF_IX_LIMIT || lo < -KF_IX_LIMIT || hi > KF_IX_LIMIT || x->cap < -KF_IX_LIMIT)
+    return -3; /* (a cap can only lower the value: one below -2^61 would leave the range) */
   if (lo > out->lo) out->lo = lo;
   if (hi < out->hi) out->hi = hi;
   if (out->hi > x->cap) out->hi = x->cap;

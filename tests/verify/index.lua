@@ -35,6 +35,7 @@ return {
         kf.loop("b", 0, 1 << 31, 1, function() kf.zero{ dst = r } end, { parallel = true }) -- expect 13: parallel loop 'b': the nested parallel loops have more than 2^61 iterations
       end, { parallel = true })
     end
+    if c == 15 then kf.loop("a", 0, 4, 1, function(a) kf.loop("j", 0, kf.min(a + 7, math.mininteger), 1, function(j) kf.zero{ dst = r } end) end) end -- expect 15: loop 'j': the upper bound can exceed 2^61 in magnitude (int64 overflow)
     if c == 14 then kf.loop("j", 0, (1 << 61) - 4, 1 << 61, function(j) kf.zero{ dst = r } end) end
     if c == 14 then kf.loop("k", (1 << 61) - 4, (1 << 61) + 8, 4, function(k) kf.zero{ dst = r } end) end -- expect 14: loop 'k': the upper bound can exceed 2^61
   end,
