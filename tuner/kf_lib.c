@@ -238,7 +238,7 @@ int kf_lib_build(kf_ctx *ctx, kf_store *s, const kf_shape_list *shapes, const ch
     rc = kf_binding_parse(ctx, e->shape, "shape", &shape);
     if (!rc) rc = kf_template_load(ctx, e->tmpl, &t);
     if (!rc) rc = kf_kernel_build(ctx, t, &shape, NULL, &target, &k0);
-    if (!rc) rc = kf_lookup(ctx, s, t, &k0.params, NULL, &target, &lr);
+    if (!rc) rc = kf_lookup(ctx, s, t, &k0.params, NULL, &target, NULL, &lr);
     if (!rc) rc = kf_kernel_build(ctx, t, &shape, &lr.config, &target, &k);
     if (rc) {
       kf_err_prefix(ctx, rc, "shapes line %d (%s %s)", e->line, e->tmpl, e->shape);
