@@ -695,7 +695,7 @@ static int read_param_table(kf_ctx *ctx, kf_template *t, const char *field, kf_t
     kf_tparam *p = &out[(*n_out)++];
     memset(p, 0, sizeof *p);
     /* names reach generated C (kforge lib signatures, header comments): C identifiers only */
-    if (!kf_is_c_ident(lua_tostring(L, -2))) {
+    if (!kf_is_c_ident(lua_tostring(L, -2)) || strlen(lua_tostring(L, -2)) >= sizeof p->name) {
       int rc = kf_err(ctx, KF_EINVAL, "%s: %s name '%.40s' is not a C identifier (letters, digits, _; < 32 chars)",
                       t->path, field, lua_tostring(L, -2));
       lua_pop(L, 3);
@@ -746,7 +746,7 @@ static int read_param_table(kf_ctx *ctx, kf_template *t, const char *field, kf_t
 }
 
 int kf_is_c_ident(const char *s) {
-  if (!s || !*s || strlen(s) >= 32 || isdigit((unsigned char)s[0])) return 0;
+  if (!s || !*s || isdigit((unsigned char)s[0])) return 0;
   for (const char *c = s; *c; c++)
     if (!isalnum((unsigned char)*c) && *c != '_') return 0;
   return 1;
@@ -766,7 +766,8 @@ static int read_names(kf_ctx *ctx, kf_template *t, const char *tbl_name, const c
   for (int i = 0; !rc && i < len; i++) {
     lua_geti(L, -1, i + 1);
     const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-    if (!kf_is_c_ident(v)) rc = kf_err(ctx, KF_EINVAL, "%s: %s%s[%d] is not a C identifier", t->path, tbl_name, key, i + 1);
+    if (!kf_is_c_ident(v) || strlen(v) >= 32)
+      rc = kf_err(ctx, KF_EINVAL, "%s: %s%s[%d] is not a C identifier of < 32 chars", t->path, tbl_name, key, i + 1);
     else snprintf(names[(*n)++], 32, "%s", v);
     lua_pop(L, 1);
   }
@@ -786,7 +787,7 @@ static int read_lib_table(kf_ctx *ctx, kf_template *t) {
     if (!rc) rc = read_names(ctx, t, "lib.", "fallback_args", lib->fallback_args, 2 * KF_MAX_BIND, &lib->n_fallback_args);
     lua_getfield(L, -1, "fallback");
     const char *fb = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-    if (!rc && !lua_isnil(L, -1) && !kf_is_c_ident(fb))
+    if (!rc && !lua_isnil(L, -1) && (!kf_is_c_ident(fb) || strlen(fb) >= sizeof lib->fallback))
       rc = kf_err(ctx, KF_EINVAL, "%s: lib.fallback must be a C identifier", t->path);
     else if (fb) snprintf(lib->fallback, sizeof lib->fallback, "%s", fb);
     lua_pop(L, 1);

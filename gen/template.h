@@ -80,7 +80,7 @@ const kf_tparam *kf_template_param(const kf_template *t, int i);
 int kf_template_n_tunables(const kf_template *t);
 const kf_tparam *kf_template_tunable(const kf_template *t, int i);
 const kf_template_lib *kf_template_lib_decl(const kf_template *t);
-/* 1 if s is a C identifier (letters, digits, '_', not starting with a digit), < 32 chars. */
+/* 1 if s is a C identifier (letters, digits, '_', not starting with a digit). */
 int kf_is_c_ident(const char *s);
 
 /* Sets the target the template is specialized for; constraints(p, t, target) and

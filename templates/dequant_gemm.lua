@@ -18,7 +18,7 @@ local T = {
   },
   check_reads = { "kc" }, -- the tunables gen/check.c reads (trials agreeing on them share a problem)
   lib = {
-    params = { "M", "N", "K", "bits", "group", "wround", "wfmt" },
+    params = { "M", "N", "K", "bits", "group", "wfmt", "wround" },
     fallback = "dequant_gemm", -- int codes only: wfmt = 1 (MXFP4) outside the list returns -2
     fallback_args = { "M", "N", "K", "bits", "group", "wround", "x", "w", "w_scale", "y" },
   },

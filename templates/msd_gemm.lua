@@ -16,7 +16,7 @@ local T = {
   -- kforge lib: dispatch signature order and the generic runtime-shaped kernel (runtime/dispatch)
   check_reads = { "passes", "kc" }, -- the tunables gen/check.c reads (trials agreeing on them share a problem)
   lib = {
-    params = { "M", "N", "K", "bits", "group", "act_group" },
+    params = { "M", "N", "K", "act_group", "bits", "group" },
     fallback = "msd_gemm",
     fallback_args = { "M", "N", "K", "bits", "group", "act_group", "passes", "x", "w", "w_scale", "y" },
   },

@@ -796,11 +796,15 @@ static int cmd_plot(int argc, char **argv) {
 /* ---- kforge lib ---- */
 
 static const char lib_help[] =
-    "usage: kforge lib --db FILE --shapes FILE -o DIR [--target T] [--name NAME]\n\n"
+    "usage: kforge lib --db FILE --shapes FILE -o DIR [--target T[,T...]] [--name NAME]\n"
+    "                  [--min-bits B] [--allow-stale]\n\n"
     "AOT-compiles (LLVM) the best recorded variant of each 'TEMPLATE NAME=V,...' line of the\n"
-    "shapes file (else the nearest tuned shape's config, else the default; each line says which)\n"
-    "into DIR/libNAME.a with DIR/NAME.h (one dispatch function per template: the tuned kernel\n"
-    "for a listed shape, a generic runtime-shaped kernel for any other) and DIR/NAME.pc.\n"
+    "shapes file for each target (else the nearest tuned shape's config, else the default; each\n"
+    "line says which, with the effective bits its trial measured) into DIR/libNAME.a with\n"
+    "DIR/NAME.h (one dispatch function per template: for a listed shape the best variant the CPU\n"
+    "runs, checked once with cpuid; a generic runtime-shaped kernel for any other shape, or -2\n"
+    "where the template declares none), DIR/kf_quant.h (weight packing) and DIR/NAME.pc.\n"
+    "Accuracy tunables stay at their defaults unless --min-bits (as in 'kforge db lookup').\n"
     "NAME defaults to kforge_kernels. Programs link it with libc, libm and pthreads only:\n"
     "  cc prog.c $(PKG_CONFIG_PATH=DIR pkg-config --cflags --libs kforge_kernels)\n";
 
@@ -808,11 +812,16 @@ static int cmd_lib(int argc, char **argv) {
   kf_ctx ctx;
   kf_ctx_init(&ctx);
   const char *db = NULL, *shapes_path = NULL, *out = NULL, *target = "cpu-host", *name = NULL;
+  kf_lookup_opts lo = {0, 0};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
       fputs(lib_help, stdout);
       return 0;
+    }
+    if (!strcmp(a, "--allow-stale")) {
+      lo.allow_stale = 1;
+      continue;
     }
     if (a[0] != '-') return usage("lib", "unexpected argument '%s'", a);
     if (!v) return usage("lib", "option %s needs a value", a);
@@ -821,7 +830,9 @@ static int cmd_lib(int argc, char **argv) {
     else if (!strcmp(a, "-o")) out = v;
     else if (!strcmp(a, "--target")) target = v;
     else if (!strcmp(a, "--name")) name = v;
-    else return usage("lib", "unknown option '%s'", a);
+    else if (!strcmp(a, "--min-bits")) {
+      if (parse_double(v, 0.5, 64, &lo.min_bits)) return usage("lib", "bad --min-bits '%s' (effective bits, 0.5..64)", v);
+    } else return usage("lib", "unknown option '%s'", a);
     i++;
   }
   if (!db) return usage("lib", "%s", "missing --db FILE");
@@ -834,7 +845,7 @@ static int cmd_lib(int argc, char **argv) {
   kf_store *s = NULL;
   int rc = 0;
   if (kf_shapes_read(&ctx, shapes_path, &shapes) || kf_store_open(&ctx, db, 0, &s) ||
-      kf_lib_build(&ctx, s, &shapes, target, out, name, stdout))
+      kf_lib_build(&ctx, s, &shapes, target, out, name, &lo, stdout))
     rc = fail("lib", &ctx);
   kf_store_close(s);
   kf_vec_free(&shapes);

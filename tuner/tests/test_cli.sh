@@ -54,6 +54,8 @@ check "plot bad extension" 2 "must end in .png or .svg" -- "$K" plot --db "$T/a.
 check "lib without shapes" 2 "missing --shapes" -- "$K" lib --db "$T/a.db" -o "$T/lib"
 printf 'msd_gemm M=1,N=16,K=8\nM=2,N=16,K=8\n' > "$T/lib_shapes.txt"
 check "lib shape line without a template" 2 "shapes line 2" -- "$K" lib --db "$T/a.db" --shapes "$T/lib_shapes.txt" -o "$T/lib"
-check "lib on a family without a generic" 2 "no generic runtime-shaped fallback" -- "$K" lib --db "$T/a.db" --shapes "$T/shapes.txt" -o "$T/lib"
+check "lib: a later line without a template" 2 "shapes line 3: kforge lib needs" -- "$K" lib --db "$T/a.db" --shapes "$T/shapes.txt" -o "$T/lib"
+check "lib bad --min-bits" 2 "bad --min-bits" -- "$K" lib --db "$T/a.db" --shapes "$T/shapes.txt" -o "$T/lib" --min-bits 0
+check "lib unknown target in a list" 2 "cpu-avx9" -- "$K" lib --db "$T/a.db" --shapes "$T/lib_shapes.txt" -o "$T/lib" --target cpu-avx2,cpu-avx9
 [ $fails = 0 ] && echo "all ok" || echo "FAILED ($fails)"
 exit $((fails != 0))
