@@ -9,7 +9,6 @@
 #include <string.h>
 #include <time.h>
 
-void kf_ctx_init(kf_ctx *ctx) { memset(ctx, 0, sizeof *ctx); }
 
 const char *kf_errmsg(const kf_ctx *ctx) { return ctx->errmsg[0] ? ctx->errmsg : "no error"; }
 

@@ -22,11 +22,18 @@ enum {
   KF_ECHECK = 6     /* a kernel's result exceeded its error bound */
 };
 
+/* The context every kforge function takes: the error sink and the target set (gen/kf_target.h).
+** No global mutable state: two contexts can generate kernels in two threads. */
+#define KF_MAX_TARGETS 8
+struct kf_target_ops;
 typedef struct kf_ctx {
   char errmsg[2048];
   int verbose;
+  const struct kf_target_ops *targets[KF_MAX_TARGETS];
+  int n_targets;
 } kf_ctx;
 
+/* Clears the context and registers libkforge's targets (cpu-*, interp). */
 void kf_ctx_init(kf_ctx *ctx);
 const char *kf_errmsg(const kf_ctx *ctx);
 /* Sets the context's message (printf-style) and returns code, so callers can write

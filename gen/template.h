@@ -3,7 +3,8 @@
 **
 ** A template is a Lua 5.4 chunk, run in a sandbox (no io/os/require/debug, no bytecode,
 ** instruction and memory limits), that returns a table:
-**   name, doc, reference          strings
+**   name, doc, reference          strings (reference: the family that checks it, gen/ref/)
+**   key = { "M", "N", "K" }       optional: params shown in kernel function names
 **   params    = { M = {min=1}, bits = {default=8, domain={4,8}}, ... }   (problem shape)
 **   tunables  = { mr = {default=4, domain={1,2,4}}, ... }               (search space)
 **   constraints(p, t) -> nil | "message"     (optional; rejects a configuration)
@@ -57,11 +58,6 @@ typedef struct kf_template_lib {
   int n_fallback_args;
   char fallback_args[2 * KF_MAX_BIND][32];
   char no_fallback[256];
-  /* The template's top-level `check_reads = {"passes", ...}`: the tunables the fp64 check
-  ** (gen/check.c) reads for inputs and bounds; trials that agree on them share one problem.
-  ** -1 when absent: every tunable may matter. */
-  int n_check_reads;
-  char check_reads[KF_MAX_BIND][32];
 } kf_template_lib;
 
 typedef struct kf_template kf_template;
@@ -78,6 +74,10 @@ const char *kf_template_source_hash(const kf_template *t); /* hex FNV-1a 64 of t
 int kf_template_n_params(const kf_template *t);
 const kf_tparam *kf_template_param(const kf_template *t, int i);
 int kf_template_n_tunables(const kf_template *t);
+/* The i-th param a kernel's function name shows (the template's `key`, else its required
+** params): 1 and *name, or 0 past the end. */
+#define KF_MAX_KEY 6
+int kf_template_key(const kf_template *t, int i, const char **name);
 const kf_tparam *kf_template_tunable(const kf_template *t, int i);
 const kf_template_lib *kf_template_lib_decl(const kf_template *t);
 /* 1 if s is a C identifier (letters, digits, '_', not starting with a digit). */

@@ -14,7 +14,6 @@ local T = {
     D = { default = 576 }, DV = { default = 512 },
     amla = { default = 1, domain = { 0, 1 } }, -- 0: FA-2 multiply rescale (P rounded to bf16 too)
   },
-  check_reads = { "bs" }, -- the tunables gen/check.c reads (trials agreeing on them share a problem)
   lib = {
     params = { "B", "H", "S", "D", "DV", "amla" },
     fallback = "mla_decode", -- fp64 softmax attention, values = the first DV latent columns

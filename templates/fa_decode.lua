@@ -17,7 +17,6 @@ local T = {
     kvq = { default = 0, domain = { 0, 1, 2 } },
     kscale = { default = 0, domain = { 0, 1 } },
   },
-  check_reads = { "bs" }, -- the tunables gen/check.c reads (trials agreeing on them share a problem)
   lib = {
     params = { "B", "H", "HKV", "S", "D", "DV", "p_bf16", "kvq", "kscale" },
     fallback = "fa_decode", -- fp64 softmax attention over the bf16 cache (other params at their defaults)

@@ -20,7 +20,6 @@ local T = {
     -- are then split into MXFP4 passes and every 32-block is one exact int8 dot product.
     kvfmt = { default = 0, domain = { 0, 1 } },
   },
-  check_reads = { "passes", "bs" }, -- the tunables gen/check.c reads (trials agreeing on them share a problem)
   lib = {
     params = { "B", "H", "HKV", "S", "D", "DV", "kscale", "kvfmt" },
     no_fallback = "the quantized KV cache layout (n16k4 blocks padded to the tuned block size bs) depends on the "

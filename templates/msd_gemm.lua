@@ -7,6 +7,7 @@ local T = {
   name = "msd_gemm",
   doc = "MSD INT8 GEMM: y[M,N] = x[M,K] (bf16) * W[N,K]^T (int8/int4 codes + scales), activations split into int8 passes",
   reference = "gemm_q",
+  key = { "M", "N", "K" },
   params = {
     M = { min = 1 }, N = { min = 1 }, K = { min = 1 },
     bits = { default = 8, domain = { 4, 8 } },
@@ -14,7 +15,6 @@ local T = {
     act_group = { default = 0, domain = { 0, 32, 64, 128 } },  -- activation scale group (0 = per row)
   },
   -- kforge lib: dispatch signature order and the generic runtime-shaped kernel (runtime/dispatch)
-  check_reads = { "passes", "kc" }, -- the tunables gen/check.c reads (trials agreeing on them share a problem)
   lib = {
     params = { "M", "N", "K", "act_group", "bits", "group" },
     fallback = "msd_gemm",

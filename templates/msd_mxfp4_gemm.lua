@@ -11,12 +11,12 @@ local T = {
   name = "msd_mxfp4_gemm",
   doc = "MSD MXFP4 GEMM: y[M,N] = x[M,K] (bf16, 1-3 MXFP4 passes) * W[N,K]^T (MXFP4)",
   reference = "gemm_q",
+  key = { "M", "N", "K" },
   params = {
     M = { min = 1 }, N = { min = 1 }, K = { min = 1 },
     wfmt = { default = 1, domain = { 1 } }, -- weights: MXFP4
     afmt = { default = 1, domain = { 1 } }, -- activation passes: MXFP4
   },
-  check_reads = { "passes" }, -- the tunables gen/check.c reads (trials agreeing on them share a problem)
   lib = {
     params = { "M", "N", "K", "wfmt", "afmt" },
     no_fallback = "MXFP4 activation passes have no runtime-shaped generic kernel: shapes outside the tuned list return -2",

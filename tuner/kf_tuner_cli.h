@@ -8,7 +8,9 @@
 
 #include <stddef.h>
 
-int kf_tuner_main(int argc, char **argv);
+#include "kf.h"
+/* tune, db, lib, plot; base: the CLI's context (its target set). */
+int kf_tuner_main(const kf_ctx *base, int argc, char **argv);
 
 /* --shard auto: this task's shard from a Slurm job array (SLURM_ARRAY_TASK_ID with
 ** SLURM_ARRAY_TASK_MIN/MAX[/STEP] or SLURM_ARRAY_TASK_COUNT) or a Kubernetes Indexed Job
