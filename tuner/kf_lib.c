@@ -325,6 +325,18 @@ static void variant_label(const variant *v, kf_str *o) {
   kf_str_free(&t);
 }
 
+/* Opens the test of one shape (variants [i, e) of vars) and the switch over the variant
+** <lib>_choose picks among them. */
+static void shape_switch(const family *f, const variant *vars, size_t i, size_t e, const char *lib, kf_str *disp) {
+  kf_str_printf(disp, "  if (");
+  variant_condition(f, &vars[i], disp);
+  kf_str_printf(disp, ") {\n    static const unsigned req[] = {");
+  for (size_t j = i; j < e; j++) kf_str_printf(disp, "%s%uu", j > i ? ", " : "", vars[j].req);
+  kf_str_printf(disp, "};\n    static const char *const tgt[] = {");
+  for (size_t j = i; j < e; j++) kf_str_printf(disp, "%s\"%s\"", j > i ? ", " : "", vars[j].target);
+  kf_str_printf(disp, "};\n    switch (%s_choose(%zu, req, tgt)) {\n", lib, e - i);
+}
+
 /* Writes one family's dispatch function and _variant() (the variants of a shape adjacent,
 ** best target first). */
 static void write_family(const family *f, const variant *vars, size_t n_vars, const char *lib, kf_str *disp) {
@@ -335,16 +347,9 @@ static void write_family(const family *f, const variant *vars, size_t n_vars, co
   if (!f->n_args) kf_str_printf(disp, "0");
   kf_str_printf(disp, "};\n  (void)args;\n");
   for (size_t i = 0; i < n_vars;) {
-    const variant *v = &vars[i];
     size_t e = i;
-    while (e < n_vars && !strcmp(vars[e].shape, v->shape)) e++;
-    kf_str_printf(disp, "  if (");
-    variant_condition(f, v, disp);
-    kf_str_printf(disp, ") {\n    static const unsigned req[] = {");
-    for (size_t j = i; j < e; j++) kf_str_printf(disp, "%s%uu", j > i ? ", " : "", vars[j].req);
-    kf_str_printf(disp, "};\n    static const char *const tgt[] = {");
-    for (size_t j = i; j < e; j++) kf_str_printf(disp, "%s\"%s\"", j > i ? ", " : "", vars[j].target);
-    kf_str_printf(disp, "};\n    switch (%s_choose(%zu, req, tgt)) {\n", lib, e - i);
+    while (e < n_vars && !strcmp(vars[e].shape, vars[i].shape)) e++;
+    shape_switch(f, vars, i, e, lib, disp);
     for (size_t j = i; j < e; j++) {
       kf_str_printf(disp, "    case %zu:\n      if (kf_dispatch_verbose()) %s_trace(\"%s\", \"", j - i, lib, f->tmpl);
       variant_label(&vars[j], disp);
@@ -369,13 +374,7 @@ static void write_family(const family *f, const variant *vars, size_t n_vars, co
   for (size_t i = 0; i < n_vars;) {
     size_t e = i;
     while (e < n_vars && !strcmp(vars[e].shape, vars[i].shape)) e++;
-    kf_str_printf(disp, "  if (");
-    variant_condition(f, &vars[i], disp);
-    kf_str_printf(disp, ") {\n    static const unsigned req[] = {");
-    for (size_t j = i; j < e; j++) kf_str_printf(disp, "%s%uu", j > i ? ", " : "", vars[j].req);
-    kf_str_printf(disp, "};\n    static const char *const tgt[] = {");
-    for (size_t j = i; j < e; j++) kf_str_printf(disp, "%s\"%s\"", j > i ? ", " : "", vars[j].target);
-    kf_str_printf(disp, "};\n    switch (%s_choose(%zu, req, tgt)) {\n", lib, e - i);
+    shape_switch(f, vars, i, e, lib, disp);
     for (size_t j = i; j < e; j++) {
       kf_str_printf(disp, "    case %zu: return \"", j - i);
       variant_label(&vars[j], disp);

@@ -15,23 +15,31 @@
 
 #include "check.h"
 
+/* Loads msd_gemm and builds its default kernel for shape_txt on target_name (into *t, *k). */
+static int build_default(kf_ctx *ctx, const char *target_name, const char *shape_txt, kf_template **t,
+                         kf_target *target, kf_kernel *k) {
+  kf_binding shape;
+  memset(&shape, 0, sizeof shape);
+  memset(k, 0, sizeof *k);
+  *t = NULL;
+  int rc = kf_binding_parse(ctx, shape_txt, "shape", &shape);
+  if (!rc) rc = kf_target_get(ctx, target_name, target);
+  if (!rc) rc = kf_template_load(ctx, "msd_gemm", t);
+  if (!rc) rc = kf_kernel_build(ctx, *t, &shape, NULL, target, k);
+  return rc;
+}
+
 /* Builds, runs and checks one msd_gemm kernel on target_name; returns the check's effective bits
 ** (or -1) and the passes the config got. */
 static double check_bits(const char *target_name, const char *shape_txt, int64_t *passes, char *err, size_t n_err) {
   kf_ctx ctx;
   kf_ctx_init(&ctx);
-  kf_template *t = NULL;
+  kf_template *t;
   kf_target target;
-  kf_binding shape;
-  memset(&shape, 0, sizeof shape);
   kf_kernel k;
-  memset(&k, 0, sizeof k);
   double bits = -1;
   *passes = -1;
-  int rc = kf_binding_parse(&ctx, shape_txt, "shape", &shape);
-  if (!rc) rc = kf_target_get(&ctx, target_name, &target);
-  if (!rc) rc = kf_template_load(&ctx, "msd_gemm", &t);
-  if (!rc) rc = kf_kernel_build(&ctx, t, &shape, NULL, &target, &k);
+  int rc = build_default(&ctx, target_name, shape_txt, &t, &target, &k);
   if (!rc) kf_binding_get(&k.config, "passes", passes);
   if (!rc) rc = kf_kernel_load(&ctx, &k, KF_EMIT_LLVM);
   kf_problem *p = NULL;
@@ -82,19 +90,13 @@ static int count_cb(void *arg, int n, const char *const *names, const char *cons
 static kf_lookup_result lookup(kf_store *s, const char *shape_txt, double min_bits, int allow_stale, int *rc_out) {
   kf_ctx ctx;
   kf_ctx_init(&ctx);
-  kf_template *t = NULL;
+  kf_template *t;
   kf_target target;
-  kf_binding shape;
-  memset(&shape, 0, sizeof shape);
   kf_kernel k;
-  memset(&k, 0, sizeof k);
   kf_lookup_result lr;
   memset(&lr, 0, sizeof lr);
   kf_lookup_opts lo = {min_bits, allow_stale};
-  int rc = kf_binding_parse(&ctx, shape_txt, "shape", &shape);
-  if (!rc) rc = kf_target_get(&ctx, "cpu-host", &target);
-  if (!rc) rc = kf_template_load(&ctx, "msd_gemm", &t);
-  if (!rc) rc = kf_kernel_build(&ctx, t, &shape, NULL, &target, &k);
+  int rc = build_default(&ctx, "cpu-host", shape_txt, &t, &target, &k);
   if (!rc) rc = kf_lookup(&ctx, s, t, &k.params, NULL, &target, &lo, &lr);
   if (rc) printf("  lookup failed: %s\n", kf_errmsg(&ctx));
   *rc_out = rc;
