@@ -88,7 +88,7 @@ int kf_generic_dequant_gemm(int64_t M, int64_t N, int64_t K, int64_t bits, int64
                             int n_threads);
 
 /* Generic decode attention in fp64 (one query token per sequence), scale 1/sqrt(D):
-** fa_decode: q[B*H][D], k[B*HKV][S][D], v[B*HKV][S][DV] (bf16 bits), query head h reads kv
+** kf_generic_fa_decode: q[B*H][D], k[B*HKV][S][D], v[B*HKV][S][DV] (bf16 bits), query head h reads kv
 ** head h / (H/HKV); HKV = 0 means H, DV = 0 means D. mla_decode: q[B*H][D], kv[B][S][D], the
 ** values are kv's first DV columns. out[B*H][DV] f32. Returns 0, or -1 for a bad argument. */
 int kf_generic_fa_decode(int64_t B, int64_t H, int64_t HKV, int64_t S, int64_t D, int64_t DV, const uint16_t *q,
