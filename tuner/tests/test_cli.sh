@@ -43,6 +43,9 @@ check "tune --shard auto, Kubernetes without a count" 2 "needs --shard-count" --
 check "tune --shard auto, Slurm id outside MIN..MAX" 2 "outside SLURM_ARRAY_TASK_MIN..MAX=1..3" -- env SLURM_ARRAY_TASK_ID=7 SLURM_ARRAY_TASK_MIN=1 SLURM_ARRAY_TASK_MAX=3 "$K" tune $F --shape M=2,N=32,K=64 --db "$T/a.db" --shard auto
 check "tune --shard auto from Slurm (MIN=1)" 0 "shard 1 of 3 \(Slurm array task 2\)" -- env SLURM_ARRAY_TASK_ID=2 SLURM_ARRAY_TASK_MIN=1 SLURM_ARRAY_TASK_MAX=3 SLURM_ARRAY_TASK_COUNT=3 "$K" tune $F --shape M=2,N=32,K=64 --db "$T/k.db" --set fault=0 --threads 1 --trial-budget 0.01 --shard auto
 check "tune --shard auto from Kubernetes" 0 "shard 2 of 4 \(Kubernetes completion index 2\)" -- env JOB_COMPLETION_INDEX=2 "$K" tune $F --shape M=2,N=32,K=64 --db "$T/k2.db" --set fault=0 --threads 1 --trial-budget 0.01 --shard auto --shard-count 4
+check "check: cpu-avx2 M=1 keeps 2 passes (>= 14 bits) or refuses" 0 "passes=2.*target cpu-avx2" -- "$K" check msd_gemm --shape M=1,N=256,K=512 --target cpu-avx2 --emit llvm
+if grep -Eq "eff bits (1[4-9]|[2-9][0-9])\." "$T/out" && grep -q "^ok" "$T/out"; then echo "ok  : check prints ok with >= 14 effective bits"
+else echo "FAIL: check bits"; sed 's/^/      /' "$T/out" | head -5; fails=$((fails+1)); fi
 check "db unknown subcommand" 2 "unknown subcommand 'drop'" -- "$K" db drop --db "$T/a.db"
 check "db show missing file" 2 "no such tuning database" -- "$K" db show --db "$T/none.db"
 check "plot png" 0 "wrote .*a.png" -- "$K" plot --db "$T/a.db" -o "$T/a.png"
