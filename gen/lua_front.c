@@ -7,6 +7,7 @@
 ** a count hook stops runaway scripts; a counting allocator caps memory. Every call into
 ** Lua is a lua_pcall with a traceback message handler (never lua_call).
 */
+#define _GNU_SOURCE 1 /* dladdr */
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
@@ -14,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dlfcn.h>
+#include <pthread.h>
 #include <sys/stat.h>
 
 #include "template.h"
@@ -214,14 +217,14 @@ static int l_require(lua_State *L) {
   lua_getfield(L, -1, name);
   if (!lua_isnil(L, -1)) return 1;
   lua_pop(L, 1);
-  char path[4200];
+  char path[4400];
   snprintf(path, sizeof path, "%s/lib/%s.lua", kf_template_dir(), name);
   kf_ctx ctx;
   memset(&ctx, 0, sizeof ctx);
   char *src;
   size_t len;
   if (kf_read_file(&ctx, path, &src, &len)) return luaL_error(L, "require: no template library '%s' (%s)", name, path);
-  char chunk[4300];
+  char chunk[4500];
   snprintf(chunk, sizeof chunk, "@%s", path);
   int lrc = luaL_loadbufferx(L, src, len, chunk, "t");
   free(src);
@@ -706,9 +709,41 @@ static void register_builder(lua_State *L) {
 
 /* ---------------------------------------------------------------- loading */
 
+/* $KFORGE_TEMPLATES; else PREFIX/share/kforge/templates where PREFIX is the parent of the
+** directory holding the code of this function (the kforge binary or libkforge: bin/ or lib/,
+** lib/<multiarch>/ too), when it exists; else the source tree of the build (a build tree).
+** Computed once per process: the answer cannot change while it runs. */
+static pthread_once_t tdir_once = PTHREAD_ONCE_INIT;
+static char tdir[4200];
+
+static int is_dir(const char *p) {
+  struct stat st;
+  return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static void find_template_dir(void) {
+  snprintf(tdir, sizeof tdir, "%s/templates", KF_SOURCE_DIR);
+  Dl_info info;
+  char self[4096];
+  if (!dladdr((void *)find_template_dir, &info) || !info.dli_fname || !realpath(info.dli_fname, self)) return;
+  for (int up = 0; up < 3; up++) { /* bin/kforge, lib/libkforge.so, lib/x86_64-linux-gnu/libkforge.so */
+    char *slash = strrchr(self, '/');
+    if (!slash || slash == self) return;
+    *slash = 0;
+    char cand[4200];
+    snprintf(cand, sizeof cand, "%s/share/kforge/templates", self);
+    if (up > 0 && is_dir(cand)) {
+      snprintf(tdir, sizeof tdir, "%s", cand);
+      return;
+    }
+  }
+}
+
 const char *kf_template_dir(void) {
   const char *env = getenv("KFORGE_TEMPLATES");
-  return env && *env ? env : KF_SOURCE_DIR "/templates";
+  if (env && *env) return env;
+  pthread_once(&tdir_once, find_template_dir);
+  return tdir;
 }
 
 static int read_param_table(kf_ctx *ctx, kf_template *t, const char *field, kf_tparam *out,
@@ -908,7 +943,9 @@ int kf_template_load(kf_ctx *ctx, const char *name_or_path, kf_template **out) {
     for (const char *c = name_or_path; *c; c++)
       if (*c == '/' || *c == '.')
         return kf_err(ctx, KF_EINVAL, "'%s' is neither a template name nor a .lua file", name_or_path);
-    snprintf(path, sizeof path, "%s/%s.lua", kf_template_dir(), name_or_path);
+    if ((size_t)snprintf(path, sizeof path, "%.*s/%s.lua", (int)(sizeof path / 2), kf_template_dir(), name_or_path) >=
+        sizeof path)
+      return kf_err(ctx, KF_EINVAL, "template name '%.64s...' is too long", name_or_path);
     struct stat st;
     if (stat(path, &st))
       return kf_err(ctx, KF_EINVAL, "unknown template '%s' (no %s; see 'kforge list')", name_or_path, path);

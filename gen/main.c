@@ -178,9 +178,12 @@ static int cmd_list(kf_ctx *ctx, int argc, char **argv) {
       memcpy(names[j], names[j - 1], 256);
       memcpy(names[j - 1], tmp, 256);
     }
-  int status = 0;
+  int status = 0, shown = 0;
+  const char *env = getenv("KFORGE_TEMPLATES");
+  printf("templates: %s (%s)\n", dir, env && *env ? "$KFORGE_TEMPLATES" : "installed beside kforge, else its source tree");
   for (int i = 0; i < n; i++) {
     if (argc > 1 && strcmp(argv[1], names[i])) continue;
+    shown++;
     kf_template *t;
     if (kf_template_load(ctx, names[i], &t)) {
       fprintf(stderr, "%s: error: %s\n", prog, kf_errmsg(ctx));
@@ -207,6 +210,10 @@ static int cmd_list(kf_ctx *ctx, int argc, char **argv) {
     }
     printf("\n");
     kf_template_free(t);
+  }
+  if (argc > 1 && !shown) {
+    fprintf(stderr, "%s list: error: no template '%s' in %s\n", prog, argv[1], dir);
+    return 2;
   }
   return status;
 }
