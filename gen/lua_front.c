@@ -11,6 +11,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,7 @@ struct kf_template {
   int ref_table; /* registry ref to the returned table */
   int n_params, n_tunables, n_key;
   kf_tparam params[KF_MAX_BIND], tunables[KF_MAX_BIND];
+  kf_template_lib lib; /* the `lib = {...}` declaration */
   char key[KF_MAX_KEY][32]; /* params named in a kernel's function name */
   char target_name[48];
   int target_vl, target_vnni, target_bf16, target_regs;
@@ -952,7 +954,23 @@ static int read_param_table(kf_ctx *ctx, kf_template *t, const char *field, kf_t
     }
     kf_tparam *p = &out[(*n_out)++];
     memset(p, 0, sizeof *p);
+    /* names reach generated C (kforge lib signatures, header comments): C identifiers only */
+    if (!kf_is_c_ident(lua_tostring(L, -2)) || strlen(lua_tostring(L, -2)) >= sizeof p->name) {
+      int rc = kf_err(ctx, KF_EINVAL, "%s: %s name '%.40s' is not a C identifier (letters, digits, _; < 32 chars)",
+                      t->path, field, lua_tostring(L, -2));
+      lua_pop(L, 3);
+      return rc;
+    }
     snprintf(p->name, sizeof p->name, "%s", lua_tostring(L, -2));
+    lua_getfield(L, -1, "accuracy");
+    p->accuracy = lua_toboolean(L, -1);
+    int bad_accuracy = !lua_isnil(L, -1) && !lua_isboolean(L, -1);
+    lua_pop(L, 1);
+    if (bad_accuracy || (p->accuracy && !is_tunable)) {
+      lua_pop(L, 3);
+      return kf_err(ctx, KF_EINVAL, "%s: '%s': accuracy = true|false, on tunables only (params are set by the user)",
+                    t->path, p->name);
+    }
     lua_getfield(L, -1, "default");
     p->required = lua_isnil(L, -1);
     p->def = lua_tointeger(L, -1);
@@ -985,6 +1003,74 @@ static int read_param_table(kf_ctx *ctx, kf_template *t, const char *field, kf_t
       out[j - 1] = tmp;
     }
   return KF_OK;
+}
+
+int kf_is_c_ident(const char *s) {
+  if (!s || !*s || isdigit((unsigned char)s[0])) return 0;
+  for (const char *c = s; *c; c++)
+    if (!isalnum((unsigned char)*c) && *c != '_') return 0;
+  return 1;
+}
+
+/* Reads a list of C identifiers tbl[key] (tbl: the table on the stack top, named `tbl_name` in
+** errors) into names (at most max). */
+static int read_names(kf_ctx *ctx, kf_template *t, const char *tbl_name, const char *key, char (*names)[32], int max,
+                      int *n) {
+  lua_State *L = t->L;
+  lua_getfield(L, -1, key);
+  *n = 0;
+  int rc = KF_OK;
+  if (!lua_isnil(L, -1) && !lua_istable(L, -1)) rc = kf_err(ctx, KF_EINVAL, "%s: %s%s must be a list of names", t->path, tbl_name, key);
+  int len = lua_istable(L, -1) ? (int)lua_rawlen(L, -1) : 0;
+  if (!rc && len > max) rc = kf_err(ctx, KF_EINVAL, "%s: %s%s has more than %d names", t->path, tbl_name, key, max);
+  for (int i = 0; !rc && i < len; i++) {
+    lua_geti(L, -1, i + 1);
+    const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    if (!kf_is_c_ident(v) || strlen(v) >= 32)
+      rc = kf_err(ctx, KF_EINVAL, "%s: %s%s[%d] is not a C identifier of < 32 chars", t->path, tbl_name, key, i + 1);
+    else snprintf(names[(*n)++], 32, "%s", v);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return rc;
+}
+
+/* The optional `lib = {...}` table (template.h). */
+static int read_lib_table(kf_ctx *ctx, kf_template *t) {
+  lua_State *L = t->L;
+  kf_template_lib *lib = &t->lib;
+  memset(lib, 0, sizeof *lib);
+  lua_getfield(L, -1, "lib");
+  int rc = KF_OK;
+  if (lua_istable(L, -1)) {
+    rc = read_names(ctx, t, "lib.", "params", lib->params, KF_MAX_BIND, &lib->n_params);
+    if (!rc) rc = read_names(ctx, t, "lib.", "fallback_args", lib->fallback_args, 2 * KF_MAX_BIND, &lib->n_fallback_args);
+    lua_getfield(L, -1, "fallback");
+    const char *fb = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    if (!rc && !lua_isnil(L, -1) && (!kf_is_c_ident(fb) || strlen(fb) >= sizeof lib->fallback))
+      rc = kf_err(ctx, KF_EINVAL, "%s: lib.fallback must be a C identifier", t->path);
+    else if (fb) snprintf(lib->fallback, sizeof lib->fallback, "%s", fb);
+    lua_pop(L, 1);
+    lua_getfield(L, -1, "no_fallback");
+    const char *why = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    if (why) snprintf(lib->no_fallback, sizeof lib->no_fallback, "%s", why);
+    lua_pop(L, 1);
+    for (int i = 0; !rc && i < lib->n_params; i++) {
+      int known = 0;
+      for (int j = 0; j < t->n_params; j++) known |= !strcmp(t->params[j].name, lib->params[i]);
+      if (!known) rc = kf_err(ctx, KF_EINVAL, "%s: lib.params names '%s', which is not a param", t->path, lib->params[i]);
+    }
+    if (!rc && lib->n_params && lib->n_params != t->n_params)
+      rc = kf_err(ctx, KF_EINVAL, "%s: lib.params must list every param once (%d of %d)", t->path, lib->n_params,
+                  t->n_params);
+    if (!rc && lib->fallback[0] && !lib->n_fallback_args)
+      rc = kf_err(ctx, KF_EINVAL, "%s: lib.fallback needs lib.fallback_args", t->path);
+  } else if (!lua_isnil(L, -1))
+    rc = kf_err(ctx, KF_EINVAL, "%s: 'lib' must be a table", t->path);
+  lua_pop(L, 1);
+  if (!rc && !lib->n_params) /* default order: the params sorted by name */
+    for (int j = 0; j < t->n_params; j++) snprintf(lib->params[lib->n_params++], 32, "%s", t->params[j].name);
+  return rc;
 }
 
 static char *dup_field(lua_State *L, const char *key) {
@@ -1153,7 +1239,8 @@ int kf_template_load_source(kf_ctx *ctx, const char *path, const char *src, size
     return kf_err(ctx, KF_EINVAL, "%s: the template table needs a 'build' function", path);
   }
   if ((rc = read_param_table(ctx, t, "params", t->params, &t->n_params, 0)) ||
-      (rc = read_param_table(ctx, t, "tunables", t->tunables, &t->n_tunables, 1))) {
+      (rc = read_param_table(ctx, t, "tunables", t->tunables, &t->n_tunables, 1)) ||
+      (rc = read_lib_table(ctx, t))) {
     kf_template_free(t);
     return rc;
   }
@@ -1185,6 +1272,7 @@ int kf_template_n_params(const kf_template *t) { return t->n_params; }
 const kf_tparam *kf_template_param(const kf_template *t, int i) { return &t->params[i]; }
 int kf_template_n_tunables(const kf_template *t) { return t->n_tunables; }
 const kf_tparam *kf_template_tunable(const kf_template *t, int i) { return &t->tunables[i]; }
+const kf_template_lib *kf_template_lib_decl(const kf_template *t) { return &t->lib; }
 
 static int in_domain(const kf_tparam *p, int64_t v) {
   if (!p->n_domain) return v >= p->min;
@@ -1364,6 +1452,7 @@ int kf_template_config(kf_ctx *ctx, kf_template *t, const kf_binding *params,
   for (int j = 0; j < t->n_tunables; j++) {
     int64_t v;
     if (kf_binding_get(sets, t->tunables[j].name, &v)) kf_binding_set(config, t->tunables[j].name, v);
+    else if (t->tunables[j].accuracy) kf_binding_set(config, t->tunables[j].name, t->tunables[j].def); /* never moved */
     else {
       kf_binding_set(config, t->tunables[j].name, t->tunables[j].def);
       free_idx[n_free++] = j;
@@ -1393,6 +1482,21 @@ int kf_template_config(kf_ctx *ctx, kf_template *t, const kf_binding *params,
   }
   t->search_deadline = 0;
   (void)pos;
+  kf_str acc = {0};
+  for (int j = 0; j < t->n_tunables; j++)
+    if (t->tunables[j].accuracy) {
+      int64_t v = 0;
+      kf_binding_get(config, t->tunables[j].name, &v);
+      kf_str_printf(&acc, "%s%s=%lld", acc.len ? "," : "", t->tunables[j].name, (long long)v);
+    }
+  if (acc.len) {
+    rc = kf_err(ctx, KF_EINVAL,
+                "no configuration runs at the requested accuracy %s on target %s (accuracy tunables are never "
+                "lowered: --set another value explicitly, or tune with --min-bits); with the defaults: %s",
+                acc.data, t->target_name[0] ? t->target_name : "(none)", first_err);
+    kf_str_free(&acc);
+    return rc;
+  }
   return kf_err(ctx, KF_EINVAL, "no value of the unset tunables satisfies the constraints; with the defaults: %s",
                 first_err);
 }

@@ -14,6 +14,11 @@ local T = {
     D = { default = 576 }, DV = { default = 512 },
     amla = { default = 1, domain = { 0, 1 } }, -- 0: FA-2 multiply rescale (P rounded to bf16 too)
   },
+  lib = {
+    params = { "B", "H", "S", "D", "DV", "amla" },
+    fallback = "mla_decode", -- fp64 softmax attention, values = the first DV latent columns
+    fallback_args = { "B", "H", "S", "D", "DV", "q", "kv", "out" },
+  },
   tunables = {
     hb = { default = 32, domain = { 1, 2, 4, 8, 16, 32, 64, 128, 256 } }, -- 256: CANN's task tile (128 heads x MTP 2)
     bs = { default = 512, domain = { 64, 128, 256, 512 } },

@@ -17,6 +17,11 @@ local T = {
     -- int8 with the block scales 2^e/2; needs bits = 8, group = 32)
     wfmt = { default = 0, domain = { 0, 1 } },
   },
+  lib = {
+    params = { "M", "N", "K", "bits", "group", "wfmt", "wround" },
+    fallback = "dequant_gemm", -- int codes only: wfmt = 1 (MXFP4) outside the list returns -2
+    fallback_args = { "M", "N", "K", "bits", "group", "wround", "x", "w", "w_scale", "y" },
+  },
   tunables = {
     mr = { default = 4, domain = { 1, 2, 3, 4, 6, 8 } },
     nr = { default = 32, domain = { 16, 32, 48, 64 } },

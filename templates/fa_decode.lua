@@ -17,6 +17,11 @@ local T = {
     kvq = { default = 0, domain = { 0, 1, 2 } },
     kscale = { default = 0, domain = { 0, 1 } },
   },
+  lib = {
+    params = { "B", "H", "HKV", "S", "D", "DV", "p_bf16", "kvq", "kscale" },
+    fallback = "fa_decode", -- fp64 softmax attention over the bf16 cache (other params at their defaults)
+    fallback_args = { "B", "H", "HKV", "S", "D", "DV", "q", "k", "v", "out" },
+  },
   tunables = {
     hb = { default = 16, domain = { 1, 2, 4, 8, 16, 32, 64, 128 } }, -- query heads per task
     bs = { default = 256, domain = { 32, 64, 128, 256, 512 } },      -- KV block (tokens)

@@ -20,8 +20,13 @@ local T = {
     -- are then split into MXFP4 passes and every 32-block is one exact int8 dot product.
     kvfmt = { default = 0, domain = { 0, 1 } },
   },
+  lib = {
+    params = { "B", "H", "HKV", "S", "D", "DV", "kscale", "kvfmt" },
+    no_fallback = "the quantized KV cache layout (n16k4 blocks padded to the tuned block size bs) depends on the "
+      .. "configuration: shapes outside the tuned list return -2",
+  },
   tunables = {
-    passes = { default = 2, domain = { 1, 2, 3 } },
+    passes = { default = 2, domain = { 1, 2, 3 }, accuracy = true }, -- ~7.5 bits per pass: kept unless --min-bits
     hb = { default = 16, domain = { 1, 2, 4, 8, 16, 32, 64 } },
     bs = { default = 128, domain = { 32, 64, 128, 256 } },
     mr = { default = 2, domain = { 1, 2, 4 } },

@@ -14,8 +14,14 @@ local T = {
     group = { default = 0, domain = { 0, 32, 64, 128 } },      -- weight scale group (0 = per channel)
     act_group = { default = 0, domain = { 0, 32, 64, 128 } },  -- activation scale group (0 = per row)
   },
+  -- kforge lib: dispatch signature order and the generic runtime-shaped kernel (runtime/dispatch)
+  lib = {
+    params = { "M", "N", "K", "act_group", "bits", "group" },
+    fallback = "msd_gemm",
+    fallback_args = { "M", "N", "K", "bits", "group", "act_group", "passes", "x", "w", "w_scale", "y" },
+  },
   tunables = {
-    passes = { default = 2, domain = { 1, 2, 3 } },
+    passes = { default = 2, domain = { 1, 2, 3 }, accuracy = true }, -- ~7.5 bits per pass: kept unless --min-bits
     mr = { default = 4, domain = { 1, 2, 3, 4, 6, 8 } },       -- rows per register tile
     nr = { default = 32, domain = { 16, 32, 48, 64 } },        -- columns per register tile
     nc = { default = 256, domain = { 64, 128, 192, 256, 384, 512, 1024 } }, -- columns per parallel block

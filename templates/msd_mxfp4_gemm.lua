@@ -17,8 +17,12 @@ local T = {
     wfmt = { default = 1, domain = { 1 } }, -- weights: MXFP4
     afmt = { default = 1, domain = { 1 } }, -- activation passes: MXFP4
   },
+  lib = {
+    params = { "M", "N", "K", "wfmt", "afmt" },
+    no_fallback = "MXFP4 activation passes have no runtime-shaped generic kernel: shapes outside the tuned list return -2",
+  },
   tunables = {
-    passes = { default = 2, domain = { 1, 2, 3 } },
+    passes = { default = 2, domain = { 1, 2, 3 }, accuracy = true }, -- ~7.5 bits per pass: kept unless --min-bits
     mr = { default = 4, domain = { 1, 2, 3, 4, 6, 8 } },
     nr = { default = 32, domain = { 16, 32, 48, 64 } },
     nc = { default = 256, domain = { 64, 128, 192, 256, 384, 512, 1024 } },
