@@ -74,6 +74,9 @@ typedef struct kf_lopt_info {
   int byte_level;         /* 1 if the ByteLevel byte->char mapping is used */
   int parallel_safe;      /* 1 if LoPT may cut inside text (else it falls back to sequential) */
   const char *pattern;    /* the split regex as given in the file (NULL if none) */
+  int general;            /* 1: the general (sequential) pipeline, not the LoPT fast path */
+  const char *unicode_regex; /* Unicode version of the regex classes (the reference's) */
+  const char *unicode_norm;  /* Unicode version of the normalization tables (the reference's) */
 } kf_lopt_info;
 void kf_lopt_get_info(const kf_lopt_tokenizer *tok, kf_lopt_info *info);
 
@@ -82,6 +85,25 @@ void kf_lopt_get_info(const kf_lopt_tokenizer *tok, kf_lopt_info *info);
 kf_lopt_status kf_lopt_encode(const kf_lopt_tokenizer *tok, const char *text, size_t len,
                               kf_lopt_tokens *out, kf_lopt_error *err);
 
+/* Encode with flags: KF_LOPT_ADD_SPECIAL adds the post-processor's tokens (BOS/EOS, the
+ * reference's add_special_tokens = true); KF_LOPT_SPECIAL_AS_TEXT does not match special added
+ * tokens in the text (the reference's encode_special_tokens). pool NULL: sequential. */
+enum { KF_LOPT_ADD_SPECIAL = 1u, KF_LOPT_SPECIAL_AS_TEXT = 2u };
+kf_lopt_status kf_lopt_encode_ex(const kf_lopt_tokenizer *tok, const char *text, size_t len,
+                                 unsigned flags, kf_lopt_tokens *out, kf_lopt_error *err);
+struct kf_lopt_par_opts;
+struct kf_lopt_par_stats;
+kf_lopt_status kf_lopt_encode_parallel_ex(const kf_lopt_tokenizer *tok, kf_lopt_pool *pool,
+                                          const char *text, size_t len, unsigned flags,
+                                          const struct kf_lopt_par_opts *opts,
+                                          kf_lopt_tokens *out, struct kf_lopt_par_stats *stats,
+                                          kf_lopt_error *err);
+
+/* Decode ids as the reference does (decode(ids, skip_special_tokens = false)): the file's
+ * decoder chain, or the tokens joined by spaces when it has none. kf_lopt_decode_bytes: the
+ * raw bytes of the tokens (byte-level models: exact bytes, no U+FFFD). */
+kf_lopt_status kf_lopt_decode_bytes(const kf_lopt_tokenizer *tok, const uint32_t *ids, size_t n,
+                                    char **out, size_t *out_len, kf_lopt_error *err);
 /* Decode ids to bytes (malloc'd, NUL-terminated for convenience; *out_len excludes the NUL).
  * Special tokens are kept. Unknown ids are an error naming the index. */
 kf_lopt_status kf_lopt_decode(const kf_lopt_tokenizer *tok, const uint32_t *ids, size_t n,
