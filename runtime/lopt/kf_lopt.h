@@ -104,6 +104,10 @@ kf_lopt_status kf_lopt_encode_parallel_ex(const kf_lopt_tokenizer *tok, kf_lopt_
  * raw bytes of the tokens (byte-level models: exact bytes, no U+FFFD). */
 kf_lopt_status kf_lopt_decode_bytes(const kf_lopt_tokenizer *tok, const uint32_t *ids, size_t n,
                                     char **out, size_t *out_len, kf_lopt_error *err);
+/* Decode with skip_special = 1: special added tokens are dropped (skip_special_tokens). */
+kf_lopt_status kf_lopt_decode_ex(const kf_lopt_tokenizer *tok, const uint32_t *ids, size_t n,
+                                 int skip_special, char **out, size_t *out_len,
+                                 kf_lopt_error *err);
 /* Decode ids to bytes (malloc'd, NUL-terminated for convenience; *out_len excludes the NUL).
  * Special tokens are kept. Unknown ids are an error naming the index. */
 kf_lopt_status kf_lopt_decode(const kf_lopt_tokenizer *tok, const uint32_t *ids, size_t n,

@@ -878,6 +878,8 @@ kf_lopt_status kf_lopt_load_json(const char *json, size_t len, const char *name,
   return KF_LOPT_OK;
 }
 
+enum { KF_LOPT_MAX_JSON = 512 << 20 };
+
 kf_lopt_status kf_lopt_load(const char *path, kf_lopt_tokenizer **out, kf_lopt_error *err) {
   if (!path || !out) return kf_lopt_fail(err, KF_LOPT_EINVAL, "kf_lopt_load: NULL argument");
   *out = NULL;
@@ -899,6 +901,12 @@ kf_lopt_status kf_lopt_load(const char *path, kf_lopt_tokenizer **out, kf_lopt_e
     size_t r = fread(buf + n, 1, cap - n, f);
     n += r;
     if (r == 0) break;
+    if (n > KF_LOPT_MAX_JSON) {
+      free(buf);
+      fclose(f);
+      return kf_lopt_fail(err, KF_LOPT_EIO, "%s: larger than the tokenizer.json cap of %d MiB",
+                          path, KF_LOPT_MAX_JSON >> 20);
+    }
   }
   int bad = ferror(f);
   fclose(f);
@@ -950,6 +958,14 @@ kf_lopt_status kf_lopt_decode(const kf_lopt_tokenizer *tok, const uint32_t *ids,
   if (!tok || !out || !out_len || (!ids && n))
     return kf_lopt_fail(err, KF_LOPT_EINVAL, "kf_lopt_decode: NULL argument");
   return lopt_generic_decode(tok, ids, n, 0, out, out_len, err);
+}
+
+kf_lopt_status kf_lopt_decode_ex(const kf_lopt_tokenizer *tok, const uint32_t *ids, size_t n,
+                                 int skip_special, char **out, size_t *out_len,
+                                 kf_lopt_error *err) {
+  if (!tok || !out || !out_len || (!ids && n))
+    return kf_lopt_fail(err, KF_LOPT_EINVAL, "kf_lopt_decode: NULL argument");
+  return lopt_generic_decode(tok, ids, n, skip_special != 0, out, out_len, err);
 }
 
 kf_lopt_status kf_lopt_decode_bytes(const kf_lopt_tokenizer *tok, const uint32_t *ids, size_t n,

@@ -39,18 +39,22 @@ static int map_add(lopt_map *m, uint32_t ns, uint32_t ne, uint32_t os, uint32_t 
   return 0;
 }
 
-/* Position in the transformed text -> position in its source. Inside a replaced region a start
- * maps to the region's source start and an end to its source end. */
+/* Position in the transformed text -> position in its source. A start inside or at the start of
+ * a replaced region maps to the region's source start; an end inside or at the end of one to its
+ * source end (regions may be adjacent: one per character). */
 uint32_t lopt_map_pos(const lopt_map *m, uint32_t pos, int is_end) {
-  if (m->n == 0 || pos < m->nstart[0]) return pos;
-  size_t lo = 0, hi = m->n; /* last region with nstart <= pos */
+  if (m->n == 0 || pos < m->nstart[0] || (is_end && pos == m->nstart[0])) return pos;
+  size_t lo = 0, hi = m->n; /* last region with nstart <= pos (< pos for an end) */
   while (hi - lo > 1) {
     size_t mid = (lo + hi) / 2;
-    if (m->nstart[mid] <= pos) lo = mid;
+    if (m->nstart[mid] < pos || (!is_end && m->nstart[mid] == pos)) lo = mid;
     else hi = mid;
   }
-  if (pos == m->nstart[lo]) return m->ostart[lo];
-  if (pos < m->nend[lo]) return is_end ? m->oend[lo] : m->ostart[lo];
+  if (is_end) {
+    if (pos <= m->nend[lo]) return m->oend[lo];
+  } else if (pos < m->nend[lo]) {
+    return m->ostart[lo];
+  }
   return m->oend[lo] + (pos - m->nend[lo]);
 }
 
@@ -264,20 +268,30 @@ static int buf_reserve(char **buf, size_t *cap, size_t need) {
 }
 
 /* The normalization form of one region (valid UTF-8) appended to the buffer: decompose
- * (canonically, or for NFKC/NFKD by compatibility), order, and for NFC/NFKC compose. */
+ * (canonically, or for NFKC/NFKD by compatibility), order, and for NFC/NFKC compose. Each output
+ * code point carries the reference's "change" (unicode-normalization-alignments): 0 for a
+ * character or the first part of a decomposition, +1 for each further part, and a composite the
+ * sum of its parts' changes minus one per absorbed character; changes move with the characters
+ * when they are reordered. If chg is not NULL, (*chg)[k] is output code point k's change and
+ * *n_out the number of output code points. */
 static int nfc_region(int form, const unsigned char *s, size_t n, char **buf, size_t *len,
-                      size_t *cap) {
+                      size_t *cap, int32_t **chg, size_t *n_out) {
   int compat = form == LOPT_NF_NFKC || form == LOPT_NF_NFKD;
   int compose = form == LOPT_NF_NFC || form == LOPT_NF_NFKC;
   size_t max_cp = n * 4 + 8; /* decompositions grow at most ~4x per code point */
-  uint32_t *cps = malloc(max_cp * sizeof *cps);
+  uint64_t *cps = malloc(max_cp * sizeof *cps); /* (uint32_t)change << 32 | code point */
   if (!cps) return -1;
   size_t m = 0;
+#define CP(x) ((uint32_t)(x))
   for (size_t i = 0; i < n;) {
     uint32_t cp;
+    const uint64_t o = (uint64_t)1 << 32; /* change +1 */
     i += (size_t)lopt_utf8_next(s + i, n - i, &cp);
-    if (m + 4 > max_cp) {
-      uint32_t *g = realloc(cps, (max_cp *= 2) * sizeof *cps);
+    const uint32_t *seq = NULL;
+    int k = 0;
+    if (!(cp >= HS && cp < HS + HSCOUNT)) k = nfc_decomp(compat, cp, &seq);
+    if (m + (size_t)k + 4 > max_cp) {
+      uint64_t *g = realloc(cps, (max_cp = (m + (size_t)k + 4) * 2) * sizeof *cps);
       if (!g) {
         free(cps);
         return -1;
@@ -287,34 +301,24 @@ static int nfc_region(int form, const unsigned char *s, size_t n, char **buf, si
     if (cp >= HS && cp < HS + HSCOUNT) {
       uint32_t sidx = cp - HS;
       cps[m++] = HL + sidx / HN;
-      cps[m++] = HV + (sidx % HN) / NT;
-      if (sidx % NT) cps[m++] = HT + sidx % NT;
+      cps[m++] = o | (HV + (sidx % HN) / NT);
+      if (sidx % NT) cps[m++] = o | (HT + sidx % NT);
       continue;
     }
-    const uint32_t *seq;
-    int k = nfc_decomp(compat, cp, &seq);
     if (k == 0) {
       cps[m++] = cp;
       continue;
     }
-    if (m + (size_t)k > max_cp) {
-      uint32_t *g = realloc(cps, (max_cp = (m + (size_t)k) * 2) * sizeof *cps);
-      if (!g) {
-        free(cps);
-        return -1;
-      }
-      cps = g;
-    }
-    for (int t = 0; t < k; t++) cps[m++] = seq[t];
+    for (int t = 0; t < k; t++) cps[m++] = (t ? o : 0) | seq[t];
   }
   /* canonical ordering: stable insertion sort of each run of non-starters by ccc */
   for (size_t i = 1; i < m; i++) {
-    unsigned cc = nfc_ccc(cps[i]);
+    unsigned cc = nfc_ccc(CP(cps[i]));
     if (cc == 0) continue;
     size_t j = i;
-    uint32_t c = cps[i];
+    uint64_t c = cps[i];
     while (j > 0) {
-      unsigned pc = nfc_ccc(cps[j - 1]);
+      unsigned pc = nfc_ccc(CP(cps[j - 1]));
       if (pc == 0 || pc <= cc) break;
       cps[j] = cps[j - 1];
       j--;
@@ -325,20 +329,21 @@ static int nfc_region(int form, const unsigned char *s, size_t n, char **buf, si
   size_t out = 0;
   long starter = -1;
   for (size_t i = 0; i < m; i++) {
-    uint32_t c = cps[i];
-    unsigned cc = nfc_ccc(c);
+    uint64_t c = cps[i];
+    unsigned cc = nfc_ccc(CP(c));
     if (!compose) {
       cps[out++] = c;
       continue;
     }
     if (starter >= 0) {
       int adjacent = (size_t)starter == out - 1;
-      unsigned last_cc = adjacent ? 0 : nfc_ccc(cps[out - 1]);
+      unsigned last_cc = adjacent ? 0 : nfc_ccc(CP(cps[out - 1]));
       int blocked = !adjacent && (last_cc == 0 || last_cc >= cc);
       if (!blocked) {
-        uint32_t comp = nfc_compose(cps[starter], c);
+        uint32_t comp = nfc_compose(CP(cps[starter]), CP(c));
         if (comp) {
-          cps[starter] = comp;
+          int32_t ch = (int32_t)(uint32_t)(cps[starter] >> 32) + (int32_t)(uint32_t)(c >> 32) - 1;
+          cps[starter] = ((uint64_t)(uint32_t)ch << 32) | comp;
           continue;
         }
       }
@@ -350,7 +355,18 @@ static int nfc_region(int form, const unsigned char *s, size_t n, char **buf, si
     free(cps);
     return -1;
   }
-  for (size_t i = 0; i < out; i++) *len += (size_t)lopt_utf8_put(cps[i], *buf + *len);
+  if (chg) {
+    int32_t *g = realloc(*chg, (out + 1) * sizeof *g);
+    if (!g) {
+      free(cps);
+      return -1;
+    }
+    *chg = g;
+    for (size_t i = 0; i < out; i++) g[i] = (int32_t)(uint32_t)(cps[i] >> 32);
+    *n_out = out;
+  }
+  for (size_t i = 0; i < out; i++) *len += (size_t)lopt_utf8_put(CP(cps[i]), *buf + *len);
+#undef CP
   free(cps);
   return 0;
 }
@@ -383,13 +399,43 @@ int lopt_nfc_append(int form, const unsigned char *s, size_t n, uint32_t base, c
     if (buf_reserve(buf, buf_cap, *buf_len + (rs - copied) + 1) < 0) return -1;
     memcpy(*buf + *buf_len, s + copied, rs - copied);
     *buf_len += rs - copied;
-    size_t at = *buf_len;
-    if (nfc_region(form, s + rs, re - rs, buf, buf_len, buf_cap) < 0) return -1;
-    if (*buf_len - at != re - rs || memcmp(*buf + at, s + rs, re - rs) != 0) {
-      if (map_add(map, (uint32_t)at, (uint32_t)*buf_len, base + (uint32_t)rs,
-                  base + (uint32_t)re) < 0)
-        return -1;
+    size_t at = *buf_len, n_out = 0;
+    int32_t *org = NULL;
+    if (nfc_region(form, s + rs, re - rs, buf, buf_len, buf_cap, &org, &n_out) < 0) {
+      free(org);
+      return -1;
     }
+    if (*buf_len - at != re - rs || memcmp(*buf + at, s + rs, re - rs) != 0) {
+      /* one region per output character, aligned as the reference does: a character with
+       * change <= 0 takes the next input character (and skips -change more), one with change
+       * > 0 is inserted and takes the last one taken */
+      size_t q = at, cur = rs;
+      uint32_t ls = (uint32_t)rs, le = (uint32_t)rs;
+      for (size_t c = 0; c < n_out; c++) {
+        size_t qe = q + 1;
+        while (qe < *buf_len && ((unsigned char)(*buf)[qe] & 0xC0) == 0x80) qe++;
+        if (org[c] <= 0 && cur < re) {
+          uint32_t dummy;
+          ls = (uint32_t)cur;
+          cur += (size_t)lopt_utf8_next(s + cur, re - cur, &dummy);
+          le = (uint32_t)cur;
+          for (int32_t k2 = org[c]; k2 < 0 && cur < re; k2++)
+            cur += (size_t)lopt_utf8_next(s + cur, re - cur, &dummy);
+        }
+        if (map_add(map, (uint32_t)q, (uint32_t)qe, base + ls, base + le) < 0) {
+          free(org);
+          return -1;
+        }
+        q = qe;
+      }
+      /* an empty region at the end: the text after it maps from the region's source end */
+      if (map_add(map, (uint32_t)*buf_len, (uint32_t)*buf_len, base + (uint32_t)re,
+                  base + (uint32_t)re) < 0) {
+        free(org);
+        return -1;
+      }
+    }
+    free(org);
     copied = re;
     seg = re;
     i = re;
