@@ -43,6 +43,7 @@ static int nstr_reserve(nstr *x, size_t need) {
 
 /* Append bytes p[0..n) all aligned to [a0, a1). */
 static int nstr_put(nstr *x, const char *p, size_t n, uint32_t a0, uint32_t a1) {
+  if (!n) return 0;
   if (nstr_reserve(x, x->n + n) < 0) return -1;
   memcpy(x->s + x->n, p, n);
   for (size_t i = 0; i < n; i++) {
@@ -55,6 +56,7 @@ static int nstr_put(nstr *x, const char *p, size_t n, uint32_t a0, uint32_t a1) 
 
 /* Append src[lo, hi) with its alignments. */
 static int nstr_copy(nstr *x, const nstr *src, size_t lo, size_t hi) {
+  if (hi <= lo) return 0;
   if (nstr_reserve(x, x->n + (hi - lo)) < 0) return -1;
   memcpy(x->s + x->n, src->s + lo, hi - lo);
   memcpy(x->a0 + x->n, src->a0 + lo, (hi - lo) * sizeof *x->a0);
@@ -593,6 +595,7 @@ static int strs_open(strs *x) { /* start a new token */
 }
 
 static int strs_add(strs *x, const char *p, size_t n) { /* append to the last token */
+  if (!n) return 0;
   if (x->len + n + 1 > x->cap) {
     size_t cap = x->cap ? x->cap : 256;
     while (cap < x->len + n + 1) cap *= 2;
@@ -789,7 +792,7 @@ kf_lopt_status lopt_generic_decode(const kf_lopt_tokenizer *tok, const uint32_t 
   if (!res) goto nomem;
   size_t j = 0;
   for (size_t i = 0; i < a.count; i++) {
-    memcpy(res + j, tk(&a, i), a.n[i]);
+    if (a.n[i]) memcpy(res + j, tk(&a, i), a.n[i]);
     j += a.n[i];
   }
   res[j] = 0;
@@ -834,7 +837,7 @@ int lopt_normalize_bytes(const kf_lopt_tokenizer *tok, const char *in, size_t n,
   if (md && nstr_put(&x, in, n, 0, (uint32_t)n) == 0 && normalize(tok, md, &x) == 0) {
     *out = malloc(x.n + 1);
     if (*out) {
-      memcpy(*out, x.s, x.n);
+      if (x.n) memcpy(*out, x.s, x.n);
       (*out)[x.n] = 0;
       *out_n = x.n;
       rc = 0;
