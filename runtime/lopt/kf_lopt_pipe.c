@@ -610,7 +610,7 @@ static int strs_add(strs *x, const char *p, size_t n) { /* append to the last to
   return 0;
 }
 
-static const char *tk(const strs *x, size_t i) { return x->buf + x->off[i]; }
+static const char *tk(const strs *x, size_t i) { return x->buf ? x->buf + x->off[i] : ""; }
 
 /* GPT-2 byte alphabet, reversed: code point -> byte, -1 if not in the alphabet. */
 static int bl_byte(uint32_t cp) {
