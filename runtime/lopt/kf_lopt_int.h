@@ -177,6 +177,7 @@ int lopt_translate_pattern(const char *in, size_t n, char **out, char *why, size
 /* Compile a tokenizer.json pattern (literal: a "String" pattern); NULL with why on failure. */
 pcre2_code *lopt_compile_pattern(const char *pat, size_t n, int literal, char *why, size_t why_n);
 const char *lopt_general_category(uint32_t cp);
+int lopt_is_punct8(uint32_t cp);
 
 /* ---- strict JSON check (kf_lopt_json.c): 0, or -1 with msg naming the JSON path ---- */
 int lopt_json_check(const char *s, size_t n, char *msg, size_t msg_n);

@@ -117,8 +117,11 @@ static int norm_replace(const lopt_norm_op *op, pcre2_match_data *md, nstr *x) {
       pos = ms + cp_len_at(x, ms);
       continue;
     }
+    /* the reference aligns the replacement to the last character of the match */
+    size_t last = me - 1;
+    while (last > ms && (x->s[last] & 0xC0) == 0x80) last--;
     if (nstr_copy(&y, x, copied, ms) < 0 ||
-        nstr_put(&y, op->content, op->content_n, x->a0[ms], x->a1[me - 1]) < 0) {
+        nstr_put(&y, op->content, op->content_n, x->a0[last], x->a1[me - 1]) < 0) {
       nstr_free(&y);
       return -1;
     }
@@ -277,7 +280,7 @@ static int is_punct_cp(uint32_t cp) {
   if (cp < 0x80)
     return (cp >= 0x21 && cp <= 0x2F) || (cp >= 0x3A && cp <= 0x40) || (cp >= 0x5B && cp <= 0x60) ||
            (cp >= 0x7B && cp <= 0x7E);
-  return lopt_general_category(cp)[0] == 'P';
+  return lopt_is_punct8(cp);
 }
 
 /* find_matches for a character predicate: each matching character is its own match. */

@@ -254,3 +254,16 @@ const char *lopt_general_category(uint32_t cp) {
   }
   return kf_gc_names[kf_gc_runs[lo] & 0xFFu];
 }
+
+/* Punctuation as the reference's Punctuation pre-tokenizer sees it (General_Category P* of
+ * Unicode 8.0, the version of its unicode_categories crate). */
+int lopt_is_punct8(uint32_t cp) {
+  size_t lo = 0, hi = sizeof kf_punct8_ranges / sizeof kf_punct8_ranges[0] / 2;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (kf_punct8_ranges[2 * mid + 1] < cp) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < sizeof kf_punct8_ranges / sizeof kf_punct8_ranges[0] / 2 &&
+         kf_punct8_ranges[2 * lo] <= cp;
+}
