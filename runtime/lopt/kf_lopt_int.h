@@ -81,7 +81,7 @@ typedef struct lopt_added_set {
 } lopt_added_set;
 
 /* ---- the general pipeline (kf_lopt_pipe.c), for files the fast path does not cover ---- */
-enum { LN_NF = 1, LN_REPLACE, LN_PREPEND, LN_STRIP };
+enum { LN_NF = 1, LN_REPLACE, LN_PREPEND, LN_STRIP, LN_LOWERCASE };
 typedef struct lopt_norm_op {
   int kind;
   int form;             /* LN_NF: LOPT_NF_* */
@@ -178,6 +178,7 @@ int lopt_translate_pattern(const char *in, size_t n, char **out, char *why, size
 pcre2_code *lopt_compile_pattern(const char *pat, size_t n, int literal, char *why, size_t why_n);
 const char *lopt_general_category(uint32_t cp);
 int lopt_is_punct8(uint32_t cp);
+int lopt_to_lower(uint32_t cp, uint32_t out[3]);
 
 /* ---- strict JSON check (kf_lopt_json.c): 0, or -1 with msg naming the JSON path ---- */
 int lopt_json_check(const char *s, size_t n, char *msg, size_t msg_n);

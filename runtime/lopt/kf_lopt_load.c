@@ -195,6 +195,8 @@ static kf_lopt_status load_normalizer(load_ctx *L, const cJSON *nz, const char *
     op->kind = LN_PREPEND;
     if (!(op->content = dup_str(content, &op->content_n)))
       return kf_lopt_fail(L->err, KF_LOPT_ENOMEM, "out of memory");
+  } else if (strcmp(type, "Lowercase") == 0) {
+    op->kind = LN_LOWERCASE;
   } else if (strcmp(type, "Strip") == 0) {
     op->kind = LN_STRIP;
     op->left = json_bool(nz, "strip_left", 1);
@@ -204,7 +206,7 @@ static kf_lopt_status load_normalizer(load_ctx *L, const cJSON *nz, const char *
     pcre2_code_free(op->re);
     return kf_lopt_fail(L->err, KF_LOPT_EUNSUPPORTED,
                         "%s: %s type \"%s\" is not supported (kf_lopt implements NFC, NFD, NFKC, "
-                        "NFKD, Replace, Prepend, Strip and Sequence)",
+                        "NFKD, Replace, Prepend, Strip, Lowercase and Sequence)",
                         L->name, where, type);
   }
   tok->n_norm_ops++;

@@ -177,6 +177,28 @@ static int norm_strip(const lopt_norm_op *op, nstr *x) {
   return 0;
 }
 
+/* Each character by its lowercase (one to three characters, all aligned to it). */
+static int norm_lower(nstr *x) {
+  nstr y = {0};
+  for (size_t i = 0; i < x->n;) {
+    uint32_t cp, lo[3];
+    int k = lopt_utf8_next((const unsigned char *)x->s + i, x->n - i, &cp);
+    int m = lopt_to_lower(cp, lo);
+    for (int j = 0; j < m; j++) {
+      char u[4];
+      int un = lopt_utf8_put(lo[j], u);
+      if (nstr_put(&y, u, (size_t)un, x->a0[i], x->a1[i + (size_t)k - 1]) < 0) {
+        nstr_free(&y);
+        return -1;
+      }
+    }
+    i += (size_t)k;
+  }
+  nstr_free(x);
+  *x = y;
+  return 0;
+}
+
 static int normalize(const kf_lopt_tokenizer *tok, pcre2_match_data *md, nstr *x) {
   for (size_t i = 0; i < tok->n_norm_ops; i++) {
     const lopt_norm_op *op = &tok->norm_ops[i];
@@ -186,6 +208,7 @@ static int normalize(const kf_lopt_tokenizer *tok, pcre2_match_data *md, nstr *x
     case LN_REPLACE: rc = norm_replace(op, md, x); break;
     case LN_PREPEND: rc = nstr_prepend(x, op->content, op->content_n); break;
     case LN_STRIP: rc = norm_strip(op, x); break;
+    case LN_LOWERCASE: rc = norm_lower(x); break;
     default: break;
     }
     if (rc < 0) return -1;

@@ -267,3 +267,20 @@ int lopt_is_punct8(uint32_t cp) {
   return lo < sizeof kf_punct8_ranges / sizeof kf_punct8_ranges[0] / 2 &&
          kf_punct8_ranges[2 * lo] <= cp;
 }
+
+/* Lowercase of cp (Rust's char::to_lowercase): number of code points written to out (1..3). */
+int lopt_to_lower(uint32_t cp, uint32_t out[3]) {
+  size_t lo = 0, hi = KF_LOWER_N;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (kf_lower_index[3 * mid] < cp) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo < KF_LOWER_N && kf_lower_index[3 * lo] == cp) {
+    uint32_t n = kf_lower_index[3 * lo + 2];
+    for (uint32_t k = 0; k < n && k < 3; k++) out[k] = kf_lower_pool[kf_lower_index[3 * lo + 1] + k];
+    return (int)(n < 3 ? n : 3);
+  }
+  out[0] = cp;
+  return 1;
+}

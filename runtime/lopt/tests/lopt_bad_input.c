@@ -114,8 +114,8 @@ int main(int argc, char **argv) {
   expect_fail(dir, "roberta_post",
               J("{\"post_processor\":{\"type\":\"RobertaProcessing\"},%s}", GOOD_MODEL),
               0, KF_LOPT_EUNSUPPORTED, "post_processor type \"RobertaProcessing\" is not supported");
-  expect_fail(dir, "lowercase", J("{\"normalizer\":{\"type\":\"Lowercase\"},%s}", GOOD_MODEL),
-              0, KF_LOPT_EUNSUPPORTED, "normalizer type \"Lowercase\" is not supported");
+  expect_fail(dir, "precompiled", J("{\"normalizer\":{\"type\":\"Precompiled\"},%s}", GOOD_MODEL),
+              0, KF_LOPT_EUNSUPPORTED, "normalizer type \"Precompiled\" is not supported");
   expect_fail(dir, "split_behavior",
               J("{\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":{\"Regex\":\"a\"},"
                 "\"behavior\":\"Dropped\",\"invert\":false},%s}",
@@ -154,6 +154,23 @@ int main(int argc, char **argv) {
   expect_fail(dir, "real_minus_3", real, n - 3, KF_LOPT_EPARSE, "unterminated object (end of input)");
   free(real);
 
+  /* size caps (unbounded inputs): a device that never ends is refused with the cap named */
+  {
+    kf_lopt_error e = {0};
+    kf_lopt_tokenizer *z = NULL;
+    kf_lopt_status st = kf_lopt_load("/dev/zero", &z, &e);
+    lt_check(st == KF_LOPT_EIO && !z && strstr(e.msg, "larger than the tokenizer.json cap of 512 MiB"),
+             "load /dev/zero stops at the 512 MiB cap", "[%s] %s", kf_lopt_status_name(st), e.msg);
+    kf_lopt_free(z);
+    char *az[] = {"tokenize", "--tokenizer", argv[2], "--max-input", "2", "/dev/zero", NULL};
+    lt_check(kf_tokenize_main(6, az) == 1, "cli input /dev/zero stops at --max-input 2 (exit 1)",
+             "%s", "");
+    char *az2[] = {"tokenize", "--tokenizer", argv[2], "--max-input", "0", "x", NULL};
+    lt_check(kf_tokenize_main(6, az2) == 2, "cli --max-input 0 is a usage error", "%s", "");
+    char *ad[] = {"tokenize", "--tokenizer", argv[2], "--decode", in_path, NULL};
+    lt_check(kf_tokenize_main(5, ad) == 1, "cli --decode of text that is not ids exits 1", "%s",
+             "");
+  }
   /* CLI usage errors */
   char *a1[] = {"tokenize", "--threads", "0", "x", NULL};
   lt_check(kf_tokenize_main(4, a1) == 2, "cli --threads 0 is a usage error (exit 2)", "%s", "");

@@ -22,7 +22,7 @@ const variants = {
     decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
   }],
   synth_b: ['bl', {
-    normalizer: { type: 'NFKD' },
+    normalizer: { type: 'Sequence', normalizers: [{ type: 'NFKD' }, { type: 'Lowercase' }] },
     pre_tokenizer: { type: 'Sequence', pretokenizers: [{ type: 'Whitespace' },
       { type: 'Split', pattern: { Regex: '\\p{L}+' }, behavior: 'Contiguous', invert: true },
       { type: 'Split', pattern: { Regex: '[\\p{P}\\p{S}]' }, behavior: 'MergedWithNext', invert: false },
