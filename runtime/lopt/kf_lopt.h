@@ -1,23 +1,33 @@
-/* kf_lopt: byte-level BPE tokenizer for Hugging Face tokenizer.json, and LoPT (lossless parallel
+/* kf_lopt: BPE tokenizer for Hugging Face tokenizer.json, and LoPT (lossless parallel
  * tokenization).
  *
- * The tokenizer loads a tokenizer.json of a byte-level BPE model (Qwen, Llama-3, GPT-2 style):
- * NFC normalizer, one Split-regex pre-tokenizer (PCRE2, JIT), ByteLevel mapping, BPE merges by
- * rank (ignore_merges, byte_fallback, unk), added/special tokens matched before the split as the
- * reference does. Input bytes that are not valid UTF-8 are replaced by U+FFFD, one per maximal
- * invalid subpart (the WHATWG decoder, which is what a JavaScript or Rust caller of the reference
- * does when it turns bytes into a string). No BOS/EOS is added (add_special_tokens = false).
+ * The tokenizer loads the tokenizer.json of a BPE model (byte-level like Qwen, Llama-3, GPT-4o,
+ * or SentencePiece-style like Llama-2, Gemma) and gives the ids of the reference (Hugging Face
+ * tokenizers 0.23): normalizers NFC, NFD, NFKC, NFKD, Replace, Prepend, Strip, Lowercase,
+ * Sequence; pre-tokenizers Split (every behavior, invert), ByteLevel, Metaspace, Digits,
+ * Punctuation, Whitespace, WhitespaceSplit, Sequence; BPE with byte_fallback, fuse_unk,
+ * ignore_merges, unk; added tokens (lstrip, rstrip, single_word, normalized) matched as the
+ * reference does; TemplateProcessing for add_special_tokens; decoders ByteLevel, Replace,
+ * ByteFallback, Fuse, Strip, Metaspace, Sequence. WordPiece and Unigram models are refused.
+ * Unicode tables are the reference's versions: regex classes 16.0, normalization 10.0,
+ * Punctuation 8.0 (kf_lopt_info reports them). The file is checked as strictly as the
+ * reference's loader (and duplicate keys or ids are refused); errors name the JSON path.
  *
- * Offsets are byte offsets into the caller's input. A tokenizer is immutable after load, so any
- * number of threads may encode with it at once.
+ * Input bytes that are not valid UTF-8 are replaced by U+FFFD, one per maximal invalid subpart
+ * (the WHATWG decoder, which is what a JavaScript or Rust caller of the reference does when it
+ * turns bytes into a string). Offsets are byte offsets into the caller's input, per token as the
+ * reference aligns them (also where a normalizer changed the text). A tokenizer is immutable
+ * after load, so any number of threads may encode with it at once.
  *
- * LoPT (kf_lopt_encode_parallel) cuts the text into chunks at UTF-8 boundaries with an overlap,
- * tokenizes the chunks on a thread pool, and joins neighbours at a pre-token that both chunks
- * produce with the same (start, end, id) inside the overlap and that the left chunk proved
- * independent of its truncation (PCRE2 hard partial matching); with no such token the overlap is
- * widened and the pair retried, and after max_rounds the span is tokenized sequentially. The result
- * is always identical to kf_lopt_encode. kf_lopt_encode_naive is the lossy split-and-concatenate
- * baseline. */
+ * LoPT (kf_lopt_encode_parallel) covers the fast path: at most one Unicode normalization form,
+ * one split regex (Isolated, or Removed with invert) and ByteLevel, or no pre-tokenizer. It cuts
+ * the text into chunks at UTF-8 boundaries with an overlap, tokenizes the chunks on a thread
+ * pool, and joins neighbours at a pre-token that both chunks produce with the same (start, end,
+ * id) inside the overlap and that the left chunk proved independent of its truncation (PCRE2
+ * hard partial matching); with no such token the overlap is widened and the pair retried, and
+ * after max_rounds the span is tokenized sequentially. Other pipelines (kf_lopt_info.general)
+ * are encoded sequentially by kf_lopt_encode_parallel too. The result is always identical to
+ * kf_lopt_encode. kf_lopt_encode_naive is the lossy split-and-concatenate baseline. */
 #ifndef KF_LOPT_H
 #define KF_LOPT_H
 

@@ -145,27 +145,32 @@ static kf_lopt_status ops_grow(load_ctx *L, void **v, size_t n, size_t elem) {
   return KF_LOPT_OK;
 }
 
+typedef kf_lopt_status (*stage_fn)(load_ctx *L, const cJSON *obj, const char *where);
+
+/* A Sequence stage: obj[key] is an array whose items each load with fn (paths where.key[i]). */
+static kf_lopt_status load_seq(load_ctx *L, const cJSON *obj, const char *key, const char *where,
+                               stage_fn fn) {
+  const cJSON *list = cJSON_GetObjectItemCaseSensitive(obj, key);
+  if (!cJSON_IsArray(list))
+    return kf_lopt_fail(L->err, KF_LOPT_EPARSE, "%s: %s.%s must be an array", L->name, where, key);
+  int i = 0;
+  const cJSON *it;
+  cJSON_ArrayForEach(it, list) {
+    char w[200];
+    snprintf(w, sizeof w, "%.150s.%s[%d]", where, key, i++);
+    kf_lopt_status s = fn(L, it, w);
+    if (s) return s;
+  }
+  return KF_LOPT_OK;
+}
+
 static kf_lopt_status load_normalizer(load_ctx *L, const cJSON *nz, const char *where) {
   kf_lopt_tokenizer *tok = L->tok;
   if (!nz || cJSON_IsNull(nz)) return KF_LOPT_OK;
   const char *type = json_type(nz);
   if (!type)
     return kf_lopt_fail(L->err, KF_LOPT_EPARSE, "%s: %s has no \"type\"", L->name, where);
-  if (strcmp(type, "Sequence") == 0) {
-    const cJSON *list = cJSON_GetObjectItemCaseSensitive(nz, "normalizers");
-    if (!cJSON_IsArray(list))
-      return kf_lopt_fail(L->err, KF_LOPT_EPARSE, "%s: %s.normalizers must be an array", L->name,
-                          where);
-    int i = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, list) {
-      char w[160];
-      snprintf(w, sizeof w, "%s.normalizers[%d]", where, i++);
-      kf_lopt_status s = load_normalizer(L, it, w);
-      if (s) return s;
-    }
-    return KF_LOPT_OK;
-  }
+  if (strcmp(type, "Sequence") == 0) return load_seq(L, nz, "normalizers", where, load_normalizer);
   kf_lopt_status st = ops_grow(L, (void **)&tok->norm_ops, tok->n_norm_ops, sizeof *tok->norm_ops);
   if (st) return st;
   lopt_norm_op *op = &tok->norm_ops[tok->n_norm_ops];
@@ -227,21 +232,7 @@ static kf_lopt_status load_pretok(load_ctx *L, const cJSON *pt, const char *wher
   const char *type = json_type(pt);
   if (!type)
     return kf_lopt_fail(L->err, KF_LOPT_EPARSE, "%s: %s has no \"type\"", L->name, where);
-  if (strcmp(type, "Sequence") == 0) {
-    const cJSON *list = cJSON_GetObjectItemCaseSensitive(pt, "pretokenizers");
-    if (!cJSON_IsArray(list))
-      return kf_lopt_fail(L->err, KF_LOPT_EPARSE, "%s: %s.pretokenizers must be an array",
-                          L->name, where);
-    int i = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, list) {
-      char w[160];
-      snprintf(w, sizeof w, "%s.pretokenizers[%d]", where, i++);
-      kf_lopt_status s = load_pretok(L, it, w);
-      if (s) return s;
-    }
-    return KF_LOPT_OK;
-  }
+  if (strcmp(type, "Sequence") == 0) return load_seq(L, pt, "pretokenizers", where, load_pretok);
   kf_lopt_status st = ops_grow(L, (void **)&tok->pre_ops, tok->n_pre_ops, sizeof *tok->pre_ops);
   if (st) return st;
   lopt_pre_op *op = &tok->pre_ops[tok->n_pre_ops];
@@ -686,21 +677,7 @@ static kf_lopt_status load_post(load_ctx *L, const cJSON *pp, const char *where)
   if (!type)
     return kf_lopt_fail(L->err, KF_LOPT_EPARSE, "%s: %s has no \"type\"", L->name, where);
   if (strcmp(type, "ByteLevel") == 0) return KF_LOPT_OK;
-  if (strcmp(type, "Sequence") == 0) {
-    const cJSON *list = cJSON_GetObjectItemCaseSensitive(pp, "processors");
-    if (!cJSON_IsArray(list))
-      return kf_lopt_fail(L->err, KF_LOPT_EPARSE, "%s: %s.processors must be an array", L->name,
-                          where);
-    int i = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, list) {
-      char w[160];
-      snprintf(w, sizeof w, "%s.processors[%d]", where, i++);
-      kf_lopt_status s = load_post(L, it, w);
-      if (s) return s;
-    }
-    return KF_LOPT_OK;
-  }
+  if (strcmp(type, "Sequence") == 0) return load_seq(L, pp, "processors", where, load_post);
   if (strcmp(type, "TemplateProcessing") != 0)
     return kf_lopt_fail(L->err, KF_LOPT_EUNSUPPORTED,
                         "%s: %s type \"%s\" is not supported (kf_lopt implements "
@@ -754,21 +731,7 @@ static kf_lopt_status load_decoder(load_ctx *L, const cJSON *d, const char *wher
   const char *type = json_type(d);
   if (!type)
     return kf_lopt_fail(L->err, KF_LOPT_EPARSE, "%s: %s has no \"type\"", L->name, where);
-  if (strcmp(type, "Sequence") == 0) {
-    const cJSON *list = cJSON_GetObjectItemCaseSensitive(d, "decoders");
-    if (!cJSON_IsArray(list))
-      return kf_lopt_fail(L->err, KF_LOPT_EPARSE, "%s: %s.decoders must be an array", L->name,
-                          where);
-    int i = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, list) {
-      char w[160];
-      snprintf(w, sizeof w, "%s.decoders[%d]", where, i++);
-      kf_lopt_status s = load_decoder(L, it, w);
-      if (s) return s;
-    }
-    return KF_LOPT_OK;
-  }
+  if (strcmp(type, "Sequence") == 0) return load_seq(L, d, "decoders", where, load_decoder);
   kf_lopt_status st = ops_grow(L, (void **)&tok->dec_ops, tok->n_dec_ops, sizeof *tok->dec_ops);
   if (st) return st;
   lopt_dec_op *op = &tok->dec_ops[tok->n_dec_ops];
