@@ -1,7 +1,7 @@
 /*
-** check.h: problems = inputs + fp64 reference + error bounds for a kernel, chosen by the
-** template's `reference` name. Shared by `kforge check`, `kforge bench`, the tuner and
-** the tests.
+** check.h: problems = inputs + fp64 reference + error bounds for a kernel, made by the
+** reference family the template names (`reference = "gemm_q"`, gen/ref/ one file per
+** family). Shared by `kforge check`, `kforge bench`, `kforge sim`, the tuner and the tests.
 **
 ** Bounds come from the arithmetic (DESIGN.md section 4), per output element:
 **  - float GEMM on dequantized weights (f32 FMA chain over K terms, one rounding of each
@@ -17,6 +17,51 @@
 #include "kernel.h"
 
 typedef struct kf_problem kf_problem;
+
+/* What a kernel's IR says of its arithmetic: the reference families derive their bounds from
+** this, not from a template's parameter or tunable names. Read off the first node of each kind
+** (a kernel whose nodes of one kind disagree is refused by the family that cares). */
+typedef struct kf_kernel_numerics {
+  int n_quantize;      /* quantize nodes (MSD decompositions) */
+  int passes;          /* passes of the first quantize; 0 without one (a float kernel) */
+  int act_mxfp4;       /* the first quantize splits into MXFP4 passes (else INT8) */
+  int64_t act_group;   /* its activation scale group (0: per row) */
+  int64_t sum_group;   /* its sum group: the k span accumulated in int32 (0: the whole row) */
+  int mma_round_bf16;  /* an mma rounds dequantized weights to bf16 */
+  int softmax_amla;    /* a softmax uses AMLA's 2^k integer rescale */
+  int softmax_p_bf16;  /* a softmax rounds P to bf16 */
+  int64_t key_block;   /* keys per qk block (attention; 0 without qk) */
+} kf_kernel_numerics;
+void kf_kernel_numerics_of(const kf_ir_kernel *ir, kf_kernel_numerics *out);
+
+/* A reference family: how to make a problem for kernels whose template says `reference =
+** NAME`. The registry below is the one place that lists them. */
+typedef struct kf_ref_family {
+  const char *name;
+  const char *what;             /* one line, for `kforge list` and errors */
+  /* Inputs in the kernel's formats, the fp64 reference and the bound, into p (p->k, p->num,
+  ** p->family set). */
+  int (*make)(kf_ctx *ctx, kf_problem *p, uint64_t seed, int dist);
+  /* Reference and bounds again after a caller edited the inputs (NULL: not supported). */
+  void (*recompute)(kf_problem *p);
+  /* The bound's formula in words, into res->bound_desc. */
+  void (*describe_bound)(const kf_problem *p, char *out, size_t n);
+  /* Nominal FLOPs of one call at these shape parameters (for TFLOPS / peak fractions). */
+  double (*flops)(const kf_binding *params);
+  const char *batch_param;      /* the parameter a sampled check cuts down (M, B) */
+  int64_t sample_batch;         /* to this value by default */
+} kf_ref_family;
+
+/* The family named `name`, or NULL (then kf_ref_family_names lists the known ones). */
+const kf_ref_family *kf_ref_family_find(const char *name);
+void kf_ref_family_names(kf_str *out); /* "gemm_q, attn_decode, ..." */
+/* The family of a template (KF_EINVAL naming the template and the known families). */
+int kf_ref_family_of(kf_ctx *ctx, const kf_template *t, const kf_ref_family **out);
+
+/* Everything a problem for kernel k reads, as one string: the shape parameters, every
+** argument's name, type, dims and layout, and the IR numerics. Two kernels with the same key
+** get identical problems (the tuner shares one problem between their trials). */
+void kf_problem_key(const kf_kernel *k, kf_str *out);
 
 typedef struct kf_check_result {
   double max_abs, rel_l2, max_ratio, eff_bits, snr_bits, ref_max;

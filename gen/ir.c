@@ -385,3 +385,13 @@ void kf_ir_print(const kf_ir_kernel *k, kf_str *out) {
   }
   print_block(k, &k->body, 1, out);
 }
+
+int64_t kf_ir_buf_elems(const kf_ir_buf *b) {
+  if (b->layout == KF_LAYOUT_QW) {
+    int64_t count = b->rank == 3 ? b->dims[0] : 1, n = b->dims[b->rank - 2], k = b->dims[b->rank - 1];
+    return count * ((n + 15) / 16 * 16) * ((k + 7) / 8 * 8) * b->wbits / 8;
+  }
+  int64_t n = 1;
+  for (int d = 0; d < b->rank; d++) n *= b->dims[d];
+  return n;
+}

@@ -144,6 +144,10 @@ typedef struct kf_ir_kernel {
 kf_ir_kernel *kf_ir_new(const char *name);
 void kf_ir_free(kf_ir_kernel *k);
 int kf_ir_buf_add(kf_ir_kernel *k, const kf_ir_buf *b);
+/* Elements of a buffer as a kernel sees it: the product of its dims, or for quantized
+** weights (layout qweight) the bytes of runtime/quant's packing (n rounded up to 16, k to 8,
+** bits/8 bytes per code, per matrix of a batch). */
+int64_t kf_ir_buf_elems(const kf_ir_buf *b);
 int kf_ir_var_add(kf_ir_kernel *k, const char *name, kf_loc loc);
 kf_ir_node *kf_ir_append(kf_ir_kernel *k, kf_ir_block *b, kf_ir_opkind op, kf_loc loc);
 const char *kf_ir_opname(kf_ir_opkind op);

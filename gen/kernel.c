@@ -9,25 +9,22 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "lower.h"
 
-int kf_kernel_build(kf_ctx *ctx, kf_template *tmpl, const kf_binding *shape,
-                    const kf_binding *sets, const kf_target *target, kf_kernel *out) {
+int kf_kernel_build_ir(kf_ctx *ctx, kf_template *tmpl, const kf_binding *shape, const kf_binding *sets,
+                       const kf_tgt *target, kf_kernel *out) {
   memset(out, 0, sizeof *out);
   out->tmpl = tmpl;
-  out->target = *target;
+  out->tgt = *target;
+  out->tgt.data = NULL; /* the target's own description stays with whoever opened it */
   kf_binding none;
   memset(&none, 0, sizeof none);
-  kf_template_set_target(tmpl, target->name, target->vl32, target->has_vnni, target->has_bf16,
-                         /* AVX2 has 16 ymm; AVX-512 32 zmm; the portable path (16 xmm)
-                         ** is given 32 since n16 weight packing needs 4 xmm per tile
-                         ** row: there the compiler spills, correctness is what counts */
-                         target->isa == KF_ISA_AVX2 ? 16 : 32);
+  const kf_target_view *v = &target->view;
+  kf_template_set_target(tmpl, v->name ? v->name : target->name, v->vl, v->vnni, v->bf16, v->regs);
   int rc = kf_template_shape(ctx, tmpl, shape, &out->params);
   if (!rc) rc = kf_template_config(ctx, tmpl, &out->params, sets ? sets : &none, &out->config);
   if (!rc) rc = kf_template_build(ctx, tmpl, &out->params, &out->config, &out->ir);
   if (rc) return rc;
-  /* fn name: template, M/N/K, and a hash of everything that specializes the kernel */
+  /* fn name: template, its leading shape values, and a hash of everything that specializes it */
   kf_str key = {0}, name = {0};
   kf_binding_format(&out->params, &key);
   kf_str_puts(&key, ";");
@@ -36,47 +33,61 @@ int kf_kernel_build(kf_ctx *ctx, kf_template *tmpl, const kf_binding *shape,
   uint32_t h = 2166136261u;
   for (size_t i = 0; i < key.len; i++) h = (h ^ (unsigned char)key.data[i]) * 16777619u;
   kf_str_printf(&name, "%s", kf_template_name(tmpl));
-  static const char *const dims[] = {"M", "N", "K", "H", "S"};
-  for (int i = 0; i < 5; i++) {
-    int64_t v;
-    if (kf_binding_get(&out->params, dims[i], &v)) kf_str_printf(&name, "_%s%lld", dims[i], (long long)v);
-  }
+  const char *kname;
+  int64_t kval;
+  for (int i = 0; kf_template_key(tmpl, i, &kname); i++)
+    if (kf_binding_get(&out->params, kname, &kval)) kf_str_printf(&name, "_%s%lld", kname, (long long)kval);
   kf_str_printf(&name, "_%08x", h);
   for (char *c = name.data; *c; c++)
     if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9'))) *c = '_';
   snprintf(out->fn_name, sizeof out->fn_name, "%s", name.data);
   kf_str_free(&name);
   kf_str_free(&key);
-  kf_str hdr = {0}, p = {0}, c = {0};
-  kf_binding_format(&out->params, &p);
-  kf_binding_format(&out->config, &c);
-  kf_str_printf(&hdr, "kforge %s: template %s (%s, hash %s)\nshape: %s\ntunables: %s\ntarget: %s",
-                KF_VERSION, kf_template_name(tmpl), kf_template_path(tmpl), kf_template_source_hash(tmpl),
-                p.data ? p.data : "", c.data ? c.data : "(none)", target->name);
-  rc = kf_lower_cpu(ctx, out->ir, target, out->fn_name, hdr.data, &out->lir);
-  kf_str_free(&hdr);
+  return KF_OK;
+}
+
+int kf_kernel_build_on(kf_ctx *ctx, kf_template *tmpl, const kf_binding *shape, const kf_binding *sets,
+                       const kf_tgt *target, kf_kernel *out) {
+  int rc = kf_kernel_build_ir(ctx, tmpl, shape, sets, target, out);
+  return rc ? rc : target->ops->lower(ctx, out);
+}
+
+int kf_kernel_build(kf_ctx *ctx, kf_template *tmpl, const kf_binding *shape,
+                    const kf_binding *sets, const kf_target *target, kf_kernel *out) {
+  kf_tgt t;
+  kf_cpu_tgt(target, &t);
+  return kf_kernel_build_on(ctx, tmpl, shape, sets, &t, out);
+}
+
+void kf_kernel_describe(const kf_kernel *k, kf_str *out) {
+  kf_str p = {0}, c = {0};
+  kf_binding_format(&k->params, &p);
+  kf_binding_format(&k->config, &c);
+  kf_str_printf(out, "kforge %s: template %s (%s, hash %s)\nshape: %s\ntunables: %s\ntarget: %s", KF_VERSION,
+                kf_template_name(k->tmpl), kf_template_path(k->tmpl), kf_template_source_hash(k->tmpl),
+                p.data ? p.data : "", c.data ? c.data : "(none)", k->tgt.name);
   kf_str_free(&p);
   kf_str_free(&c);
-  return rc;
 }
 
 int kf_kernel_load(kf_ctx *ctx, kf_kernel *k, kf_emitter emitter) {
-  const char *why;
-  if (!kf_target_runnable(&k->target, &why))
-    return kf_err(ctx, KF_EUNSUP, "target %s cannot run on this machine (no %s)", k->target.name, why);
-  kf_loaded_release(&k->loaded);
-  k->emitter = emitter;
-  if (emitter == KF_EMIT_LLVM) return kf_llvm_jit(ctx, k->lir, &k->target, &k->loaded);
-  kf_str src = {0};
-  int rc = kf_emit_c(ctx, k->lir, &k->target, &src);
-  if (!rc) rc = kf_cc_load(ctx, src.data, k->fn_name, &k->target, &k->loaded);
-  kf_str_free(&src);
+  int rc = k->tgt.ops->runnable(ctx, &k->tgt);
+  if (!rc) rc = k->tgt.ops->load(ctx, k, (int)emitter);
   return rc;
 }
 
+int kf_kernel_run(kf_ctx *ctx, kf_kernel *k, void *const *args, kf_pool *pool) {
+  return k->tgt.ops->run(ctx, k, args, pool);
+}
+
+int kf_kernel_measure(kf_ctx *ctx, kf_kernel *k, kf_problem *p, kf_pool *pool, const kf_measure_opts *o,
+                      kf_measure *out) {
+  memset(out, 0, sizeof *out);
+  return k->tgt.ops->measure(ctx, k, p, pool, o, out);
+}
+
 void kf_kernel_free(kf_kernel *k) {
-  kf_loaded_release(&k->loaded);
-  kf_lir_func_free(k->lir);
+  if (k->tgt.ops && k->tgt.ops->release) k->tgt.ops->release(k);
   kf_ir_free(k->ir);
   memset(k, 0, sizeof *k);
 }
@@ -214,7 +225,10 @@ kf_runner *kf_runner_new(const kf_kernel *k, kf_pool *pool) {
   size_t bytes = (size_t)((k->lir->ws_bytes + 63) & ~(int64_t)63);
   for (int i = 0; i < r->n_ws; i++) {
     r->ws[i] = aligned_alloc(64, bytes ? bytes : 64);
-    kf_assert(r->ws[i]);
+    if (!r->ws[i]) { /* a template-sized workspace this machine cannot give */
+      kf_runner_free(r);
+      return NULL;
+    }
     memset(r->ws[i], 0, bytes ? bytes : 64);
   }
   return r;

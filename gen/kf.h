@@ -22,11 +22,18 @@ enum {
   KF_ECHECK = 6     /* a kernel's result exceeded its error bound */
 };
 
+/* The context every kforge function takes: the error sink and the target set (gen/kf_target.h).
+** No global mutable state: two contexts can generate kernels in two threads. */
+#define KF_MAX_TARGETS 8
+struct kf_target_ops;
 typedef struct kf_ctx {
   char errmsg[2048];
   int verbose;
+  const struct kf_target_ops *targets[KF_MAX_TARGETS];
+  int n_targets;
 } kf_ctx;
 
+/* Clears the context and registers libkforge's targets (cpu-*, interp). */
 void kf_ctx_init(kf_ctx *ctx);
 const char *kf_errmsg(const kf_ctx *ctx);
 /* Sets the context's message (printf-style) and returns code, so callers can write
@@ -85,7 +92,9 @@ void kf_arena_free(kf_arena *a);
 
 /* Files. */
 int kf_read_file(kf_ctx *ctx, const char *path, char **out, size_t *out_len);
-int kf_write_file(kf_ctx *ctx, const char *path, const void *data, size_t len);
+int kf_write_file(kf_ctx *ctx, const char *path, const void *data, size_t len); /* atomic (rename) */
+/* Whether two paths name the same existing file (an output that would overwrite an input). */
+int kf_same_file(const char *a, const char *b);
 
 /* Monotonic time in seconds. */
 double kf_now(void);

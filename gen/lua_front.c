@@ -7,12 +7,15 @@
 ** a count hook stops runaway scripts; a counting allocator caps memory. Every call into
 ** Lua is a lua_pcall with a traceback message handler (never lua_call).
 */
+#define _GNU_SOURCE 1 /* dladdr */
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dlfcn.h>
+#include <pthread.h>
 #include <sys/stat.h>
 
 #include "template.h"
@@ -28,8 +31,9 @@ struct kf_template {
   char *path, *name, *doc, *reference;
   char hash[17];
   int ref_table; /* registry ref to the returned table */
-  int n_params, n_tunables;
+  int n_params, n_tunables, n_key;
   kf_tparam params[KF_MAX_BIND], tunables[KF_MAX_BIND];
+  char key[KF_MAX_KEY][32]; /* params named in a kernel's function name */
   char target_name[48];
   int target_vl, target_vnni, target_bf16, target_regs;
   /* during build */
@@ -170,6 +174,9 @@ static int pcall(kf_ctx *ctx, kf_template *t, int nargs, int nres, const char *w
   return kf_err(ctx, KF_EINVAL, "%s (in %s)", first, what);
 }
 
+#define LIBS_KEY "kforge.libs"
+static int l_require(lua_State *L);
+
 static void open_sandbox_libs(lua_State *L) {
   static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},     {LUA_TABLIBNAME, luaopen_table},
                                   {LUA_STRLIBNAME, luaopen_string}, {LUA_MATHLIBNAME, luaopen_math},
@@ -184,11 +191,50 @@ static void open_sandbox_libs(lua_State *L) {
     lua_pushnil(L);
     lua_setglobal(L, banned[i]);
   }
+  lua_newtable(L);
+  lua_setfield(L, LUA_REGISTRYINDEX, LIBS_KEY);
+  lua_register(L, "require", l_require);
   /* string.dump would expose bytecode; remove it. */
   lua_getglobal(L, "string");
   lua_pushnil(L);
   lua_setfield(L, -2, "dump");
   lua_pop(L, 1);
+}
+
+/* require(NAME): the template library, templates/lib/NAME.lua of the template directory and
+** nothing else (NAME: a lower-case identifier, no path). Each module runs once per template
+** (text chunks only, in the same sandbox and limits) and its value is cached. */
+static int l_require(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  size_t n = strlen(name);
+  int ok = n > 0 && n <= 32 && name[0] >= 'a' && name[0] <= 'z';
+  for (size_t i = 0; ok && i < n; i++)
+    ok = (name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') || name[i] == '_';
+  if (!ok) return luaL_error(L, "require: '%s' is not a template library name (lower-case letters, digits, _)", name);
+  lua_getfield(L, LUA_REGISTRYINDEX, LIBS_KEY);
+  lua_getfield(L, -1, name);
+  if (!lua_isnil(L, -1)) return 1;
+  lua_pop(L, 1);
+  char path[4400];
+  snprintf(path, sizeof path, "%s/lib/%s.lua", kf_template_dir(), name);
+  kf_ctx ctx;
+  memset(&ctx, 0, sizeof ctx);
+  char *src;
+  size_t len;
+  if (kf_read_file(&ctx, path, &src, &len)) return luaL_error(L, "require: no template library '%s' (%s)", name, path);
+  char chunk[4500];
+  snprintf(chunk, sizeof chunk, "@%s", path);
+  int lrc = luaL_loadbufferx(L, src, len, chunk, "t");
+  free(src);
+  if (lrc != LUA_OK) return lua_error(L);
+  lua_call(L, 0, 1); /* inside the template's own protected call: errors reach its handler */
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_pushboolean(L, 1);
+  }
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -3, name);
+  return 1;
 }
 
 /* ---------------------------------------------------------------- builder: helpers */
@@ -661,9 +707,41 @@ static void register_builder(lua_State *L) {
 
 /* ---------------------------------------------------------------- loading */
 
+/* $KFORGE_TEMPLATES; else PREFIX/share/kforge/templates where PREFIX is the parent of the
+** directory holding the code of this function (the kforge binary or libkforge: bin/ or lib/,
+** lib/<multiarch>/ too), when it exists; else the source tree of the build (a build tree).
+** Computed once per process: the answer cannot change while it runs. */
+static pthread_once_t tdir_once = PTHREAD_ONCE_INIT;
+static char tdir[4200];
+
+static int is_dir(const char *p) {
+  struct stat st;
+  return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static void find_template_dir(void) {
+  snprintf(tdir, sizeof tdir, "%s/templates", KF_SOURCE_DIR);
+  Dl_info info;
+  char self[4096];
+  if (!dladdr((void *)find_template_dir, &info) || !info.dli_fname || !realpath(info.dli_fname, self)) return;
+  for (int up = 0; up < 3; up++) { /* bin/kforge, lib/libkforge.so, lib/x86_64-linux-gnu/libkforge.so */
+    char *slash = strrchr(self, '/');
+    if (!slash || slash == self) return;
+    *slash = 0;
+    char cand[4200];
+    snprintf(cand, sizeof cand, "%s/share/kforge/templates", self);
+    if (up > 0 && is_dir(cand)) {
+      snprintf(tdir, sizeof tdir, "%s", cand);
+      return;
+    }
+  }
+}
+
 const char *kf_template_dir(void) {
   const char *env = getenv("KFORGE_TEMPLATES");
-  return env && *env ? env : KF_SOURCE_DIR "/templates";
+  if (env && *env) return env;
+  pthread_once(&tdir_once, find_template_dir);
+  return tdir;
 }
 
 static int read_param_table(kf_ctx *ctx, kf_template *t, const char *field, kf_tparam *out,
@@ -735,6 +813,40 @@ static char *dup_field(lua_State *L, const char *key) {
   return r;
 }
 
+/* key = { "M", "N", "K" }: the params whose values a kernel's function name shows, in this
+** order (absent: the required params). Each must be a declared param. */
+static int read_key(kf_ctx *ctx, kf_template *t) {
+  lua_State *L = t->L;
+  lua_getfield(L, -1, "key");
+  int rc = KF_OK;
+  if (lua_istable(L, -1)) {
+    lua_Integer n = luaL_len(L, -1);
+    for (lua_Integer i = 1; i <= n && !rc; i++) {
+      lua_geti(L, -1, i);
+      const char *name = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+      int found = 0;
+      for (int j = 0; name && j < t->n_params; j++) found |= !strcmp(t->params[j].name, name);
+      if (!found) rc = kf_err(ctx, KF_EINVAL, "%s: key[%lld] must name a param", t->path, (long long)i);
+      else if (t->n_key == KF_MAX_KEY) rc = kf_err(ctx, KF_EINVAL, "%s: key names at most %d params", t->path, KF_MAX_KEY);
+      else snprintf(t->key[t->n_key++], sizeof t->key[0], "%s", name);
+      lua_pop(L, 1);
+    }
+  } else if (!lua_isnil(L, -1)) {
+    rc = kf_err(ctx, KF_EINVAL, "%s: key must be a list of param names", t->path);
+  } else {
+    for (int j = 0; j < t->n_params && t->n_key < KF_MAX_KEY; j++)
+      if (t->params[j].required) snprintf(t->key[t->n_key++], sizeof t->key[0], "%s", t->params[j].name);
+  }
+  lua_pop(L, 1);
+  return rc;
+}
+
+int kf_template_key(const kf_template *t, int i, const char **name) {
+  if (i < 0 || i >= t->n_key) return 0;
+  *name = t->key[i];
+  return 1;
+}
+
 int kf_template_load(kf_ctx *ctx, const char *name_or_path, kf_template **out) {
   *out = NULL;
   char path[4096];
@@ -745,7 +857,9 @@ int kf_template_load(kf_ctx *ctx, const char *name_or_path, kf_template **out) {
     for (const char *c = name_or_path; *c; c++)
       if (*c == '/' || *c == '.')
         return kf_err(ctx, KF_EINVAL, "'%s' is neither a template name nor a .lua file", name_or_path);
-    snprintf(path, sizeof path, "%s/%s.lua", kf_template_dir(), name_or_path);
+    if ((size_t)snprintf(path, sizeof path, "%.*s/%s.lua", (int)(sizeof path / 2), kf_template_dir(), name_or_path) >=
+        sizeof path)
+      return kf_err(ctx, KF_EINVAL, "template name '%.64s...' is too long", name_or_path);
     struct stat st;
     if (stat(path, &st))
       return kf_err(ctx, KF_EINVAL, "unknown template '%s' (no %s; see 'kforge list')", name_or_path, path);
@@ -804,6 +918,10 @@ int kf_template_load(kf_ctx *ctx, const char *name_or_path, kf_template **out) {
   }
   if ((rc = read_param_table(ctx, t, "params", t->params, &t->n_params, 0)) ||
       (rc = read_param_table(ctx, t, "tunables", t->tunables, &t->n_tunables, 1))) {
+    kf_template_free(t);
+    return rc;
+  }
+  if ((rc = read_key(ctx, t))) {
     kf_template_free(t);
     return rc;
   }

@@ -35,16 +35,18 @@
 #include "kf_lopt_cli.h"
 #endif
 #ifdef HAVE_KFORGE_TUNER
-#include "kf_tuner_cli.h" /* int kf_tuner_main(int argc, char **argv): tune, db, lib, plot */
+#include "kf_tuner_cli.h" /* kf_tuner_main: tune, db, lib, plot */
 #endif
 #ifdef HAVE_KFORGE_ASCEND
+#include "kf_ascend.h"     /* kf_target_ascend */
 #include "kf_ascend_cli.h" /* int kf_ascend_main(int argc, char **argv): sim */
 #endif
 
 static const char *prog = "kforge";
 
-static int fail(kf_ctx *ctx, int rc) {
-  fprintf(stderr, "%s: error: %s\n", prog, kf_errmsg(ctx));
+/* One error line: "kforge VERB: error: MESSAGE". */
+static int fail(const char *verb, kf_ctx *ctx, int rc) {
+  fprintf(stderr, "%s %s: error: %s\n", prog, verb, kf_errmsg(ctx));
   return rc == KF_ECHECK ? 1 : 2;
 }
 
@@ -127,12 +129,14 @@ static int build_kernel(kf_ctx *ctx, const opts *o, kf_template **tmpl, kf_kerne
   kf_binding shape, sets;
   memset(&shape, 0, sizeof shape);
   memset(&sets, 0, sizeof sets);
-  kf_target target;
+  kf_tgt target;
+  memset(&target, 0, sizeof target);
   int rc = kf_binding_parse(ctx, o->shape, "--shape", &shape);
   for (int i = 0; !rc && i < o->n_sets; i++) rc = kf_binding_parse(ctx, o->sets[i], "--set", &sets);
-  if (!rc) rc = kf_target_get(ctx, o->target, &target);
+  if (!rc) rc = kf_target_open(ctx, o->target, &target);
   if (!rc) rc = kf_template_load(ctx, o->tmpl, tmpl);
-  if (!rc) rc = kf_kernel_build(ctx, *tmpl, &shape, &sets, &target, k);
+  if (!rc) rc = kf_kernel_build_on(ctx, *tmpl, &shape, &sets, &target, k);
+  kf_target_close(&target);
   return rc;
 }
 
@@ -141,7 +145,7 @@ static void describe_kernel(const kf_kernel *k, FILE *f) {
   kf_binding_format(&k->params, &p);
   kf_binding_format(&k->config, &c);
   fprintf(f, "%s  shape %s  tunables %s  target %s\n", kf_template_name(k->tmpl), p.data ? p.data : "",
-          c.data ? c.data : "(none)", k->target.name);
+          c.data ? c.data : "(none)", k->tgt.name);
   kf_str_free(&p);
   kf_str_free(&c);
 }
@@ -156,7 +160,7 @@ static int cmd_list(kf_ctx *ctx, int argc, char **argv) {
   }
   const char *dir = kf_template_dir();
   DIR *d = opendir(dir);
-  if (!d) return fail(ctx, kf_err(ctx, KF_EIO, "%s: cannot open template directory: %s", dir, strerror(errno)));
+  if (!d) return fail("list", ctx, kf_err(ctx, KF_EIO, "%s: cannot open template directory: %s", dir, strerror(errno)));
   char names[64][256];
   int n = 0;
   struct dirent *e;
@@ -175,12 +179,15 @@ static int cmd_list(kf_ctx *ctx, int argc, char **argv) {
       memcpy(names[j], names[j - 1], 256);
       memcpy(names[j - 1], tmp, 256);
     }
-  int status = 0;
+  int status = 0, shown = 0;
+  const char *env = getenv("KFORGE_TEMPLATES");
+  printf("templates: %s (%s)\n", dir, env && *env ? "$KFORGE_TEMPLATES" : "installed beside kforge, else its source tree");
   for (int i = 0; i < n; i++) {
     if (argc > 1 && strcmp(argv[1], names[i])) continue;
+    shown++;
     kf_template *t;
     if (kf_template_load(ctx, names[i], &t)) {
-      fprintf(stderr, "%s: error: %s\n", prog, kf_errmsg(ctx));
+      fprintf(stderr, "%s list: error: %s\n", prog, kf_errmsg(ctx));
       status = 2;
       continue;
     }
@@ -204,6 +211,10 @@ static int cmd_list(kf_ctx *ctx, int argc, char **argv) {
     }
     printf("\n");
     kf_template_free(t);
+  }
+  if (argc > 1 && !shown) {
+    fprintf(stderr, "%s list: error: no template '%s' in %s\n", prog, argv[1], dir);
+    return 2;
   }
   return status;
 }
@@ -243,21 +254,18 @@ static int cmd_gen(kf_ctx *ctx, int argc, char **argv) {
   kf_kernel k;
   memset(&k, 0, sizeof k);
   int rc = build_kernel(ctx, &o, &t, &k);
+  if (!rc && o.out && kf_same_file(o.out, kf_template_path(t)))
+    rc = kf_err(ctx, KF_EINVAL, "-o %s is the template itself: refusing to overwrite an input", o.out);
   kf_str s = {0};
   if (!rc) {
     if (!strcmp(emit, "ir")) kf_ir_print(k.ir, &s);
-    else if (!strcmp(emit, "lir")) kf_lir_print(k.lir, &s);
-    else if (!strcmp(emit, "c")) rc = kf_emit_c(ctx, k.lir, &k.target, &s);
-    else if (!strcmp(emit, "ll")) rc = kf_llvm_emit_string(ctx, k.lir, &k.target, KF_LLVM_LL, &s);
-    else if (!strcmp(emit, "s")) rc = kf_llvm_emit_string(ctx, k.lir, &k.target, KF_LLVM_ASM, &s);
-    else if (!strcmp(emit, "h")) kf_emit_header(k.lir, &k.target, &s);
-    else rc = kf_llvm_emit_file(ctx, k.lir, &k.target, KF_LLVM_OBJ, o.out);
+    else rc = k.tgt.ops->emit(ctx, &k, emit, o.out, &s);
   }
   if (!rc && strcmp(emit, "o")) rc = write_out(ctx, o.out, &s);
   kf_str_free(&s);
   kf_kernel_free(&k);
   kf_template_free(t);
-  return rc ? fail(ctx, rc) : 0;
+  return rc ? fail("gen", ctx, rc) : 0;
 }
 
 /* ---- kforge check ---- */
@@ -304,18 +312,19 @@ static int cmd_check(kf_ctx *ctx, int argc, char **argv) {
     describe_kernel(&k, stdout);
     pool = kf_pool_new(o.threads);
   }
+  /* the CPU target runs the C and the LLVM code; other targets have one way to run */
+  int native = k.tgt.ops == &kf_target_cpu;
   for (int pass = 0; !rc && pass < 2; pass++) {
-    if ((pass == 0 && !do_c) || (pass == 1 && !do_llvm)) continue;
+    if ((pass == 0 && !do_c) || (pass == 1 && !do_llvm) || (!native && pass == 1)) continue;
     if ((rc = kf_kernel_load(ctx, &k, pass ? KF_EMIT_LLVM : KF_EMIT_C))) break;
-    kf_runner *r = kf_runner_new(&k, pool);
     kf_problem_poison_outputs(p);
-    kf_runner_run(r, kf_problem_args(p));
-    kf_runner_free(r);
+    if ((rc = kf_kernel_run(ctx, &k, kf_problem_args(p), pool))) break;
     kf_check_result res;
     int crc = kf_problem_check(ctx, p, &res);
-    print_result(pass ? "llvm" : "c", &res);
+    print_result(!native ? k.tgt.ops->family : pass ? "llvm" : "c", &res);
     if (crc) {
-      fprintf(stderr, "%s: check failed (%s): %s\n", prog, pass ? "llvm" : "c", kf_errmsg(ctx));
+      fprintf(stderr, "%s check: error: check failed (%s): %s\n", prog, native ? (pass ? "llvm" : "c") : k.tgt.name,
+              kf_errmsg(ctx));
       worst = 1;
       if (crc != KF_ECHECK) rc = crc;
     }
@@ -341,7 +350,7 @@ static int cmd_check(kf_ctx *ctx, int argc, char **argv) {
   kf_problem_free(p);
   kf_kernel_free(&k);
   kf_template_free(t);
-  if (rc) return fail(ctx, rc);
+  if (rc) return fail("check", ctx, rc);
   printf("%s\n", worst ? "FAIL" : "ok");
   return worst;
 }
@@ -354,7 +363,7 @@ static const char bench_help[] =
     "Times the kernel: warm-up, then repeated runs for the time budget (default 1 s per case);\n"
     "prints the median, min and spread, GFLOPS and GB/s. Weights are timed cache-warm and cold\n"
     "(a rotating set of weight copies at least twice the last-level cache); --warm/--cold pick one.\n"
-    "--vs TEMPLATE times another template (e.g. dequant_gemm) on the same shape; --peers times\n"
+    "--vs TEMPLATE times another template (e.g. a dequant baseline) on the same shape; --peers times\n"
     "oneDNN bf16 and u8s8 matmul and OpenBLAS dequant+sgemm on the same M, N, K. Every other\n"
     "line is printed as a ratio: its time / the first kernel's time.\n";
 
@@ -379,13 +388,11 @@ static int bench_kernel(kf_ctx *ctx, const opts *o, const char *tmpl_name, kf_po
     rc = kf_err(ctx, KF_EINVAL, "bench: unknown --emit '%s' (c, llvm)", emit);
   if (!rc) rc = kf_problem_new(ctx, &k, (uint64_t)o->seed, 0, &p);
   if (!rc) rc = kf_kernel_load(ctx, &k, strcmp(emit, "c") ? KF_EMIT_LLVM : KF_EMIT_C);
-  kf_runner *r = NULL;
   if (!rc) {
-    r = kf_runner_new(&k, pool);
     kf_problem_poison_outputs(p);
-    kf_runner_run(r, kf_problem_args(p));
+    rc = kf_kernel_run(ctx, &k, kf_problem_args(p), pool);
     kf_check_result res;
-    rc = kf_problem_check(ctx, p, &res);
+    if (!rc) rc = kf_problem_check(ctx, p, &res);
     if (rc) kf_err_prefix(ctx, rc, "%s is wrong, not timing it", tmpl_name);
   }
   if (!rc) {
@@ -397,21 +404,20 @@ static int bench_kernel(kf_ctx *ctx, const opts *o, const char *tmpl_name, kf_po
     kf_binding_get(&k.params, "M", &mnk[0]);
     kf_binding_get(&k.params, "N", &mnk[1]);
     kf_binding_get(&k.params, "K", &mnk[2]);
-    int n_args = kf_kernel_n_args(&k);
     for (int cold = 0; cold < 2 && !rc; cold++) {
       if ((cold && o->warm && !o->cold) || (!cold && o->cold && !o->warm)) continue;
-      kf_bench_stats st;
-      if ((rc = kf_problem_time(ctx, p, r, n_args, cold, 5, o->budget, &st))) break;
+      kf_measure st;
+      kf_measure_opts mo = {cold, 5, o->budget};
+      if ((rc = kf_kernel_measure(ctx, &k, p, pool, &mo, &st))) break;
       row->med[cold] = st.median_s;
       row->ok[cold] = 1;
       double fl = kf_problem_flops(p), by = kf_problem_bytes(p);
       printf("  %-58s %-4s median %9.1f us  min %9.1f us  spread %5.1f%%  %7.1f GFLOPS  %6.1f GB/s  (%d runs)\n",
              row->name, cold ? "cold" : "warm", st.median_s * 1e6, st.min_s * 1e6, 100 * st.spread,
-             fl / st.median_s * 1e-9, by / st.median_s * 1e-9, st.n_runs);
+             fl / st.median_s * 1e-9, by / st.median_s * 1e-9, (int)st.n_runs);
       fflush(stdout);
     }
   }
-  kf_runner_free(r);
   kf_problem_free(p);
   kf_kernel_free(&k);
   kf_template_free(t);
@@ -437,7 +443,7 @@ static int cmd_bench(kf_ctx *ctx, int argc, char **argv) {
   if (!rc && o.vs) rc = bench_kernel(ctx, &o, o.vs, pool, &rows[n_rows++], mnk);
   if (rc) {
     kf_pool_free(pool);
-    return fail(ctx, rc);
+    return fail("bench", ctx, rc);
   }
   if (o.peers) {
 #ifdef HAVE_KFORGE_PEERS
@@ -504,29 +510,50 @@ static const char main_help[] =
 #endif
     "  version    print the version\n";
 
+static int run_verb(kf_ctx *ctx, const char *verb, int argc, char **argv);
+
 int main(int argc, char **argv) {
   kf_ctx ctx;
   kf_ctx_init(&ctx);
-  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+#ifdef HAVE_KFORGE_ASCEND
+  kf_targets_add(&ctx, &kf_target_ascend); /* the optional parts register their targets */
+#endif
+  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || (!strcmp(argv[1], "help") && argc < 3)) {
     fputs(main_help, argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
   const char *verb = argv[1];
   if (getenv("KFORGE_VERBOSE")) ctx.verbose = 1;
-  if (!strcmp(verb, "list")) return cmd_list(&ctx, argc - 1, argv + 1);
-  if (!strcmp(verb, "gen")) return cmd_gen(&ctx, argc - 1, argv + 1);
-  if (!strcmp(verb, "check")) return cmd_check(&ctx, argc - 1, argv + 1);
-  if (!strcmp(verb, "bench")) return cmd_bench(&ctx, argc - 1, argv + 1);
-  if (!strcmp(verb, "numerics")) return kf_numerics_main(argc - 1, argv + 1);
+  if (!strcmp(verb, "help")) { /* kforge help VERB = kforge VERB --help */
+    static char help_opt[] = "--help";
+    char *hv[3] = {argv[2], help_opt, NULL};
+    return run_verb(&ctx, argv[2], 2, hv);
+  }
+  int rc = run_verb(&ctx, verb, argc - 1, argv + 1);
+  /* output that did not reach stdout (a full disk, /dev/full, a closed pipe) is an error */
+  if (fflush(stdout) != 0 || ferror(stdout)) {
+    fprintf(stderr, "%s %s: error: writing to standard output: %s\n", prog, verb, strerror(errno));
+    return 2;
+  }
+  return rc;
+}
+
+static int run_verb(kf_ctx *ctx_, const char *verb, int argc, char **argv) {
+  kf_ctx ctx = *ctx_;
+  if (!strcmp(verb, "list")) return cmd_list(&ctx, argc, argv);
+  if (!strcmp(verb, "gen")) return cmd_gen(&ctx, argc, argv);
+  if (!strcmp(verb, "check")) return cmd_check(&ctx, argc, argv);
+  if (!strcmp(verb, "bench")) return cmd_bench(&ctx, argc, argv);
+  if (!strcmp(verb, "numerics")) return kf_numerics_main(argc, argv);
 #ifdef HAVE_KFORGE_LOPT_CLI
-  if (!strcmp(verb, "tokenize")) return kf_tokenize_main(argc - 1, argv + 1);
+  if (!strcmp(verb, "tokenize")) return kf_tokenize_main(argc, argv);
 #endif
 #ifdef HAVE_KFORGE_TUNER
   if (!strcmp(verb, "tune") || !strcmp(verb, "db") || !strcmp(verb, "lib") || !strcmp(verb, "plot"))
-    return kf_tuner_main(argc - 1, argv + 1);
+    return kf_tuner_main(&ctx, argc, argv);
 #endif
 #ifdef HAVE_KFORGE_ASCEND
-  if (!strcmp(verb, "sim")) return kf_ascend_main(argc - 1, argv + 1);
+  if (!strcmp(verb, "sim")) return kf_ascend_main(argc, argv);
 #endif
   if (!strcmp(verb, "version") || !strcmp(verb, "--version")) {
     printf("kforge %s\n", KF_VERSION);

@@ -3,7 +3,8 @@
 **
 ** A template is a Lua 5.4 chunk, run in a sandbox (no io/os/require/debug, no bytecode,
 ** instruction and memory limits), that returns a table:
-**   name, doc, reference          strings
+**   name, doc, reference          strings (reference: the family that checks it, gen/ref/)
+**   key = { "M", "N", "K" }       optional: params shown in kernel function names
 **   params    = { M = {min=1}, bits = {default=8, domain={4,8}}, ... }   (problem shape)
 **   tunables  = { mr = {default=4, domain={1,2,4}}, ... }               (search space)
 **   constraints(p, t) -> nil | "message"     (optional; rejects a configuration)
@@ -54,6 +55,10 @@ const char *kf_template_source_hash(const kf_template *t); /* hex FNV-1a 64 of t
 int kf_template_n_params(const kf_template *t);
 const kf_tparam *kf_template_param(const kf_template *t, int i);
 int kf_template_n_tunables(const kf_template *t);
+/* The i-th param a kernel's function name shows (the template's `key`, else its required
+** params): 1 and *name, or 0 past the end. */
+#define KF_MAX_KEY 6
+int kf_template_key(const kf_template *t, int i, const char **name);
 const kf_tparam *kf_template_tunable(const kf_template *t, int i);
 
 /* Sets the target the template is specialized for; constraints(p, t, target) and

@@ -8,7 +8,7 @@ PKGS=(build-essential cmake ninja-build pkg-config git
       libdnnl-dev libopenblas-dev
       libpcre2-dev libcjson-dev
       python3-numpy python3-torch
-      gnuplot-nox)
+      gnuplot-nox help2man man-db)
 # node/npm/python3 may come from elsewhere on a machine (a newer Node with its own npm):
 # install Debian's only when the command is missing.
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs)

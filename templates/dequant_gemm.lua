@@ -5,6 +5,7 @@ local T = {
   name = "dequant_gemm",
   doc = "Dequant-then-GEMM baseline: y[M,N] = x[M,K] (bf16) * dequant(W[N,K])^T in f32",
   reference = "gemm_q",
+  key = { "M", "N", "K" },
   params = {
     M = { min = 1 }, N = { min = 1 }, K = { min = 1 },
     bits = { default = 8, domain = { 4, 8 } },
@@ -24,14 +25,14 @@ local T = {
   },
 }
 
-local function up(x, m) return (x + m - 1) // m * m end
+local lib = require("kf") -- templates/lib/kf.lua
+local up = lib.up
 
 function T.constraints(p, t, target)
   local nv = t.nr // target.vl
   local regs = t.mr * nv + nv * (p.bits == 4 and 3 or 2) + 1
-  if regs > target.regs then
-    return string.format("register tile needs %d vector registers, %s has %d", regs, target.name, target.regs)
-  end
+  local too_many = lib.fits_registers(regs, target)
+  if too_many then return too_many end
   if t.nc % t.nr ~= 0 then return "nc must be a multiple of nr" end
   if p.group > 0 and t.kc % p.group ~= 0 and p.group % t.kc ~= 0 then
     return "kc and the weight group must divide one another"
@@ -48,7 +49,7 @@ function T.build(p, t)
   local wng = p.group > 0 and (K + p.group - 1) // p.group or 1
   local x = kf.arg{ name = "x", dtype = "bf16", dims = { M, K } }
   local w = kf.arg{ name = "w", dtype = "u8", dims = { N, K }, layout = "qweight", bits = p.bits,
-                    group = p.group, pack = "n16k1" }
+                    group = p.group, pack = "n16k1", format = p.wfmt == 1 and "mxfp4" or "int" }
   local ws = kf.arg{ name = "w_scale", dtype = "f32", dims = { wng, Np } }
   local y = kf.arg{ name = "y", dtype = "f32", dims = { M, N }, out = true }
   local acc = kf.reg{ name = "acc", dtype = "f32", dims = { t.mr, t.nr } }

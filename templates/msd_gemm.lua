@@ -7,6 +7,7 @@ local T = {
   name = "msd_gemm",
   doc = "MSD INT8 GEMM: y[M,N] = x[M,K] (bf16) * W[N,K]^T (int8/int4 codes + scales), activations split into int8 passes",
   reference = "gemm_q",
+  key = { "M", "N", "K" },
   params = {
     M = { min = 1 }, N = { min = 1 }, K = { min = 1 },
     bits = { default = 8, domain = { 4, 8 } },

@@ -11,6 +11,7 @@ local T = {
   name = "msd_mxfp4_gemm",
   doc = "MSD MXFP4 GEMM: y[M,N] = x[M,K] (bf16, 1-3 MXFP4 passes) * W[N,K]^T (MXFP4)",
   reference = "gemm_q",
+  key = { "M", "N", "K" },
   params = {
     M = { min = 1 }, N = { min = 1 }, K = { min = 1 },
     wfmt = { default = 1, domain = { 1 } }, -- weights: MXFP4

@@ -98,7 +98,7 @@ static void binding_text(const kf_binding *b, char *out, size_t n) {
 
 void kf_tune_describe_target(const kf_kernel *k, kf_emitter emitter, int threads, kf_store_target *t) {
   memset(t, 0, sizeof *t);
-  snprintf(t->name, sizeof t->name, "%s", k->target.name);
+  snprintf(t->name, sizeof t->name, "%s", k->tgt.name);
   snprintf(t->emitter, sizeof t->emitter, "%s", emitter == KF_EMIT_LLVM ? "llvm" : "c");
   if (emitter == KF_EMIT_LLVM) {
     unsigned maj, min, pat;
@@ -196,32 +196,9 @@ static int config_eq(const kf_binding *a, const kf_binding *b) {
 
 /* ---- problems: inputs + fp64 reference, shared by the trials that can share them ---- */
 
-/* The fp64 reference and its bounds depend on the shape and on a few tunables (gen/check.c
-** reads `passes` and `kc` for gemm_q, `bs` for attention inputs). Trials whose values of
-** those agree share one problem, built once in the parent (fork gives each child a copy).
-** For an unknown reference every tunable is part of the key. */
-static void problem_key(const kf_template *t, const kf_binding *config, char *out, size_t n) {
-  static const char *const gemm_keys[] = {"passes", "kc", NULL}, *const attn_keys[] = {"bs", NULL};
-  const char *ref = kf_template_reference(t);
-  const char *const *keys = !strcmp(ref, "gemm_q") ? gemm_keys
-                            : (!strcmp(ref, "attn_decode") || !strcmp(ref, "mla_decode")) ? attn_keys
-                                                                                            : NULL;
-  if (!keys) {
-    kf_config_json(config, out, n);
-    return;
-  }
-  size_t len = 0;
-  out[0] = 0;
-  for (int i = 0; keys[i] && len < n; i++) {
-    int64_t v;
-    if (kf_binding_get(config, keys[i], &v))
-      len += (size_t)snprintf(out + len, n - len, "%s=%lld;", keys[i], (long long)v);
-  }
-}
-
 #define N_PROBLEMS 8
 typedef struct problem_slot {
-  char key[512];
+  char *key;
   kf_kernel k; /* the kernel the problem was made for (IR only; the problem points to it) */
   kf_problem *p;
   int64_t last_use;
@@ -236,19 +213,30 @@ static void problem_cache_free(problem_cache *c) {
   for (int i = 0; i < N_PROBLEMS; i++) {
     kf_problem_free(c->slot[i].p);
     if (c->slot[i].p) kf_kernel_free(&c->slot[i].k);
+    free(c->slot[i].key);
   }
   memset(c, 0, sizeof *c);
 }
 
+/* Trials whose problems read the same things (kf_problem_key: shape, arguments, IR numerics)
+** share one problem, built once in the parent (fork gives each child a copy). */
 static int problem_get(kf_ctx *ctx, problem_cache *c, kf_template *t, const kf_binding *shape,
                        const kf_binding *config, const kf_target *target, uint64_t seed, kf_problem **out) {
-  char key[512];
-  problem_key(t, config, key, sizeof key);
+  kf_kernel k;
+  int rc = kf_kernel_build(ctx, t, shape, config, target, &k);
+  if (rc) {
+    if (k.ir) kf_kernel_free(&k);
+    return kf_err_prefix(ctx, rc, "building the reference problem");
+  }
+  kf_str key = {0};
+  kf_problem_key(&k, &key);
   int lru = 0;
   for (int i = 0; i < N_PROBLEMS; i++) {
-    if (c->slot[i].p && !strcmp(c->slot[i].key, key)) {
+    if (c->slot[i].p && !strcmp(c->slot[i].key, key.data)) {
       c->slot[i].last_use = ++c->clock;
       *out = c->slot[i].p;
+      kf_str_free(&key);
+      kf_kernel_free(&k);
       return KF_OK;
     }
     if (c->slot[i].last_use < c->slot[lru].last_use) lru = i;
@@ -259,14 +247,16 @@ static int problem_get(kf_ctx *ctx, problem_cache *c, kf_template *t, const kf_b
     kf_kernel_free(&sl->k);
     sl->p = NULL;
   }
-  int rc = kf_kernel_build(ctx, t, shape, config, target, &sl->k);
-  if (!rc) rc = kf_problem_new(ctx, &sl->k, seed, 0, &sl->p);
+  sl->k = k;
+  rc = kf_problem_new(ctx, &sl->k, seed, 0, &sl->p);
   if (rc) {
-    if (sl->k.ir) kf_kernel_free(&sl->k);
+    kf_kernel_free(&sl->k);
     sl->p = NULL;
+    kf_str_free(&key);
     return kf_err_prefix(ctx, rc, "building the reference problem");
   }
-  snprintf(sl->key, sizeof sl->key, "%s", key);
+  free(sl->key);
+  sl->key = key.data; /* owned by the slot */
   sl->last_use = ++c->clock;
   *out = sl->p;
   return KF_OK;
@@ -283,13 +273,77 @@ typedef struct trial_msg { /* child -> parent, one write */
   char error[480];
 } trial_msg;
 
+int kf_sim_target_open(kf_ctx *ctx, const char *name, kf_sim_target *out) {
+  memset(out, 0, sizeof *out);
+  kf_tgt tg;
+  if (kf_target_open(ctx, name, &tg)) return -1;
+  int other = tg.ops != &kf_target_cpu;
+  if (other) {
+    snprintf(out->name, sizeof out->name, "%s", tg.name);
+    kf_str d = {0};
+    tg.ops->describe(&tg, &d);
+    snprintf(out->desc, sizeof out->desc, "%s", d.data ? d.data : tg.name);
+    kf_str_free(&d);
+    out->tgt = tg;
+    out->tgt.data = NULL;
+  }
+  kf_target_close(&tg);
+  return other;
+}
+
+/* One trial on a non-CPU target: the configuration's run() checked against the fp64
+** reference on the shape with the batch cut down (skipped when the cut-down shape breaks a
+** constraint), then its measure() on the whole shape. *max_ratio = -1 when not checked. */
+static int sim_trial(kf_ctx *ctx, const kf_sim_target *sim, kf_template *t, const kf_binding *shape,
+                     const kf_binding *config, double *seconds, double *max_ratio) {
+  *seconds = 0;
+  *max_ratio = -1;
+  const kf_ref_family *fam;
+  kf_kernel k;
+  kf_binding cshape = *shape;
+  int rc = kf_ref_family_of(ctx, t, &fam);
+  if (rc) return rc;
+  int64_t cur = 1;
+  if (kf_binding_get(&cshape, fam->batch_param, &cur) && cur > fam->sample_batch)
+    kf_binding_set(&cshape, fam->batch_param, fam->sample_batch);
+  rc = kf_kernel_build_on(ctx, t, &cshape, config, &sim->tgt, &k);
+  if (rc == KF_EINVAL && k.ir == NULL) { /* the cut-down shape breaks a constraint: time only */
+    kf_kernel_free(&k);
+    rc = KF_OK;
+  } else {
+    kf_problem *p = NULL;
+    kf_check_result res;
+    if (!rc) rc = kf_problem_new(ctx, &k, 1, 0, &p);
+    if (!rc) rc = kf_kernel_load(ctx, &k, KF_EMIT_LLVM);
+    if (!rc) {
+      kf_problem_poison_outputs(p);
+      rc = kf_kernel_run(ctx, &k, kf_problem_args(p), NULL);
+    }
+    if (!rc) {
+      rc = kf_problem_check(ctx, p, &res);
+      *max_ratio = res.max_ratio;
+    }
+    kf_problem_free(p);
+    kf_kernel_free(&k);
+    if (rc) return rc;
+  }
+  kf_measure_opts mo = {0, 1, 0};
+  kf_measure me;
+  rc = kf_kernel_build_on(ctx, t, shape, config, &sim->tgt, &k);
+  if (!rc) rc = kf_kernel_load(ctx, &k, KF_EMIT_LLVM);
+  if (!rc) rc = kf_kernel_measure(ctx, &k, NULL, NULL, &mo, &me);
+  if (!rc) *seconds = me.median_s;
+  kf_kernel_free(&k);
+  return rc;
+}
+
 /* A trial on a simulated target: the model's time, after its functional check. */
 static void sim_trial_child(kf_template *t, const kf_binding *shape, const kf_binding *config, const kf_tune_opts *o,
                             trial_msg *m) {
   kf_ctx ctx;
   kf_ctx_init(&ctx);
   double t0 = kf_now(), secs = 0, ratio = -1;
-  int rc = o->sim->trial(&ctx, t, shape, config, o->sim->name, &secs, &ratio);
+  int rc = sim_trial(&ctx, o->sim, t, shape, config, &secs, &ratio);
   m->compile_s = kf_now() - t0;
   m->max_ratio = ratio;
   if (rc) {
@@ -445,16 +499,7 @@ static int run_trial(kf_template *t, const kf_binding *shape, const kf_binding *
 /* The default kernel of a simulated target: shape, configuration and IR (no code). */
 static int sim_kernel(kf_ctx *ctx, const kf_sim_target *sim, kf_template *t, const kf_binding *shape,
                       const kf_binding *fixed, kf_kernel *k) {
-  kf_binding none;
-  memset(&none, 0, sizeof none);
-  memset(k, 0, sizeof *k);
-  k->tmpl = t;
-  k->target.name = sim->name;
-  sim->set_target(t, sim->name);
-  int rc = kf_template_shape(ctx, t, shape, &k->params);
-  if (!rc) rc = kf_template_config(ctx, t, &k->params, fixed ? fixed : &none, &k->config);
-  if (!rc) rc = kf_template_build(ctx, t, &k->params, &k->config, &k->ir);
-  return rc;
+  return kf_kernel_build_ir(ctx, t, shape, fixed, &sim->tgt, k);
 }
 
 static void sim_describe_target(const kf_sim_target *sim, kf_store_target *st) {
@@ -593,16 +638,24 @@ int kf_tune(kf_ctx *ctx, kf_store *s, const char *tmpl_name, const kf_binding *s
       order[i - 1] = order[j];
       order[j] = tmp;
     }
-  else if (n > 2) {
+  else if (n > 2 && !o->sim) { /* (a simulated target's trials make their own problems) */
     /* stable grouping by problem key after the default */
-    char (*keys)[128] = kf_xcalloc(n, sizeof *keys);
-    for (size_t i = 0; i < n; i++) problem_key(t, &space.data[i], keys[i], sizeof keys[i]);
+    kf_str *keys = kf_xcalloc(n, sizeof *keys);
+    kf_tgt kt;
+    kf_cpu_tgt(&target, &kt);
+    for (size_t i = 0; i < n; i++) {
+      kf_kernel ki;
+      if (!kf_kernel_build_ir(ctx, t, shape, &space.data[i], &kt, &ki)) kf_problem_key(&ki, &keys[i]);
+      kf_kernel_free(&ki);
+      if (!keys[i].data) kf_str_puts(&keys[i], "");
+    }
     for (size_t i = 2; i < n; i++)
-      for (size_t j = i; j > 1 && strcmp(keys[order[j - 1]], keys[order[j]]) > 0; j--) {
+      for (size_t j = i; j > 1 && strcmp(keys[order[j - 1]].data, keys[order[j]].data) > 0; j--) {
         size_t tmp = order[j];
         order[j] = order[j - 1];
         order[j - 1] = tmp;
       }
+    for (size_t i = 0; i < n; i++) kf_str_free(&keys[i]);
     free(keys);
   }
   struct sigaction sa, old_int, old_term;
@@ -672,8 +725,12 @@ int kf_tune(kf_ctx *ctx, kf_store *s, const char *tmpl_name, const kf_binding *s
     if ((rc = kf_store_has_trial(ctx, s, sum->workload_id, sum->target_id, rec.config, &has))) break;
     if (has) continue; /* another sweep recorded it meanwhile */
     kf_problem *prob = NULL; /* a simulated target checks its own functional result */
-    if (!o->sim && (rc = problem_get(ctx, &pc, t, shape, &cand, &target, o->seed, &prob))) break;
-    if (run_trial(t, shape, &cand, &target, prob, o, &rec) < 0) {
+    if (!o->sim && problem_get(ctx, &pc, t, shape, &cand, &target, o->seed, &prob)) {
+      /* this configuration's kernel declares a problem that cannot be made (e.g. arguments
+      ** beyond this machine's memory): a failed trial, the sweep goes on */
+      snprintf(rec.status, sizeof rec.status, "failed: error");
+      snprintf(rec.error, sizeof rec.error, "%s", kf_errmsg(ctx));
+    } else if (run_trial(t, shape, &cand, &target, prob, o, &rec) < 0) {
       sum->interrupted = 1;
       break;
     }

@@ -20,20 +20,19 @@
 
 typedef enum { KF_STRAT_EXHAUSTIVE = 0, KF_STRAT_RANDOM = 1, KF_STRAT_EVOLVE = 2 } kf_strategy;
 
-/* A simulated target (targets/ascend): a trial is the model's simulated time of the
-** configuration, after its functional simulator's result passed the fp64 check, instead of
-** compiled code timed on this machine. The CLI fills one in when --target names a model. */
+/* A target other than the CPU (the Ascend model, the LIR interpreter): a trial is the time
+** the target's measure() gives (simulated cycles for a model), after the target's run() of the
+** configuration passed the fp64 check on the same shape with the batch cut down (the
+** reference family's batch_param, e.g. B=2 or M=16), instead of compiled code timed in a
+** forked child. kf_sim_target_open fills one in for such a --target. */
 typedef struct kf_sim_target {
   char name[64];  /* recorded as the target's name (e.g. ascend910b) */
   char desc[128]; /* recorded as the target's cpu_model (what is simulated) */
-  /* Sets the template's target table (what constraints() and build() see). */
-  void (*set_target)(kf_template *t, const char *name);
-  /* One trial: simulated seconds and the functional check's worst |err|/bound (-1: none).
-  ** KF_ECHECK: wrong result; any other error: the configuration failed (e.g. a buffer that
-  ** does not fit, named in the message). */
-  int (*trial)(kf_ctx *ctx, kf_template *t, const kf_binding *shape, const kf_binding *config, const char *name,
-               double *seconds, double *max_ratio);
+  kf_tgt tgt;     /* ops, name and view (no data: kernels use the name) */
 } kf_sim_target;
+/* 1 and *out when `name` opens a target other than the CPU in ctx's target set, 0 for a CPU
+** target, -1 (message in ctx) when no target has that name. */
+int kf_sim_target_open(kf_ctx *ctx, const char *name, kf_sim_target *out);
 const char *kf_strategy_name(kf_strategy s);
 
 typedef struct kf_tune_opts {

@@ -14,9 +14,6 @@
 
 #include "kf_lib.h"
 #include "kf_tune.h"
-#ifdef HAVE_KFORGE_ASCEND
-#include "kf_ascend.h"
-#endif
 
 static int usage(const char *verb, const char *fmt, const char *arg) {
   fprintf(stderr, "kforge %s: error: ", verb);
@@ -71,51 +68,8 @@ static const char tune_help[] =
     "shape with the batch cut down (B=2 for attention, M=16 for GEMMs); a tiling that does not fit\n"
     "L1/L0/UB is recorded as failed with the buffer named.\n";
 
-/* ---- simulated targets (the Ascend model) ---- */
-
-#ifdef HAVE_KFORGE_ASCEND
-static int asc_trial(kf_ctx *ctx, kf_template *t, const kf_binding *shape, const kf_binding *config, const char *name,
-                     double *seconds, double *max_ratio) {
-  kf_ascend_opts ao;
-  memset(&ao, 0, sizeof ao);
-  ao.machine = name;
-  ao.check = KF_ASCEND_CHECK_SAMPLE; /* the configuration's tiling on a cut-down batch (B or M) */
-  kf_ascend_result *r = kf_xcalloc(1, sizeof *r);
-  int rc = kf_ascend_simulate(ctx, t, shape, config, &ao, r);
-  *seconds = r->seconds;
-  *max_ratio = r->checked ? r->check.max_ratio : -1;
-  free(r);
-  return rc;
-}
-#endif
-
-/* 1 and *out filled when `name` is a simulated target, 0 when it is not, -1 (ctx) on error. */
-static int sim_target_get(kf_ctx *ctx, const char *name, kf_sim_target *out) {
-  memset(out, 0, sizeof *out);
-#ifdef HAVE_KFORGE_ASCEND
-  (void)ctx;
-  kf_asc_machine m;
-  kf_ctx quiet;
-  kf_ctx_init(&quiet);
-  if (kf_asc_machine_get(&quiet, name, &m)) return 0;
-  snprintf(out->name, sizeof out->name, "%s", m.name);
-  snprintf(out->desc, sizeof out->desc, "Ascend model %s: %d die(s) of %d AIC + %d AIV at %.2f GHz (simulated)", m.name,
-           m.n_dies, m.aic_per_die, m.aic_per_die * m.aiv_per_aic, m.freq_hz / 1e9);
-  out->set_target = kf_ascend_set_target;
-  out->trial = asc_trial;
-  return 1;
-#else
-  if (!strncmp(name, "ascend", 6)) {
-    kf_err(ctx, KF_EUNSUP, "target %s: this kforge was built without the Ascend model (targets/ascend)", name);
-    return -1;
-  }
-  return 0;
-#endif
-}
-
-static int cmd_tune(int argc, char **argv) {
-  kf_ctx ctx;
-  kf_ctx_init(&ctx);
+static int cmd_tune(const kf_ctx *base, int argc, char **argv) {
+  kf_ctx ctx = *base;
   kf_tune_opts o;
   kf_tune_opts_default(&o);
   o.progress = isatty(1) ? 2 : 1;
@@ -192,7 +146,7 @@ static int cmd_tune(int argc, char **argv) {
   if (!rc && o.budget_n > 0 && o.budget_s > 0) rc = usage("tune", "%s", "give --budget or --budget-s, not both");
   kf_sim_target sim;
   if (!rc) {
-    int is_sim = sim_target_get(&ctx, target, &sim);
+    int is_sim = kf_sim_target_open(&ctx, target, &sim);
     if (is_sim < 0) rc = fail("tune", &ctx);
     if (is_sim > 0) o.sim = &sim;
   }
@@ -388,7 +342,7 @@ static int best_cb(void *arg, int n, const char *const *names, const char *const
 
 static int do_plot(kf_ctx *ctx, kf_store *s, const db_opts *o, const char *out_path);
 
-static int cmd_db(int argc, char **argv) {
+static int cmd_db(const kf_ctx *base, int argc, char **argv) {
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
     fputs(db_help, argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
@@ -397,8 +351,7 @@ static int cmd_db(int argc, char **argv) {
   if (strcmp(sub, "show") && strcmp(sub, "best") && strcmp(sub, "export") && strcmp(sub, "merge") &&
       strcmp(sub, "lookup"))
     return usage("db", "unknown subcommand '%s' (show, best, export, merge, lookup)", sub);
-  kf_ctx ctx;
-  kf_ctx_init(&ctx);
+  kf_ctx ctx = *base;
   db_opts o;
   memset(&o, 0, sizeof o);
   o.target = "cpu-host";
@@ -458,8 +411,8 @@ static int cmd_db(int argc, char **argv) {
     kf_lookup_result lr;
     kf_sim_target sim;
     if (!o.tmpl || !o.shape) rc = usage("db", "%s", "lookup needs TEMPLATE and --shape");
-    else if (sim_target_get(&ctx, o.target, &sim) > 0)
-      rc = usage("db", "target %s is the Ascend model: lookup serves generated CPU code (its tuned results: 'kforge db best')",
+    else if (kf_sim_target_open(&ctx, o.target, &sim) > 0)
+      rc = usage("db", "target %s is not a CPU target: lookup serves generated CPU code (its tuned results: 'kforge db best')",
                  o.target);
     else if (kf_binding_parse(&ctx, o.shape, "--shape", &shape) || kf_target_get(&ctx, o.target, &target) ||
              kf_template_load(&ctx, o.tmpl, &t) || kf_kernel_build(&ctx, t, &shape, NULL, &target, &k) ||
@@ -629,9 +582,8 @@ static int do_plot(kf_ctx *ctx, kf_store *s, const db_opts *o, const char *out_p
   return rc;
 }
 
-static int cmd_plot(int argc, char **argv) {
-  kf_ctx ctx;
-  kf_ctx_init(&ctx);
+static int cmd_plot(const kf_ctx *base, int argc, char **argv) {
+  kf_ctx ctx = *base;
   db_opts o;
   memset(&o, 0, sizeof o);
   for (int i = 1; i < argc; i++) {
@@ -671,9 +623,8 @@ static const char lib_help[] =
     "NAME defaults to kforge_kernels. Programs link it with libc, libm and pthreads only:\n"
     "  cc prog.c $(PKG_CONFIG_PATH=DIR pkg-config --cflags --libs kforge_kernels)\n";
 
-static int cmd_lib(int argc, char **argv) {
-  kf_ctx ctx;
-  kf_ctx_init(&ctx);
+static int cmd_lib(const kf_ctx *base, int argc, char **argv) {
+  kf_ctx ctx = *base;
   const char *db = NULL, *shapes_path = NULL, *out = NULL, *target = "cpu-host", *name = NULL;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -695,8 +646,8 @@ static int cmd_lib(int argc, char **argv) {
   if (!shapes_path) return usage("lib", "%s", "missing --shapes FILE");
   if (!out) return usage("lib", "%s", "missing -o DIR");
   kf_sim_target sim;
-  if (sim_target_get(&ctx, target, &sim) > 0)
-    return usage("lib", "target %s is the Ascend model: lib builds CPU code (its tuned results: 'kforge db best')", target);
+  if (kf_sim_target_open(&ctx, target, &sim) > 0)
+    return usage("lib", "target %s is not a CPU target: lib builds CPU code (its tuned results: 'kforge db best')", target);
   kf_shape_list shapes = {0};
   kf_store *s = NULL;
   int rc = 0;
@@ -708,12 +659,12 @@ static int cmd_lib(int argc, char **argv) {
   return rc;
 }
 
-int kf_tuner_main(int argc, char **argv) {
+int kf_tuner_main(const kf_ctx *base, int argc, char **argv) {
   if (argc < 1) return 2;
-  if (!strcmp(argv[0], "tune")) return cmd_tune(argc, argv);
-  if (!strcmp(argv[0], "db")) return cmd_db(argc, argv);
-  if (!strcmp(argv[0], "lib")) return cmd_lib(argc, argv);
-  if (!strcmp(argv[0], "plot")) return cmd_plot(argc, argv);
+  if (!strcmp(argv[0], "tune")) return cmd_tune(base, argc, argv);
+  if (!strcmp(argv[0], "db")) return cmd_db(base, argc, argv);
+  if (!strcmp(argv[0], "lib")) return cmd_lib(base, argc, argv);
+  if (!strcmp(argv[0], "plot")) return cmd_plot(base, argc, argv);
   fprintf(stderr, "kforge: error: unknown tuner verb '%s' (tune, db, lib, plot)\n", argv[0]);
   return 2;
 }

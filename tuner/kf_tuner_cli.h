@@ -6,6 +6,8 @@
 #ifndef KF_TUNER_CLI_H
 #define KF_TUNER_CLI_H
 
-int kf_tuner_main(int argc, char **argv);
+#include "kf.h"
+/* tune, db, lib, plot; base: the CLI's context (its target set). */
+int kf_tuner_main(const kf_ctx *base, int argc, char **argv);
 
 #endif

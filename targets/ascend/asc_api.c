@@ -10,10 +10,10 @@
 #include "asc_func.h"
 #include "asc_lower.h"
 #include "kf_ascend.h"
-#include "lower.h"
 
 void kf_ascend_set_target(kf_template *t, const char *name) {
-  kf_template_set_target(t, name, KF_ASCEND_VL, 1, 1, KF_ASCEND_REGS);
+  kf_target_view v = kf_ascend_view(name);
+  kf_template_set_target(t, v.name, v.vl, v.vnni, v.bf16, v.regs);
 }
 
 static int build_ir(kf_ctx *ctx, kf_template *t, const kf_asc_machine *m, const kf_binding *shape,
@@ -32,16 +32,6 @@ static int64_t param(const kf_binding *b, const char *name, int64_t def) {
   return kf_binding_get(b, name, &v) ? v : def;
 }
 
-static int is_gemm(const kf_template *t) { return !strcmp(kf_template_reference(t), "gemm_q"); }
-
-/* Nominal FLOPs: what the problem computes (gen/check.c counts the same). */
-static double nominal_flops(const kf_template *t, const kf_binding *p) {
-  if (is_gemm(t)) return 2.0 * (double)param(p, "M", 0) * (double)param(p, "N", 0) * (double)param(p, "K", 0);
-  int64_t D = param(p, "D", 128), DV = param(p, "DV", 0);
-  if (DV <= 0) DV = D;
-  return 2.0 * (double)param(p, "B", 1) * (double)param(p, "H", 1) * (double)param(p, "S", 1) * (double)(D + DV);
-}
-
 static int timing(kf_ctx *ctx, const kf_ir_kernel *ir, const kf_asc_machine *m, const kf_binding *config,
                   int program_order, const kf_asc_trace_opts *trace, kf_asc_lowered *low, kf_asc_stats *st) {
   kf_asc_lower_opts lo = {program_order ? 0 : (int)param(config, "preload", 1)};
@@ -52,31 +42,22 @@ static int timing(kf_ctx *ctx, const kf_ir_kernel *ir, const kf_asc_machine *m, 
   return rc;
 }
 
-/* The functional check on `shape` (the whole problem or a cut-down batch). */
+/* The functional check on `shape` (the whole problem or a cut-down batch): the kernel built
+** for this machine, its problem from the reference family, run by the functional simulator. */
 static int check(kf_ctx *ctx, kf_template *t, const kf_asc_machine *m, const kf_binding *shape,
                  const kf_binding *config, const kf_ascend_opts *o, kf_ascend_result *res) {
-  kf_binding params, cfg;
-  kf_ir_kernel *ir = NULL;
-  int rc = build_ir(ctx, t, m, shape, config, &params, &cfg, &ir);
-  if (rc) return rc;
+  kf_tgt tgt;
+  memset(&tgt, 0, sizeof tgt);
+  tgt.ops = &kf_target_ascend;
+  snprintf(tgt.name, sizeof tgt.name, "%s", m->name);
+  tgt.view = kf_ascend_view(m->name);
   kf_kernel k;
-  memset(&k, 0, sizeof k);
-  k.tmpl = t;
-  k.params = params;
-  k.config = cfg;
-  k.ir = ir;
-  k.lir = kf_lir_func_new("ascend_args"); /* the argument table kf_problem reads */
-  for (size_t i = 0; i < ir->bufs.len; i++) {
-    const kf_ir_buf *b = &ir->bufs.data[i];
-    if (b->level != KF_LVL_ARG_IN && b->level != KF_LVL_ARG_OUT) continue;
-    kf_lir_buf_add(k.lir, b->name, b->layout == KF_LAYOUT_QW ? KF_U8 : b->dtype, kf_ir_buf_elems(b),
-                   b->level == KF_LVL_ARG_IN ? KF_BUF_IN : KF_BUF_OUT);
-  }
+  int rc = kf_kernel_build_ir(ctx, t, shape, config, &tgt, &k);
   kf_problem *prob = NULL;
-  rc = kf_problem_new(ctx, &k, o->seed ? o->seed : 1, o->dist, &prob);
+  if (!rc) rc = kf_problem_new(ctx, &k, o->seed ? o->seed : 1, o->dist, &prob);
   if (!rc) {
     kf_problem_poison_outputs(prob);
-    rc = kf_asc_functional(ctx, ir, kf_problem_args(prob));
+    rc = kf_asc_functional(ctx, k.ir, kf_problem_args(prob));
   }
   if (!rc) {
     rc = kf_problem_check(ctx, prob, &res->check);
@@ -84,12 +65,11 @@ static int check(kf_ctx *ctx, kf_template *t, const kf_asc_machine *m, const kf_
     if (rc == KF_ECHECK) rc = KF_OK; /* reported through check_ok */
   }
   kf_str s = {0};
-  kf_binding_format(&params, &s);
+  kf_binding_format(&k.params, &s);
   snprintf(res->check_shape, sizeof res->check_shape, "%s", s.data ? s.data : "");
   kf_str_free(&s);
   kf_problem_free(prob);
-  kf_lir_func_free(k.lir);
-  kf_ir_free(ir);
+  kf_kernel_free(&k);
   return rc;
 }
 
@@ -114,7 +94,12 @@ int kf_ascend_simulate(kf_ctx *ctx, kf_template *t, const kf_binding *shape, con
   if (rc) return rc;
   res->cycles = st.cycles;
   res->seconds = st.cycles / m->freq_hz;
-  res->flops = nominal_flops(t, &res->params);
+  const kf_ref_family *fam;
+  if ((rc = kf_ref_family_of(ctx, t, &fam))) {
+    kf_asc_lowered_free(&low);
+    return rc;
+  }
+  res->flops = fam->flops(&res->params);
   res->tflops = res->seconds > 0 ? res->flops / res->seconds / 1e12 : 0;
   res->peak_frac = res->tflops * 1e12 / kf_asc_machine_peak_flops(m, 0);
   res->cube_busy = st.busy[KF_ASC_AIC][KF_ASC_M];
@@ -139,9 +124,8 @@ int kf_ascend_simulate(kf_ctx *ctx, kf_template *t, const kf_binding *shape, con
   if (mode == KF_ASCEND_CHECK_NONE) return KF_OK;
   kf_binding cshape = res->params;
   if (mode == KF_ASCEND_CHECK_SAMPLE) {
-    const char *dim = is_gemm(t) ? "M" : "B";
-    int64_t cur = param(&cshape, dim, 1), want = o.sample_batch > 0 ? o.sample_batch : is_gemm(t) ? 16 : 2;
-    if (want < cur) kf_binding_set(&cshape, dim, want);
+    int64_t cur = param(&cshape, fam->batch_param, 1), want = o.sample_batch > 0 ? o.sample_batch : fam->sample_batch;
+    if (want < cur) kf_binding_set(&cshape, fam->batch_param, want);
   }
   rc = check(ctx, t, m, &cshape, &res->config, &o, res);
   if (rc == KF_EINVAL && mode == KF_ASCEND_CHECK_SAMPLE) { /* the cut-down shape breaks a constraint */

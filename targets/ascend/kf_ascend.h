@@ -16,6 +16,7 @@
 
 #include "asc_machine.h"
 #include "check.h"
+#include "kernel.h"
 #include "template.h"
 
 /* Target table the templates see (constraints(p, t, target), build(p, t, target)):
@@ -27,6 +28,10 @@
 
 /* Sets that table on the template for machine `name` (the tuner's simulated target does too). */
 void kf_ascend_set_target(kf_template *t, const char *name);
+kf_target_view kf_ascend_view(const char *name);
+
+/* The model behind the target interface (asc_target.c): ascend910b, ascend910c. */
+extern const kf_target_ops kf_target_ascend;
 
 typedef enum {
   KF_ASCEND_CHECK_AUTO = 0,   /* full when the problem is small (<= 2 GFLOP), else sampled */

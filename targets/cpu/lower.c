@@ -855,16 +855,6 @@ static int lower_block(lw *L, const kf_ir_block *b, kf_lir_block *out) {
   return KF_OK;
 }
 
-int64_t kf_ir_buf_elems(const kf_ir_buf *b) {
-  if (b->layout == KF_LAYOUT_QW) {
-    wgeom g = weight_geom(b);
-    return g.count * g.mat_bytes;
-  }
-  int64_t n = 1;
-  for (int d = 0; d < b->rank; d++) n *= b->dims[d];
-  return n;
-}
-
 int kf_lower_cpu(kf_ctx *ctx, const kf_ir_kernel *ir, const kf_target *t, const char *fn_name,
                  const char *header, kf_lir_func **out) {
   *out = NULL;

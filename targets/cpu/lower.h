@@ -11,7 +11,5 @@
 ** comment placed at the top of emitted code. Errors name the template file:line. */
 int kf_lower_cpu(kf_ctx *ctx, const kf_ir_kernel *ir, const kf_target *t, const char *fn_name,
                  const char *header, kf_lir_func **out);
-/* Elements of an argument buffer as the kernel sees it (packed bytes for weights). */
-int64_t kf_ir_buf_elems(const kf_ir_buf *b);
 
 #endif

@@ -9,7 +9,7 @@ T=$(mktemp -d /tmp/kforge-tasc-XXXXXX)
 trap 'rm -rf "$T"' EXIT
 . "$(dirname "${BASH_SOURCE[0]}")/tt_check.sh" # check NAME WANT_STATUS GREP_PATTERN -- command...
 SH=B=24,H=16,S=1024
-check "unknown model" 2 "unknown target 'ascend910x'" -- "$K" tune amla_decode --target ascend910x --shape $SH --db "$T/a.db"
+check "unknown model" 2 "unknown Ascend machine 'ascend910x'" -- "$K" tune amla_decode --target ascend910x --shape $SH --db "$T/a.db"
 check "sweep hb x preload on the model (10 configs)" 0 "summary: 10 trials now \(10 ok" -- \
   "$K" tune amla_decode --target ascend910b --shape $SH --set bs=512,mr=4 --db "$T/a.db" --quiet
 check "resume: nothing new" 0 "summary: 0 trials now.*10 of 10 configurations recorded \(complete\)" -- \
@@ -31,9 +31,9 @@ check "preload never slower than without (same hb)" 0 "." -- bash -c '
 check "a tiling that does not fit L1 is recorded as failed, buffer named" 0 "failed.*L1 of an AIC" -- bash -c '
   "$1" tune msd_gemm --target ascend910b --shape M=512,N=2048,K=8192 --set passes=2,mr=8,nr=64,nc=1024,mc=512,kc=8192 --db "$2" --quiet &&
   "$1" db show --db "$2" --status failed' _ "$K" "$T/b.db"
-check "db lookup on the model: a clear refusal" 2 "is the Ascend model: lookup serves generated CPU code" -- \
+check "db lookup on the model: a clear refusal" 2 "is not a CPU target: lookup serves generated CPU code" -- \
   "$K" db lookup --db "$T/a.db" amla_decode --shape $SH --target ascend910b
-check "lib on the model: a clear refusal" 2 "is the Ascend model: lib builds CPU code" -- \
+check "lib on the model: a clear refusal" 2 "is not a CPU target: lib builds CPU code" -- \
   "$K" lib --db "$T/a.db" --shapes /dev/null -o "$T/lib" --target ascend910b
 echo "$fails failure(s)"
 [ "$fails" = 0 ]

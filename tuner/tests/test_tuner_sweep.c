@@ -64,15 +64,17 @@ int main(void) {
   TT_CHECK(sum.space == 24 && sum.n_run == 24 && sum.complete, "24 configurations, 24 trials run, complete (%lld, %lld)",
            (long long)sum.space, (long long)sum.n_run);
   TT_CHECK(tt_count(s, "SELECT count(*) FROM trials") == 24, "24 trials recorded");
-  TT_CHECK(sum.n_ok == 6 && sum.n_wrong == 6 && sum.n_crashed == 6 && sum.n_timeout == 6,
-           "6 ok, 6 wrong, 6 crashed, 6 timed out (%lld %lld %lld %lld)", (long long)sum.n_ok, (long long)sum.n_wrong,
-           (long long)sum.n_crashed, (long long)sum.n_timeout);
+  /* fault=2 declares an x far larger than it reads: its problem (made for what the kernel
+  ** declares) does not fit this machine, so it is a failed trial and never run */
+  TT_CHECK(sum.n_ok == 6 && sum.n_wrong == 6 && sum.n_other == 6 && sum.n_timeout == 6,
+           "6 ok, 6 wrong, 6 refused, 6 timed out (%lld %lld %lld %lld)", (long long)sum.n_ok, (long long)sum.n_wrong,
+           (long long)sum.n_other, (long long)sum.n_timeout);
   stat_row r;
   memset(&r, 0, sizeof r);
   kf_store_query(&ctx, s, "SELECT config, status, median_s FROM trials ORDER BY id", NULL, 0, rows_cb, &r);
   int bad_status = 0, timed_wrong = 0;
   double best = INFINITY, worst16 = INFINITY;
-  static const char *const want[] = {"ok", "failed: wrong result", "failed: crashed", "failed: timeout"};
+  static const char *const want[] = {"ok", "failed: wrong result", "failed: error", "failed: timeout"};
   for (int i = 0; i < r.n; i++) {
     if (strcmp(r.status[i], want[r.fault_of[i]]))
       printf("  trial %d: fault=%d slow=%d has status '%s'\n", i + 1, r.fault_of[i], r.slow_of[i], r.status[i]);
@@ -81,7 +83,7 @@ int main(void) {
     if (r.fault_of[i] == 0 && r.med[i] < best) best = r.med[i];
     if (r.fault_of[i] == 0 && r.slow_of[i] == 16 && r.med[i] < worst16) worst16 = r.med[i];
   }
-  TT_CHECK(bad_status == 0, "each fault kind has its status (wrong/crashed/timeout), correct ones ok (%d mismatches)",
+  TT_CHECK(bad_status == 0, "each fault kind has its status (wrong/refused/timeout), correct ones ok (%d mismatches)",
            bad_status);
   TT_CHECK(timed_wrong == 0, "failed variants carry no timing (%d do)", timed_wrong);
   kf_binding bc;

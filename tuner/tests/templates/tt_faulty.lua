@@ -6,8 +6,8 @@
 --                       ~slow x the work, so the fastest configuration is known by construction;
 --   fault = 0: correct
 --           1: wrong   (skips the store of the first column tile: outputs stay NaN)
---           2: crash   (declares x far larger than it is and reads a row 2^30 rows past the
---                       end: the buffer handed to the kernel is small, so this faults)
+--           2: refused (declares x 2^30 rows larger than M and reads there: the problem for
+--                       what it declares does not fit memory, so the trial fails unrun)
 --           3: hang    (a loop of 2^40 iterations around the tile: never finishes in time)
 local T = {
   name = "tt_faulty",

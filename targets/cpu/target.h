@@ -1,5 +1,7 @@
 /*
-** target.h: what the generator knows of a target, and the emitters' entry points.
+** target.h: the CPU targets (targets/cpu): what the lowering and the emitters know of an ISA
+** level, and their entry points. The core reaches these through kf_target_cpu and
+** kf_target_interp (gen/kf_target.h); only the CPU's own files and its tests use this header.
 **
 ** A CPU target is an ISA level plus flags. Every level can be forced (--target), so tests
 ** run each path this machine supports; a level the host lacks is refused when *running*
@@ -8,6 +10,7 @@
 #ifndef KF_TARGET_H
 #define KF_TARGET_H
 
+#include "kf_target.h"
 #include "lir.h"
 
 typedef enum {
@@ -31,6 +34,10 @@ typedef struct kf_target {
 int kf_target_get(kf_ctx *ctx, const char *name, kf_target *out);
 /* Whether this machine can run code for t; if not, *why says what is missing. */
 int kf_target_runnable(const kf_target *t, const char **why);
+/* The generic target handle for a CPU description (ops = kf_target_cpu). */
+void kf_cpu_tgt(const kf_target *cpu, kf_tgt *out);
+/* What templates see of a CPU target (vl, vnni, bf16, registers). */
+kf_target_view kf_cpu_view(const kf_target *cpu);
 /* All CPU target names, NULL-terminated. */
 extern const char *const kf_target_names[];
 /* Host CPU description (model name, detected features) for reports and the tuner. */
