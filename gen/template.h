@@ -46,6 +46,8 @@ typedef struct kf_template kf_template;
 /* Loads and sandboxes a template: `name_or_path` is a template name (looked up in the
 ** template directory: $KFORGE_TEMPLATES or the source tree's templates/) or a .lua path. */
 int kf_template_load(kf_ctx *ctx, const char *name_or_path, kf_template **out);
+/* The same from source text in memory; `path` names it in messages (the fuzz targets). */
+int kf_template_load_source(kf_ctx *ctx, const char *path, const char *src, size_t len, kf_template **out);
 void kf_template_free(kf_template *t);
 const char *kf_template_name(const kf_template *t);
 const char *kf_template_doc(const kf_template *t);

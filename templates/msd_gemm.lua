@@ -78,9 +78,9 @@ function T.build(p, t)
                    passes = P, act_group = ag, sum_group = ks }
       kf.loop("n1", n0, kf.min(n0 + t.nc, Np), t.nr, function(n1)
         kf.loop("m1", m0, kf.min(m0 + MC, M), t.mr, function(m1)
-          kf.zero(accf)
+          kf.zero{ dst = accf }
           kf.loop("g", 0, nspan, 1, function(g)
-            kf.zero(acci)
+            kf.zero{ dst = acci }
             kf.mma{ acc = acci, a = xq:tile({ 0, m1 - m0, g * ks }, { P, t.mr, ks }),
                     b = w:tile({ n1, g * ks }, { t.nr, ks }) }
             local wg = p.group > 0 and g or 0
@@ -90,7 +90,7 @@ function T.build(p, t)
                           act_sums = xsum:tile({ 0, m1 - m0, g }, { P, t.mr, 1 }),
                           w_scales = ws:tile({ wg, n1 }, { 1, t.nr }) }
           end)
-          kf.store(y:tile({ m1, n1 }, { t.mr, t.nr }), accf)
+          kf.store{ dst = y:tile({ m1, n1 }, { t.mr, t.nr }), src = accf }
         end)
       end)
     end)

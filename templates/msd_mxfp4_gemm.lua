@@ -61,9 +61,9 @@ function T.build(p, t)
                    passes = P, act_group = 32, sum_group = 32, format = "mxfp4" }
       kf.loop("n1", n0, kf.min(n0 + t.nc, Np), t.nr, function(n1)
         kf.loop("m1", m0, kf.min(m0 + MC, M), t.mr, function(m1)
-          kf.zero(accf)
+          kf.zero{ dst = accf }
           kf.loop("g", 0, nblk, 1, function(g)   -- one MX block of 32 per step
-            kf.zero(acci)
+            kf.zero{ dst = acci }
             kf.mma{ acc = acci, a = xq:tile({ 0, m1 - m0, g * 32 }, { P, t.mr, kb }),
                     b = w:tile({ n1, g * 32 }, { t.nr, kb }) }
             kf.scale_acc{ acc = accf, src = acci, passes = P, offset = 128,
@@ -71,7 +71,7 @@ function T.build(p, t)
                           act_sums = xsum:tile({ 0, m1 - m0, g }, { P, t.mr, 1 }),
                           w_scales = ws:tile({ g, n1 }, { 1, t.nr }) }
           end)
-          kf.store(y:tile({ m1, n1 }, { t.mr, t.nr }), accf)
+          kf.store{ dst = y:tile({ m1, n1 }, { t.mr, t.nr }), src = accf }
         end)
       end)
     end)

@@ -71,10 +71,10 @@ return { name = "zz_ws", reference = "gemm_q", params = { M = { min = 1 }, N = {
     local big = kf.scratch{ name = "big", dtype = "f32", dims = { 1 << 36, 16 } }
     local acc = kf.reg{ name = "acc", dtype = "f32", dims = { 1, 16 } }
     kf.loop("m", 0, p.M, 1, function(m)
-      kf.zero(acc)
+      kf.zero{ dst = acc }
       kf.mma{ acc = acc, a = x:tile({ m, 0 }, { 1, p.K }), b = w:tile({ 0, 0 }, { 16, p.K }), b_scales = ws:tile({ 0, 0 }, { 1, 16 }) }
-      kf.store(big:tile({ 0, 0 }, { 1, 16 }), acc)
-      kf.store(y:tile({ m, 0 }, { 1, 16 }), acc)
+      kf.store{ dst = big:tile({ 0, 0 }, { 1, 16 }), src = acc }
+      kf.store{ dst = y:tile({ m, 0 }, { 1, 16 }), src = acc }
     end, { parallel = true })
   end }
 LUA
