@@ -179,8 +179,8 @@ static void run(const char *src, size_t len) {
     memset(&sets, 0, sizeof sets);
     kf_binding_set(&shape, "case", c);
     kf_ir_kernel *ir = NULL;
-    if (!kf_template_shape(&ctx, t, &shape, &params) && !kf_template_config(&ctx, t, &params, &sets, &config) &&
-        !kf_template_build(&ctx, t, &params, &config, &ir)) {
+    if (!kf_template_shape(&ctx, t, &shape, &params) && !kf_template_config(&ctx, t, NULL, &params, &sets, &config) &&
+        !kf_template_build(&ctx, t, NULL, &params, &config, &ir)) {
       kf_str out = {0};
       kf_ir_print(ir, &out);
       kf_str_free(&out);

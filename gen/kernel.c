@@ -18,11 +18,11 @@ int kf_kernel_build_ir(kf_ctx *ctx, kf_template *tmpl, const kf_binding *shape, 
   out->tgt.data = NULL; /* the target's own description stays with whoever opened it */
   kf_binding none;
   memset(&none, 0, sizeof none);
-  const kf_target_view *v = &target->view;
-  kf_template_set_target(tmpl, v->name ? v->name : target->name, v->vl, v->vnni, v->bf16, v->regs);
+  kf_target_view v = target->view;
+  if (!v.name) v.name = target->name;
   int rc = kf_template_shape(ctx, tmpl, shape, &out->params);
-  if (!rc) rc = kf_template_config(ctx, tmpl, &out->params, sets ? sets : &none, &out->config);
-  if (!rc) rc = kf_template_build(ctx, tmpl, &out->params, &out->config, &out->ir);
+  if (!rc) rc = kf_template_config(ctx, tmpl, &v, &out->params, sets ? sets : &none, &out->config);
+  if (!rc) rc = kf_template_build(ctx, tmpl, &v, &out->params, &out->config, &out->ir);
   if (rc) return rc;
   /* fn name: template, its leading shape values, and a hash of everything that specializes it */
   kf_str key = {0}, name = {0};

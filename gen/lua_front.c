@@ -53,8 +53,6 @@ struct kf_template {
   kf_tparam params[KF_MAX_BIND], tunables[KF_MAX_BIND];
   kf_template_lib lib; /* the `lib = {...}` declaration */
   char key[KF_MAX_KEY][32]; /* params named in a kernel's function name */
-  char target_name[48];
-  int target_vl, target_vnni, target_bf16, target_regs;
   /* during build */
   kf_ir_kernel *ir;
   kf_ir_block *cur;
@@ -1338,30 +1336,23 @@ static void push_binding(lua_State *L, const kf_binding *b) {
   }
 }
 
-void kf_template_set_target(kf_template *t, const char *name, int vl, int vnni, int bf16, int regs) {
-  snprintf(t->target_name, sizeof t->target_name, "%s", name);
-  t->target_vl = vl;
-  t->target_vnni = vnni;
-  t->target_bf16 = bf16;
-  t->target_regs = regs;
-}
-
-static void push_target(kf_template *t) {
-  lua_State *L = t->L;
+static void push_target(lua_State *L, const kf_target_view *v) {
+  static const kf_target_view generic = {"cpu-generic", 4, 0, 0, 16};
+  if (!v) v = &generic;
   lua_createtable(L, 0, 5);
-  lua_pushstring(L, t->target_name[0] ? t->target_name : "cpu-generic");
+  lua_pushstring(L, v->name ? v->name : "?");
   lua_setfield(L, -2, "name");
-  lua_pushinteger(L, t->target_vl ? t->target_vl : 4);
+  lua_pushinteger(L, v->vl);
   lua_setfield(L, -2, "vl");
-  lua_pushinteger(L, t->target_vnni);
+  lua_pushinteger(L, v->vnni);
   lua_setfield(L, -2, "vnni");
-  lua_pushinteger(L, t->target_bf16);
+  lua_pushinteger(L, v->bf16);
   lua_setfield(L, -2, "bf16");
-  lua_pushinteger(L, t->target_regs ? t->target_regs : 16);
+  lua_pushinteger(L, v->regs);
   lua_setfield(L, -2, "regs");
 }
 
-int kf_template_check_config(kf_ctx *ctx, kf_template *t, const kf_binding *params,
+int kf_template_check_config(kf_ctx *ctx, kf_template *t, const kf_target_view *target, const kf_binding *params,
                              const kf_binding *config) {
   lua_State *L = t->L;
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref_table);
@@ -1373,7 +1364,7 @@ int kf_template_check_config(kf_ctx *ctx, kf_template *t, const kf_binding *para
   }
   push_binding(L, params);
   push_binding(L, config);
-  push_target(t);
+  push_target(L, target);
   int rc = pcall(ctx, t, 3, 1, "constraints");
   if (rc) return rc;
   if (lua_isnil(L, -1) || (lua_isboolean(L, -1) && lua_toboolean(L, -1))) {
@@ -1393,6 +1384,7 @@ int kf_template_check_config(kf_ctx *ctx, kf_template *t, const kf_binding *para
 typedef struct search_state {
   kf_ctx *ctx;
   kf_template *t;
+  const kf_target_view *target;
   const kf_binding *params;
   kf_binding *config;
   const int *free_idx;
@@ -1407,7 +1399,7 @@ static int search_dist(search_state *st, int f, int left) {
   if (f == st->n_free) {
     if (left) return 0;
     st->checks++;
-    int rc = kf_template_check_config(st->ctx, st->t, st->params, st->config);
+    int rc = kf_template_check_config(st->ctx, st->t, st->target, st->params, st->config);
     if (rc == KF_OK) return 1;
     return strstr(st->ctx->errmsg, "(in constraints)") ? -1 : 0;
   }
@@ -1425,7 +1417,7 @@ static int search_dist(search_state *st, int f, int left) {
   return 0;
 }
 
-int kf_template_config(kf_ctx *ctx, kf_template *t, const kf_binding *params,
+int kf_template_config(kf_ctx *ctx, kf_template *t, const kf_target_view *target, const kf_binding *params,
                        const kf_binding *sets, kf_binding *config) {
   memset(config, 0, sizeof *config);
   for (int i = 0; i < sets->n; i++) {
@@ -1458,14 +1450,14 @@ int kf_template_config(kf_ctx *ctx, kf_template *t, const kf_binding *params,
       free_idx[n_free++] = j;
     }
   }
-  int rc = kf_template_check_config(ctx, t, params, config);
+  int rc = kf_template_check_config(ctx, t, target, params, config);
   if (rc == KF_OK || n_free == 0) return rc;
   char first_err[sizeof ctx->errmsg];
   snprintf(first_err, sizeof first_err, "%s", ctx->errmsg);
   if (strstr(ctx->errmsg, "(in constraints)")) return rc; /* a Lua error, not a rejection */
   /* Search by distance from the defaults: all configurations whose domain positions differ
   ** from the defaults' by a total of 1, then 2, ... (nearest configurations first). */
-  search_state st = {ctx, t, params, config, free_idx, n_free, {0}, 0};
+  search_state st = {ctx, t, target, params, config, free_idx, n_free, {0}, 0};
   t->search_deadline = kf_now() + t->search_time_limit;
   for (int f = 0; f < n_free; f++) {
     const kf_tparam *p = &t->tunables[free_idx[f]];
@@ -1493,7 +1485,7 @@ int kf_template_config(kf_ctx *ctx, kf_template *t, const kf_binding *params,
     rc = kf_err(ctx, KF_EINVAL,
                 "no configuration runs at the requested accuracy %s on target %s (accuracy tunables are never "
                 "lowered: --set another value explicitly, or tune with --min-bits); with the defaults: %s",
-                acc.data, t->target_name[0] ? t->target_name : "(none)", first_err);
+                acc.data, target && target->name ? target->name : "cpu-generic", first_err);
     kf_str_free(&acc);
     return rc;
   }
@@ -1501,7 +1493,7 @@ int kf_template_config(kf_ctx *ctx, kf_template *t, const kf_binding *params,
                 first_err);
 }
 
-int kf_template_build(kf_ctx *ctx, kf_template *t, const kf_binding *params,
+int kf_template_build(kf_ctx *ctx, kf_template *t, const kf_target_view *target, const kf_binding *params,
                       const kf_binding *config, kf_ir_kernel **out) {
   *out = NULL;
   lua_State *L = t->L;
@@ -1514,7 +1506,7 @@ int kf_template_build(kf_ctx *ctx, kf_template *t, const kf_binding *params,
   lua_remove(L, -2);
   push_binding(L, params);
   push_binding(L, config);
-  push_target(t);
+  push_target(L, target);
   int rc = pcall(ctx, t, 3, 0, "build");
   t->building = 0;
   kf_ir_kernel *ir = t->ir;

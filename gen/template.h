@@ -16,6 +16,7 @@
 #define KF_TEMPLATE_H
 
 #include "ir.h"
+#include "kf_target.h"
 
 #define KF_MAX_BIND 24
 #define KF_MAX_DOMAIN 64
@@ -85,27 +86,25 @@ const kf_template_lib *kf_template_lib_decl(const kf_template *t);
 /* 1 if s is a C identifier (letters, digits, '_', not starting with a digit). */
 int kf_is_c_ident(const char *s);
 
-/* Sets the target the template is specialized for; constraints(p, t, target) and
-** build(p, t, target) get a third table {name=, vl=32-bit lanes, vnni=0/1, bf16=0/1,
-** regs=vector registers}. */
-void kf_template_set_target(kf_template *t, const char *name, int vl, int vnni, int bf16, int regs);
+/* The target travels in each call below: constraints(p, t, target) and build(p, t, target)
+** get its view {name, vl, vnni, bf16, regs} (NULL: a portable view, cpu-generic). */
 
 /* Validates a shape against params (unknown names, missing required, domains) and
 ** fills defaults into *params. */
 int kf_template_shape(kf_ctx *ctx, kf_template *t, const kf_binding *shape, kf_binding *params);
 /* Runs the template's constraints on a full configuration: KF_OK, or KF_EINVAL with the
 ** template's message. */
-int kf_template_check_config(kf_ctx *ctx, kf_template *t, const kf_binding *params,
+int kf_template_check_config(kf_ctx *ctx, kf_template *t, const kf_target_view *target, const kf_binding *params,
                              const kf_binding *config);
 /* Completes a partial configuration (--set values) with defaults; if the defaults break
 ** a constraint, the nearest satisfying combination of the unset tunables is chosen, but
 ** accuracy tunables never move: they stay as set or at their default, and when no
 ** configuration satisfies the constraints with them the call fails naming them.
 ** Unknown tunables and values outside a domain are errors. */
-int kf_template_config(kf_ctx *ctx, kf_template *t, const kf_binding *params,
+int kf_template_config(kf_ctx *ctx, kf_template *t, const kf_target_view *target, const kf_binding *params,
                        const kf_binding *sets, kf_binding *config);
 /* Runs build(p, t) and verifies the IR. */
-int kf_template_build(kf_ctx *ctx, kf_template *t, const kf_binding *params,
+int kf_template_build(kf_ctx *ctx, kf_template *t, const kf_target_view *target, const kf_binding *params,
                       const kf_binding *config, kf_ir_kernel **out);
 
 /* Directory holding the bundled templates. */

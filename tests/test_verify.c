@@ -56,8 +56,8 @@ static int build_case(kf_ctx *ctx, kf_template *t, int c) {
   kf_binding_set(&shape, "case", c);
   kf_ir_kernel *ir = NULL;
   int rc = kf_template_shape(ctx, t, &shape, &params);
-  if (!rc) rc = kf_template_config(ctx, t, &params, &sets, &config);
-  if (!rc) rc = kf_template_build(ctx, t, &params, &config, &ir);
+  if (!rc) rc = kf_template_config(ctx, t, NULL, &params, &sets, &config);
+  if (!rc) rc = kf_template_build(ctx, t, NULL, &params, &config, &ir);
   kf_ir_free(ir);
   return rc;
 }

@@ -140,8 +140,8 @@ void kf_tune_describe_workload(const kf_kernel *k, kf_store_workload *w) {
 typedef KF_VEC(kf_binding) config_vec;
 
 /* Every configuration allowed by the domains, the pinned values and the constraints. */
-static int enumerate_space(kf_ctx *ctx, kf_template *t, const kf_binding *params, const kf_binding *fixed,
-                           double min_bits, config_vec *out) {
+static int enumerate_space(kf_ctx *ctx, kf_template *t, const kf_target_view *target, const kf_binding *params,
+                           const kf_binding *fixed, double min_bits, config_vec *out) {
   int n = kf_template_n_tunables(t);
   int64_t dom[KF_MAX_BIND][KF_MAX_DOMAIN];
   int n_dom[KF_MAX_BIND], pos[KF_MAX_BIND];
@@ -174,7 +174,7 @@ static int enumerate_space(kf_ctx *ctx, kf_template *t, const kf_binding *params
     kf_binding c;
     memset(&c, 0, sizeof c);
     for (int i = 0; i < n; i++) kf_binding_set(&c, kf_template_tunable(t, i)->name, dom[i][pos[i]]);
-    int rc = kf_template_check_config(ctx, t, params, &c);
+    int rc = kf_template_check_config(ctx, t, target, params, &c);
     if (rc == KF_OK) kf_vec_push(out, c);
     else if (strstr(kf_errmsg(ctx), "(in constraints)")) return rc; /* a Lua error, not a rejection */
     int i = n - 1;
@@ -655,7 +655,7 @@ int kf_tune_items(kf_ctx *ctx, kf_store *s, const char *tmpl_name, const kf_bind
   const char *why;
   if (!rc && !o->sim && !kf_target_runnable(&k0.target, &why))
     rc = kf_err(ctx, KF_EUNSUP, "target %s cannot run on this machine (no %s)", k0.target.name, why);
-  if (!rc) rc = enumerate_space(ctx, t, &k0.params, fixed, o->min_bits, &space);
+  if (!rc) rc = enumerate_space(ctx, t, &k0.tgt.view, &k0.params, fixed, o->min_bits, &space);
   kf_accuracy acc = {t, fixed, o->min_bits};
   kf_store_target st;
   kf_store_workload sw;
@@ -987,6 +987,7 @@ int kf_lookup(kf_ctx *ctx, kf_store *s, kf_template *tmpl, const kf_binding *par
               const kf_target *target, const kf_lookup_opts *lo, kf_lookup_result *out) {
   memset(out, 0, sizeof *out);
   out->max_err_ratio = out->eff_bits = -1;
+  kf_target_view view = kf_cpu_view(target);
   lookup_state ls;
   memset(&ls, 0, sizeof ls);
   ls.ctx = ctx;
@@ -1022,7 +1023,7 @@ int kf_lookup(kf_ctx *ctx, kf_store *s, kf_template *tmpl, const kf_binding *par
     if (ok && c->dist > 0) {
       kf_ctx tmp;
       kf_ctx_init(&tmp);
-      ok = kf_template_check_config(&tmp, tmpl, params, &c->config) == KF_OK;
+      ok = kf_template_check_config(&tmp, tmpl, &view, params, &c->config) == KF_OK;
       if (!ok && !out->note[0])
         snprintf(out->note, sizeof out->note, "the config of %.200s is invalid here", c->shape);
     }
@@ -1050,5 +1051,5 @@ int kf_lookup(kf_ctx *ctx, kf_store *s, kf_template *tmpl, const kf_binding *par
     snprintf(out->note, sizeof out->note, "no tuned shape of %s on %s in %s (current generator version)",
              kf_template_name(tmpl), target->name, kf_store_path(s));
   (void)n_skipped;
-  return kf_template_config(ctx, tmpl, params, fixed ? fixed : &(kf_binding){0}, &out->config);
+  return kf_template_config(ctx, tmpl, &view, params, fixed ? fixed : &(kf_binding){0}, &out->config);
 }

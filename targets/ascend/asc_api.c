@@ -11,19 +11,14 @@
 #include "asc_lower.h"
 #include "kf_ascend.h"
 
-void kf_ascend_set_target(kf_template *t, const char *name) {
-  kf_target_view v = kf_ascend_view(name);
-  kf_template_set_target(t, v.name, v.vl, v.vnni, v.bf16, v.regs);
-}
-
 static int build_ir(kf_ctx *ctx, kf_template *t, const kf_asc_machine *m, const kf_binding *shape,
                     const kf_binding *sets, kf_binding *params, kf_binding *config, kf_ir_kernel **ir) {
   kf_binding none;
   memset(&none, 0, sizeof none);
-  kf_ascend_set_target(t, m->name);
+  kf_target_view v = kf_ascend_view(m->name);
   int rc = kf_template_shape(ctx, t, shape, params);
-  if (!rc) rc = kf_template_config(ctx, t, params, sets ? sets : &none, config);
-  if (!rc) rc = kf_template_build(ctx, t, params, config, ir);
+  if (!rc) rc = kf_template_config(ctx, t, &v, params, sets ? sets : &none, config);
+  if (!rc) rc = kf_template_build(ctx, t, &v, params, config, ir);
   return rc;
 }
 

@@ -26,8 +26,7 @@
 #define KF_ASCEND_VL 64
 #define KF_ASCEND_REGS 1024
 
-/* Sets that table on the template for machine `name` (the tuner's simulated target does too). */
-void kf_ascend_set_target(kf_template *t, const char *name);
+/* That table for machine `name`. */
 kf_target_view kf_ascend_view(const char *name);
 
 /* The model behind the target interface (asc_target.c): ascend910b, ascend910c. */
