@@ -49,20 +49,22 @@ static void numerics_walk(const kf_ir_block *b, kf_kernel_numerics *n) {
     case KF_OP_LOOP: numerics_walk(&x->body, n); break;
     case KF_OP_QUANTIZE:
       if (n->n_quantize++ == 0) {
-        n->passes = (int)x->i[0];
-        n->act_group = x->i[1];
-        n->sum_group = x->i[2];
-        n->act_mxfp4 = x->i[3] != 0;
+        n->passes = (int)x->i[KF_QUANTIZE_PASSES_ATTR];
+        n->act_group = x->i[KF_QUANTIZE_ACT_GROUP_ATTR];
+        n->sum_group = x->i[KF_QUANTIZE_SUM_GROUP_ATTR];
+        n->act_mxfp4 = x->i[KF_QUANTIZE_FORMAT_ATTR] != 0; /* format: 0 int8, 1 mxfp4 */
       }
       break;
-    case KF_OP_MMA: n->mma_round_bf16 |= x->i[1] != 0; break;
+    case KF_OP_MMA: n->mma_round_bf16 |= x->i[KF_MMA_ROUND_BF16_ATTR] != 0; break;
     case KF_OP_SOFTMAX:
-      n->softmax_amla |= x->i[0] != 0;
-      n->softmax_p_bf16 |= x->i[1] != 0;
+      n->softmax_amla |= x->i[KF_SOFTMAX_AMLA_ATTR] != 0;
+      n->softmax_p_bf16 |= x->i[KF_SOFTMAX_P_BF16_ATTR] != 0;
       break;
-    case KF_OP_QK: /* the key tile {.., keys, D} */
-      if (!n->key_block && x->t[2].rank >= 2) n->key_block = x->t[2].ext[x->t[2].rank - 2];
+    case KF_OP_QK: { /* the key tile {.., keys, D} */
+      const kf_tile *kt = &x->t[KF_QK_K];
+      if (!n->key_block && kt->rank >= 2) n->key_block = kt->ext[kt->rank - 2];
       break;
+    }
     default: break;
     }
   }
