@@ -28,6 +28,12 @@
 #if defined(HAVE_KFORGE_ASCEND) && !__has_include("kf_ascend_cli.h")
 #undef HAVE_KFORGE_ASCEND
 #endif
+#if defined(HAVE_KFORGE_MODEL_CLI) && !__has_include("kf_model.h")
+#undef HAVE_KFORGE_MODEL_CLI
+#endif
+#ifdef HAVE_KFORGE_MODEL_CLI
+#include "kf_model.h" /* kf_shapes_main, kf_pack_main: shapes, pack */
+#endif
 #ifdef HAVE_KFORGE_PEERS
 #include "kf_peers.h"
 #endif
@@ -505,6 +511,10 @@ static const char main_help[] =
 #ifdef HAVE_KFORGE_ASCEND
     "  sim        run a kernel on the Ascend NPU model: cycles, pipe utilization, trace\n"
 #endif
+#ifdef HAVE_KFORGE_MODEL_CLI
+    "  shapes     the kernel shapes of a model (config.json) as a shapes file for tune/lib\n"
+    "  pack       pack a checkpoint (safetensors, GGUF) into one validated weights file\n"
+#endif
 #ifdef HAVE_KFORGE_LOPT_CLI
     "  tokenize   byte-level BPE tokenizer (Hugging Face tokenizer.json) with LoPT\n"
 #endif
@@ -551,6 +561,10 @@ static int run_verb(kf_ctx *ctx_, const char *verb, int argc, char **argv) {
 #ifdef HAVE_KFORGE_TUNER
   if (!strcmp(verb, "tune") || !strcmp(verb, "db") || !strcmp(verb, "lib") || !strcmp(verb, "plot"))
     return kf_tuner_main(&ctx, argc, argv);
+#endif
+#ifdef HAVE_KFORGE_MODEL_CLI
+  if (!strcmp(verb, "shapes")) return kf_shapes_main(argc, argv);
+  if (!strcmp(verb, "pack")) return kf_pack_main(argc, argv);
 #endif
 #ifdef HAVE_KFORGE_ASCEND
   if (!strcmp(verb, "sim")) return kf_ascend_main(argc, argv);

@@ -8,6 +8,7 @@ PKGS=(build-essential cmake ninja-build pkg-config git
       libdnnl-dev libopenblas-dev
       libpcre2-dev libcjson-dev
       python3-numpy python3-torch
+      python3-pip python3-setuptools python3-wheel python3-venv
       gnuplot-nox help2man man-db
       clang libclang-rt-14-dev) # clang: fuzz/ (scripts/fuzz.sh)
 # node/npm/python3 may come from elsewhere on a machine (a newer Node with its own npm):
