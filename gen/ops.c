@@ -15,6 +15,10 @@
 #define KF_OPDEF(E, nm, fl, dc) static int kf_opcheck_##nm(kf_opcheck *c);
 #include "ops.def"
 
+/* slots that lowerings share between ops of one family (one move routine, one rescale) */
+_Static_assert((int)KF_ACCUM_STORE_DST == (int)KF_STORE_DST && (int)KF_ACCUM_STORE_SRC == (int)KF_STORE_SRC, "store slots");
+_Static_assert((int)KF_RESCALE_EXP2_O == (int)KF_RESCALE_O && (int)KF_RESCALE_EXP2_ADD == (int)KF_RESCALE_ALPHA, "rescale slots");
+
 static kf_op_def op_table[KF_OP_N_OPS];
 
 /* Fills op_table once from ops.def (designated initializers cannot take a variable-length

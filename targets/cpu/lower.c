@@ -132,7 +132,7 @@ static int reg_var(lw *L, const kf_tile *tl, int row, int col_vec) {
 /* ---- ops ---- */
 
 static int lower_zero(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
-  const kf_tile *tl = &n->t[0];
+  const kf_tile *tl = &n->t[KF_ZERO_DST];
   const kf_ir_buf *b = &L->ir->bufs.data[tl->buf];
   int nv = (int)(b->dims[1] / L->vl);
   for (int r = 0; r < b->dims[0]; r++)
@@ -382,17 +382,17 @@ static void sum_group_body(lw *L, kf_lir_block *b, kf_lir_expr *g, kf_lir_expr *
 /* MSD activation decomposition (DESIGN.md section 4): per row (or per act group) s1 =
 ** amax/127, q1 = round(x/s1); pass p quantizes the residual with s_p = s1/254^(p-1). */
 static int lower_quantize(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
-  const kf_tile *src = &n->t[0], *codes = &n->t[1], *scales = &n->t[2], *sums = &n->t[3];
+  const kf_tile *src = &n->t[KF_QUANTIZE_SRC], *codes = &n->t[KF_QUANTIZE_CODES], *scales = &n->t[KF_QUANTIZE_SCALES], *sums = &n->t[KF_QUANTIZE_SUMS];
   const kf_ir_buf *bs = &L->ir->bufs.data[src->buf], *bc = &L->ir->bufs.data[codes->buf];
   const kf_ir_buf *bsc = &L->ir->bufs.data[scales->buf], *bsu = &L->ir->bufs.data[sums->buf];
-  int passes = (int)n->i[0];
+  int passes = (int)n->i[KF_QUANTIZE_PASSES_ATTR];
   int64_t K = bs->dims[1], M = bs->dims[0], Kp = bc->dims[2], rows = src->ext[0];
-  int64_t ag = n->i[1] > 0 ? n->i[1] : K, sg = n->i[2] > 0 ? n->i[2] : Kp;
+  int64_t ag = n->i[KF_QUANTIZE_ACT_GROUP_ATTR] > 0 ? n->i[KF_QUANTIZE_ACT_GROUP_ATTR] : K, sg = n->i[KF_QUANTIZE_SUM_GROUP_ATTR] > 0 ? n->i[KF_QUANTIZE_SUM_GROUP_ATTR] : Kp;
   if (ag < K && ag % L->vl) return ERR_AT(L, n, "quantize: act_group %lld must be a multiple of %d", (long long)ag, L->vl);
   int64_t n_ag = (K + ag - 1) / ag;
   int vl = L->vl;
 
-  kf_lcomment(L->f, blk, "MSD quantize (%s): %d pass(es), act group %lld, sum group %lld", n->i[3] ? "MXFP4" : "INT8",
+  kf_lcomment(L->f, blk, "MSD quantize (%s): %d pass(es), act group %lld, sum group %lld", n->i[KF_QUANTIZE_FORMAT_ATTR] ? "MXFP4" : "INT8",
               passes, (long long)ag, (long long)sg);
   int rv = lw_tmp(L, "r", lw_ty(KF_I64, 1));
   kf_lir_stmt *rloop = kf_lfor(L->f, blk, rv, lw_i64c(L, 0), lw_i64c(L, rows), 1);
@@ -420,7 +420,7 @@ static int lower_quantize(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
     q.inv_var[p] = lw_tmp(L, "inv", lw_ty(KF_F32, 1));
     q.s_var[p] = lw_tmp(L, "s", lw_ty(KF_F32, 1));
   }
-  q.mx = (int)n->i[3];
+  q.mx = (int)n->i[KF_QUANTIZE_FORMAT_ATTR];
   q.scales = scales;
   q.sums = sums;
   q.scales_last = bsc->dims[2];
@@ -485,7 +485,7 @@ static kf_lir_expr *load_cols(lw *L, const kf_tile *t, const int64_t *extra, int
 
 /* int8 mma: acc[P*MR][NR] (i32) += codes[P][MR][k-span] x W[NR][k-span] with vpdpbusd. */
 static int lower_mma_i8(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
-  const kf_tile *acc = &n->t[0], *a = &n->t[1], *b = &n->t[2];
+  const kf_tile *acc = &n->t[KF_MMA_ACC], *a = &n->t[KF_MMA_A], *b = &n->t[KF_MMA_B];
   const kf_ir_buf *bw = &L->ir->bufs.data[b->buf];
   wgeom g = weight_geom(bw);
   int passes = (int)a->ext[0];
@@ -560,9 +560,9 @@ static int lower_mma_i8(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
 /* float mma with in-register dequant (the baseline): acc[MR][NR] (f32) +=
 ** x[MR][k-span] (bf16) x dequant(W[NR][k-span]) with W = (u - off) * scale. */
 static int lower_mma_dq(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
-  const kf_tile *acc = &n->t[0], *a = &n->t[1], *b = &n->t[2];
+  const kf_tile *acc = &n->t[KF_MMA_ACC], *a = &n->t[KF_MMA_A], *b = &n->t[KF_MMA_B];
   const kf_ir_buf *ba = &L->ir->bufs.data[a->buf], *bw = &L->ir->bufs.data[b->buf];
-  const kf_tile *sc = &n->t[3];
+  const kf_tile *sc = &n->t[KF_MMA_B_SCALES];
   const kf_ir_buf *bsc = &L->ir->bufs.data[sc->buf];
   wgeom g = weight_geom(bw);
   int64_t mr = a->ext[0], nr = b->ext[0], span = a->ext[1];
@@ -617,7 +617,7 @@ static int lower_mma_dq(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
         kf_lir_expr *qi = kf_lbin(L->f, KF_L_SUB, kf_lcvt(L->f, lw_ty(KF_I32, vl), u), lw_iconst(L, KF_I32, vl, off));
         wf[h][j] = lw_tmp(L, "wf", lw_ty(KF_F32, vl));
         kf_lir_expr *deq = kf_lbin(L->f, KF_L_MUL, kf_lcvt(L->f, lw_ty(KF_F32, vl), qi), kf_lv(L->f, sv[j]));
-        if (n->i[1]) /* round the dequantized weight to bf16, as a BF16-GEMM baseline does */
+        if (n->i[KF_MMA_ROUND_BF16_ATTR]) /* round the dequantized weight to bf16, as a BF16-GEMM baseline does */
           deq = kf_lcvt(L->f, lw_ty(KF_F32, vl), kf_lcvt(L->f, lw_ty(KF_BF16, vl), deq));
         kf_lassign(L->f, lb, wf[h][j], deq);
       }
@@ -639,7 +639,7 @@ static int lower_mma_dq(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
 }
 
 static int lower_mma(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
-  const kf_ir_buf *ba = &L->ir->bufs.data[n->t[1].buf];
+  const kf_ir_buf *ba = &L->ir->bufs.data[n->t[KF_MMA_A].buf];
   if (ba->dtype == KF_I8) return lower_mma_i8(L, n, blk);
   if (ba->dtype == KF_BF16) return lower_mma_dq(L, n, blk);
   return ERR_AT(L, n, "mma: unsupported operand type %s for 'a' (i8 codes or bf16)", kf_scalar_name(ba->dtype));
@@ -647,10 +647,10 @@ static int lower_mma(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
 
 /* accf[m][n] += sum_p (acci[p*MR+m][n] - off*sums[p][m]) * act_scale[p][m] * w_scale[n] */
 static int lower_scale_acc(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
-  const kf_tile *accf = &n->t[0], *acci = &n->t[1], *xs = &n->t[2], *xsum = &n->t[3], *wsc = &n->t[4];
+  const kf_tile *accf = &n->t[KF_SCALE_ACC_ACC], *acci = &n->t[KF_SCALE_ACC_SRC], *xs = &n->t[KF_SCALE_ACC_ACT_SCALES], *xsum = &n->t[KF_SCALE_ACC_ACT_SUMS], *wsc = &n->t[KF_SCALE_ACC_W_SCALES];
   const kf_ir_buf *bf = &L->ir->bufs.data[accf->buf];
-  int passes = (int)n->i[0];
-  int64_t mr = bf->dims[0], nr = bf->dims[1], off = n->i[1];
+  int passes = (int)n->i[KF_SCALE_ACC_PASSES_ATTR];
+  int64_t mr = bf->dims[0], nr = bf->dims[1], off = n->i[KF_SCALE_ACC_OFFSET_ATTR];
   int vl = L->vl, nv = (int)(nr / vl);
   kf_lcomment(L->f, blk, "scale_acc: %d pass(es), weight offset %lld", passes, (long long)off);
   int wv[16];
@@ -683,8 +683,8 @@ static int lower_scale_acc(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
 /* Memory <-> register tile moves, clamped at the buffer's edges (rows by IF, columns by
 ** a partial vector). mode: 0 load, 1 store, 2 accumulate-store. */
 static int lower_move(lw *L, const kf_ir_node *n, kf_lir_block *blk, int mode) {
-  const kf_tile *mem = mode == 0 ? &n->t[1] : &n->t[0];
-  const kf_tile *reg = mode == 0 ? &n->t[0] : &n->t[1];
+  const kf_tile *mem = mode == 0 ? &n->t[KF_LOAD_SRC] : &n->t[KF_STORE_DST];
+  const kf_tile *reg = mode == 0 ? &n->t[KF_LOAD_DST] : &n->t[KF_STORE_SRC];
   const kf_ir_buf *bm = &L->ir->bufs.data[mem->buf], *br = &L->ir->bufs.data[reg->buf];
   int vl = L->vl, nv = (int)(br->dims[1] / vl);
   int64_t rows = br->dims[0], R = bm->dims[0], C = bm->dims[1];

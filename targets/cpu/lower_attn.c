@@ -96,7 +96,7 @@ static int64_t divisor_le(int64_t n, int64_t cap) {
 
 int lw_lower_fill(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
   mview m;
-  int rc = view(L, n, 0, &m, "fill");
+  int rc = view(L, n, KF_FILL_DST, &m, "fill");
   if (rc) return rc;
   int vl = L->vl;
   kf_lir_expr *val = m.dtype == KF_F32 ? lw_fconst(L, vl, n->f) : lw_iconst(L, KF_I32, vl, (int64_t)n->f);
@@ -118,11 +118,11 @@ int lw_lower_fill(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
 int lw_lower_scale_cols(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
   mview d, sr, sc;
   int rc;
-  if ((rc = view(L, n, 0, &d, "scale_cols")) || (rc = view(L, n, 1, &sr, "scale_cols")) ||
-      (rc = view(L, n, 2, &sc, "scale_cols")))
+  if ((rc = view(L, n, KF_SCALE_COLS_DST, &d, "scale_cols")) || (rc = view(L, n, KF_SCALE_COLS_SRC, &sr, "scale_cols")) ||
+      (rc = view(L, n, KF_SCALE_COLS_SCALES, &sc, "scale_cols")))
     return rc;
   int vl = L->vl;
-  const kf_tile *st = &n->t[2];
+  const kf_tile *st = &n->t[KF_SCALE_COLS_SCALES];
   const kf_ir_buf *sb = &L->ir->bufs.data[st->buf];
   int64_t sdim = sb->dims[sb->rank - 1];
   kf_lir_expr *scol0 = lw_ix_expr(L, &st->off[sb->rank - 1]);
@@ -151,7 +151,7 @@ int lw_lower_scale_cols(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
 int lw_lower_qk(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
   mview s, q, k;
   int rc;
-  if ((rc = view(L, n, 0, &s, "qk")) || (rc = view(L, n, 1, &q, "qk")) || (rc = view(L, n, 2, &k, "qk"))) return rc;
+  if ((rc = view(L, n, KF_QK_S, &s, "qk")) || (rc = view(L, n, KF_QK_Q, &q, "qk")) || (rc = view(L, n, KF_QK_K, &k, "qk"))) return rc;
   int vl = L->vl, dp = L->t->has_bf16;
   int64_t D = q.cols, chunk = dp ? 2 * vl : vl;
   int64_t MR = divisor_le(q.rows, 4), NK = 4;
@@ -228,11 +228,11 @@ static void st1(lw *L, kf_lir_block *b, const mview *m, kf_lir_expr *row, kf_lir
 ** compensation c and the int32 add for the output rescale: refs/amla.md section 1). */
 int lw_lower_softmax(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
   mview s, m, l, al, nn, add;
-  int rc, amla = (int)n->i[0], pbf = (int)n->i[1];
-  if ((rc = view(L, n, 0, &s, "softmax")) || (rc = view(L, n, 1, &m, "softmax")) ||
-      (rc = view(L, n, 2, &l, "softmax")) || (rc = view(L, n, 3, &al, "softmax")))
+  int rc, amla = (int)n->i[KF_SOFTMAX_AMLA_ATTR], pbf = (int)n->i[KF_SOFTMAX_P_BF16_ATTR];
+  if ((rc = view(L, n, KF_SOFTMAX_S, &s, "softmax")) || (rc = view(L, n, KF_SOFTMAX_M, &m, "softmax")) ||
+      (rc = view(L, n, KF_SOFTMAX_L, &l, "softmax")) || (rc = view(L, n, KF_SOFTMAX_ALPHA, &al, "softmax")))
     return rc;
-  if (amla && ((rc = view(L, n, 4, &nn, "softmax")) || (rc = view(L, n, 5, &add, "softmax")))) return rc;
+  if (amla && ((rc = view(L, n, KF_SOFTMAX_N, &nn, "softmax")) || (rc = view(L, n, KF_SOFTMAX_ADD, &add, "softmax")))) return rc;
   int vl = L->vl;
   kf_lcomment(L->f, blk, "online softmax (%s%s)", amla ? "AMLA" : "FA-2", pbf ? ", P rounded to bf16" : "");
   int lenv = setv(L, blk, "len", lw_ix_expr(L, &n->len));
@@ -308,7 +308,7 @@ int lw_lower_softmax(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
 int lw_lower_rescale(lw *L, const kf_ir_node *n, kf_lir_block *blk, int exp2) {
   mview o, a;
   int rc;
-  if ((rc = view(L, n, 0, &o, "rescale")) || (rc = view(L, n, 1, &a, "rescale"))) return rc;
+  if ((rc = view(L, n, KF_RESCALE_O, &o, "rescale")) || (rc = view(L, n, KF_RESCALE_ALPHA, &a, "rescale"))) return rc;
   int vl = L->vl;
   kf_lcomment(L->f, blk, exp2 ? "AMLA rescale: o *= 2^k as an int32 add of k*2^23 on its bits" : "FA-2 rescale: o *= alpha");
   int hv = lw_tmp(L, "h", lw_ty(KF_I64, 1)), cv = lw_tmp(L, "c", lw_ty(KF_I64, 1));
@@ -345,12 +345,12 @@ int lw_lower_rescale(lw *L, const kf_ir_node *n, kf_lir_block *blk, int exp2) {
 int lw_lower_pv(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
   mview o, p, v;
   int rc;
-  if ((rc = view(L, n, 0, &o, "pv")) || (rc = view(L, n, 1, &p, "pv")) || (rc = view(L, n, 2, &v, "pv"))) return rc;
+  if ((rc = view(L, n, KF_PV_O, &o, "pv")) || (rc = view(L, n, KF_PV_P, &p, "pv")) || (rc = view(L, n, KF_PV_V, &v, "pv"))) return rc;
   int vl = L->vl;
   if (o.cols % vl)
     return ERR_AT(L, n, "pv: o and v need the same column count, a multiple of %d (got %lld, %lld)", vl,
                   (long long)o.cols, (long long)v.cols);
-  int64_t MR = divisor_le(o.rows, n->i[0] > 0 ? n->i[0] : 4), NC = divisor_le(o.cols / vl, 4);
+  int64_t MR = divisor_le(o.rows, n->i[KF_PV_MR_ATTR] > 0 ? n->i[KF_PV_MR_ATTR] : 4), NC = divisor_le(o.cols / vl, 4);
   if (MR * NC + NC + 1 > 32) NC = divisor_le(o.cols / vl, 2);
   kf_lcomment(L->f, blk, "pv: o[%lld x %lld] += p . v, register tile %lld rows x %lld vectors", (long long)o.rows,
               (long long)o.cols, (long long)MR, (long long)NC);
@@ -382,10 +382,10 @@ int lw_lower_pv(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
 ** the guard, |o| > 1e10 (inf/NaN from an int add on zeros) is zeroed first. */
 int lw_lower_finalize(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
   mview out, o, l, m, nn;
-  int rc, amla = n->n_tiles >= 5, guard = (int)n->i[0];
-  if ((rc = view(L, n, 0, &out, "finalize")) || (rc = view(L, n, 1, &o, "finalize")) || (rc = view(L, n, 2, &l, "finalize")))
+  int rc, amla = n->n_tiles > KF_FINALIZE_N, guard = (int)n->i[KF_FINALIZE_GUARD_ATTR];
+  if ((rc = view(L, n, KF_FINALIZE_OUT, &out, "finalize")) || (rc = view(L, n, KF_FINALIZE_O, &o, "finalize")) || (rc = view(L, n, KF_FINALIZE_L, &l, "finalize")))
     return rc;
-  if (amla && ((rc = view(L, n, 3, &m, "finalize")) || (rc = view(L, n, 4, &nn, "finalize")))) return rc;
+  if (amla && ((rc = view(L, n, KF_FINALIZE_M, &m, "finalize")) || (rc = view(L, n, KF_FINALIZE_N, &nn, "finalize")))) return rc;
   int vl = L->vl;
   kf_lcomment(L->f, blk, "finalize: out = o / %s%s", amla ? "(l * r_hat)" : "l", guard ? ", |o| > 1e10 -> 0" : "");
   int hv = lw_tmp(L, "h", lw_ty(KF_I64, 1)), cv = lw_tmp(L, "c", lw_ty(KF_I64, 1));
