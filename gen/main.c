@@ -11,7 +11,7 @@
 #include "check.h"
 #include "kernel.h"
 #include "numerics.h"
-#include "kf_bench.h"
+#include "bench.h"
 #include "kf_ref.h"
 #include "template.h"
 /* Optional parts link in when their directories build them; a part whose header is not

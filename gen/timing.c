@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "kf_bench.h"
+#include "bench.h"
 
 typedef struct time_arg {
   kf_runner *r;

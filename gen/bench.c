@@ -1,7 +1,7 @@
 /*
-** kf_bench.c: timing loop, statistics, LLC detection and the cold-weights rotating set.
+** bench.c: timing loop, statistics, LLC detection and the cold-weights rotating set.
 */
-#include "kf_bench.h"
+#include "bench.h"
 
 #include <ctype.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /*
-** kf_bench.h: timing helpers shared by the peers (kf_peers.h), `kforge bench` and the tuner.
+** bench.h: the library's timing helpers, used by `kforge bench`, the tuner and the peers (bench/).
 **
 **   - kf_bench_run: warm-up, then repeated timed calls of a callable until a run count or a time
 **     budget is reached; median, min, p10/p90 and spread of the per-call wall times.

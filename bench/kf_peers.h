@@ -48,7 +48,7 @@ int kf_peers_gemm(int64_t M, int64_t N, int64_t K, int threads, int cold, double
 void kf_peers_describe(char *buf, size_t len);
 
 /* ---------------------------------------------------------------------------------------------
-** Lower level: one prepared peer, for checking its output (tests/bench/test_peers.c) and for
+** Lower level: one prepared peer, for checking its output (bench/test_peers.c) and for
 ** callers that want their own timing loop.
 */
 typedef enum kf_peer_kind {

@@ -16,7 +16,7 @@
 #include <oneapi/dnnl/dnnl.h>
 #include <oneapi/dnnl/dnnl_debug.h>
 
-#include "kf_bench.h"
+#include "bench.h"
 #include "kf_ref.h"
 
 struct kf_peer {
