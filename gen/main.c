@@ -11,7 +11,8 @@
 #include "check.h"
 #include "kernel.h"
 #include "numerics.h"
-#include "kf_bench.h"
+#include "bench.h"
+#include "timing.h"
 #include "kf_ref.h"
 #include "template.h"
 /* Optional parts link in when their directories build them; a part whose header is not
@@ -365,130 +366,314 @@ static int cmd_check(kf_ctx *ctx, int argc, char **argv) {
 
 static const char bench_help[] =
     "usage: kforge bench TEMPLATE --shape ... [--set NAME=VALUE ...] [--target T] [--emit c|llvm]\n"
-    "                    [--threads N] [--budget SECONDS] [--warm|--cold] [--vs TEMPLATE] [--peers]\n\n"
-    "Times the kernel: warm-up, then repeated runs for the time budget (default 1 s per case);\n"
-    "prints the median, min and spread, GFLOPS and GB/s. Weights are timed cache-warm and cold\n"
-    "(a rotating set of weight copies at least twice the last-level cache); --warm/--cold pick one.\n"
-    "--vs TEMPLATE times another template (e.g. a dequant baseline) on the same shape; --peers times\n"
-    "oneDNN bf16 and u8s8 matmul and OpenBLAS dequant+sgemm on the same M, N, K. Every other\n"
-    "line is printed as a ratio: its time / the first kernel's time.\n";
+    "                    [--threads N] [--budget SECONDS] [--round SECONDS] [--warm|--cold]\n"
+    "                    [--vs TEMPLATE[:NAME=VALUE,...]]... [--peers] [--roofline]\n\n"
+    "Times the kernel against every --vs kernel (another template, or the same one with other\n"
+    "tunables: --vs TEMPLATE:mr=2,nr=64) and, with --peers, oneDNN bf16 and u8s8 matmul and\n"
+    "OpenBLAS dequant+sgemm on the same M, N, K. All contenders are interleaved: round-robin\n"
+    "rounds of about --round seconds each (default 0.02), starting with a different one every\n"
+    "round, until each has --budget seconds of timed runs (default 1). Each line gives the median\n"
+    "time per call, and the median of its per-round time ratio to the first kernel with the\n"
+    "interquartile range (> 1: the first kernel is faster); a warning marks ratios whose spread\n"
+    "is too wide to trust. Weights are timed cache-warm and cold (a rotating set of weight copies\n"
+    "at least twice the last-level cache); --warm/--cold pick one. --roofline measures (or reads\n"
+    "from the cache, see 'kforge peak') the machine's peaks and prints each kernel's fraction of\n"
+    "its binding limit (int8/f32 compute or the bandwidth of where its weights live).\n";
 
-typedef struct bench_row {
+#define BENCH_MAX 10
+#define BENCH_SPREAD_WARN 0.10 /* ratio IQR / median above which a ratio is not to be trusted */
+
+typedef struct bench_entry {
   char name[160];
-  double med[2];
-  int ok[2];
-} bench_row;
-
-static int bench_kernel(kf_ctx *ctx, const opts *o, const char *tmpl_name, kf_pool *pool, bench_row *row,
-                        int64_t *mnk) {
-  opts o2 = *o;
-  o2.tmpl = tmpl_name;
-  if (strcmp(tmpl_name, o->tmpl)) o2.n_sets = 0;
-  kf_template *t = NULL;
+  kf_template *t;
   kf_kernel k;
-  memset(&k, 0, sizeof k);
-  kf_problem *p = NULL;
-  int rc = build_kernel(ctx, &o2, &t, &k);
+  kf_problem *p;
+  kf_runner *r;
+} bench_entry;
+
+/* Builds, loads and checks one kforge contender ("TEMPLATE" or "TEMPLATE:NAME=V,..."). */
+static int bench_prepare(kf_ctx *ctx, const opts *o, const char *spec, kf_pool *pool, bench_entry *e) {
+  opts o2 = *o;
+  char tmpl[128];
+  const char *colon = strchr(spec, ':');
+  snprintf(tmpl, sizeof tmpl, "%.*s", colon ? (int)(colon - spec) : (int)strlen(spec), spec);
+  o2.tmpl = tmpl;
+  if (spec != o->tmpl) {
+    o2.n_sets = 0;
+    if (colon) o2.sets[o2.n_sets++] = colon + 1;
+  }
+  memset(&e->k, 0, sizeof e->k);
+  int rc = build_kernel(ctx, &o2, &e->t, &e->k);
   const char *emit = o->emit ? o->emit : "llvm";
   if (!rc && strcmp(emit, "c") && strcmp(emit, "llvm"))
     rc = kf_err(ctx, KF_EINVAL, "bench: unknown --emit '%s' (c, llvm)", emit);
-  if (!rc) rc = kf_problem_new(ctx, &k, (uint64_t)o->seed, 0, &p);
-  if (!rc) rc = kf_kernel_load(ctx, &k, strcmp(emit, "c") ? KF_EMIT_LLVM : KF_EMIT_C);
+  if (!rc) rc = kf_problem_new(ctx, &e->k, (uint64_t)o->seed, 0, &e->p);
+  if (!rc) rc = kf_kernel_load(ctx, &e->k, strcmp(emit, "c") ? KF_EMIT_LLVM : KF_EMIT_C);
   if (!rc) {
-    kf_problem_poison_outputs(p);
-    rc = kf_kernel_run(ctx, &k, kf_problem_args(p), pool);
+    if (e->k.tgt.ops != &kf_target_cpu)
+      rc = kf_err(ctx, KF_EUNSUP, "bench times native code on this CPU; target %s: kforge sim or kforge check",
+                  e->k.tgt.name);
+    if (!rc && !(e->r = kf_runner_new(&e->k, pool)))
+      rc = kf_err(ctx, KF_ENOMEM, "%s: no memory for the kernel's workspace", spec);
     kf_check_result res;
-    if (!rc) rc = kf_problem_check(ctx, p, &res);
-    if (rc) kf_err_prefix(ctx, rc, "%s is wrong, not timing it", tmpl_name);
+    if (!rc) {
+      kf_problem_poison_outputs(e->p);
+      kf_runner_run(e->r, kf_problem_args(e->p));
+      rc = kf_problem_check(ctx, e->p, &res);
+    }
+    if (rc == KF_ECHECK) kf_err_prefix(ctx, rc, "%s is wrong, not timing it", spec);
   }
   if (!rc) {
     kf_str c = {0};
-    kf_binding_format(&k.config, &c);
-    snprintf(row->name, sizeof row->name, "%.40s [%s %.100s]", kf_template_name(t), emit, c.data ? c.data : "");
+    kf_binding_format(&e->k.config, &c);
+    snprintf(e->name, sizeof e->name, "%.40s [%s %.100s]", kf_template_name(e->t), emit, c.data ? c.data : "");
     kf_str_free(&c);
-    mnk[0] = 0;
-    kf_binding_get(&k.params, "M", &mnk[0]);
-    kf_binding_get(&k.params, "N", &mnk[1]);
-    kf_binding_get(&k.params, "K", &mnk[2]);
-    for (int cold = 0; cold < 2 && !rc; cold++) {
-      if ((cold && o->warm && !o->cold) || (!cold && o->cold && !o->warm)) continue;
-      kf_measure st;
-      kf_measure_opts mo = {cold, 5, o->budget};
-      if ((rc = kf_kernel_measure(ctx, &k, p, pool, &mo, &st))) break;
-      row->med[cold] = st.median_s;
-      row->ok[cold] = 1;
-      double fl = kf_problem_flops(p), by = kf_problem_bytes(p);
-      printf("  %-58s %-4s median %9.1f us  min %9.1f us  spread %5.1f%%  %7.1f GFLOPS  %6.1f GB/s  (%d runs)\n",
-             row->name, cold ? "cold" : "warm", st.median_s * 1e6, st.min_s * 1e6, 100 * st.spread,
-             fl / st.median_s * 1e-9, by / st.median_s * 1e-9, (int)st.n_runs);
-      fflush(stdout);
-    }
   }
-  kf_problem_free(p);
-  kf_kernel_free(&k);
-  kf_template_free(t);
   return rc;
 }
 
+static void bench_entry_free(bench_entry *e) {
+  kf_runner_free(e->r);
+  kf_problem_free(e->p);
+  kf_kernel_free(&e->k);
+  kf_template_free(e->t);
+  memset(e, 0, sizeof *e);
+}
+
+#ifdef HAVE_KFORGE_PEERS
+typedef struct peer_call {
+  kf_peer *peer;
+  char err[160];
+} peer_call;
+static int peer_timed_call(void *arg, int64_t iter) {
+  peer_call *c = arg;
+  return kf_peer_run(c->peer, iter, c->err, sizeof c->err) ? 1 : 0;
+}
+#endif
+
+/* Removes bench-only options from argv (before the shared parser sees it). */
+static int bench_own_opts(int *argc, char **argv, const char **vs, int *n_vs, int *roofline, double *round_s) {
+  int out = 1;
+  for (int i = 1; i < *argc; i++) {
+    const char *a = argv[i], *val = i + 1 < *argc ? argv[i + 1] : NULL;
+    if (!strcmp(a, "--roofline")) {
+      *roofline = 1;
+    } else if (!strcmp(a, "--vs") || !strcmp(a, "--round")) {
+      if (!val) return usage_error("bench", "option %s needs a value", a);
+      if (a[2] == 'v') {
+        if (*n_vs == BENCH_MAX - 1) return usage_error("bench", "too many %s options", a);
+        vs[(*n_vs)++] = val;
+      } else {
+        char *end;
+        *round_s = strtod(val, &end);
+        if (*end || !(*round_s > 0) || *round_s > 60) return usage_error("bench", "bad --round '%s'", val);
+      }
+      i++;
+    } else {
+      argv[out++] = argv[i];
+    }
+  }
+  *argc = out;
+  return 0;
+}
+
 static int cmd_bench(kf_ctx *ctx, int argc, char **argv) {
+  const char *vs[BENCH_MAX];
+  int n_vs = 0, roofline = 0;
+  double round_s = 0.02;
+  for (int i = 1; i < argc; i++)
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+      fputs(bench_help, stdout);
+      return 0;
+    }
+  int prc = bench_own_opts(&argc, argv, vs, &n_vs, &roofline, &round_s);
   opts o;
-  int prc = parse_opts("bench", argc, argv, &o, bench_help);
+  if (!prc) prc = parse_opts("bench", argc, argv, &o, bench_help);
   if (prc) return prc < 0 ? 0 : prc;
   kf_str host = {0};
   kf_host_describe(&host);
-  char llc_src[128] = "";
+  char llc_src[128] = "", flags[256];
   int64_t llc = kf_bench_llc_bytes(llc_src, sizeof llc_src);
+  kf_bench_cpu_flags(flags, sizeof flags);
   kf_pool *pool = kf_pool_new(o.threads);
-  printf("host: %s; LLC %.1f MiB (%s); threads %d\n", host.data, (double)llc / 1048576.0, llc_src, kf_pool_size(pool));
+  int threads = kf_pool_size(pool);
+  printf("cpu: %s; flags: %s; LLC %.1f MiB (%s); threads %d\n", host.data, flags, (double)llc / 1048576.0, llc_src,
+         threads);
   kf_str_free(&host);
-  bench_row rows[8];
-  int n_rows = 0;
-  memset(rows, 0, sizeof rows);
-  int64_t mnk[3] = {0, 0, 0};
-  int rc = bench_kernel(ctx, &o, o.tmpl, pool, &rows[n_rows++], mnk);
-  if (!rc && o.vs) rc = bench_kernel(ctx, &o, o.vs, pool, &rows[n_rows++], mnk);
-  if (rc) {
-    kf_pool_free(pool);
-    return fail("bench", ctx, rc);
-  }
-  if (o.peers) {
-#ifdef HAVE_KFORGE_PEERS
-    for (int cold = 0; cold < 2; cold++) {
-      if ((cold && o.warm && !o.cold) || (!cold && o.cold && !o.warm)) continue;
-      kf_peer_result pr[8];
-      int np = kf_peers_gemm(mnk[0], mnk[1], mnk[2], kf_pool_size(pool), cold, o.budget, pr, 8);
-      for (int i = 0; i < np; i++) {
-        bench_row *row = NULL;
-        for (int j = 0; j < n_rows; j++)
-          if (!strcmp(rows[j].name, pr[i].name)) row = &rows[j];
-        if (!row && n_rows < 8) {
-          row = &rows[n_rows++];
-          snprintf(row->name, sizeof row->name, "%.47s", pr[i].name);
-        }
-        if (!row) continue;
-        row->ok[cold] = pr[i].ok;
-        row->med[cold] = pr[i].median_s;
-        if (pr[i].ok)
-          printf("  %-58s %-4s median %9.1f us  min %9.1f us  (%d runs; %s)\n", pr[i].name, cold ? "cold" : "warm",
-                 pr[i].median_s * 1e6, pr[i].min_s * 1e6, pr[i].n_runs, pr[i].note);
-        else
-          printf("  %-58s %-4s unavailable: %s\n", pr[i].name, cold ? "cold" : "warm", pr[i].note);
-      }
+  kf_peaks pk;
+  memset(&pk, 0, sizeof pk);
+  if (roofline) {
+    char err[256];
+    if (kf_peaks_get(threads, 0, &pk, err, sizeof err)) {
+      kf_pool_free(pool);
+      return fail("bench", ctx, kf_err(ctx, KF_EIO, "%s", err));
     }
+    printf("peaks (%s%s): int8 %.0f GOPS, bf16 %.0f GFLOPS, f32 %.0f GFLOPS; read L2 %.0f, L3 %.0f, DRAM %.0f GB/s\n",
+           pk.from_cache ? "cached in " : "measured", pk.from_cache ? pk.cache_path : "", pk.v[KF_PEAK_INT8] * 1e-9,
+           pk.v[KF_PEAK_BF16] * 1e-9, pk.v[KF_PEAK_F32] * 1e-9, pk.v[KF_PEAK_L2] * 1e-9, pk.v[KF_PEAK_L3] * 1e-9,
+           pk.v[KF_PEAK_DRAM] * 1e-9);
+  }
+  bench_entry kfe[BENCH_MAX];
+  memset(kfe, 0, sizeof kfe);
+  int n_kf = 0, rc = bench_prepare(ctx, &o, o.tmpl, pool, &kfe[n_kf++]);
+  for (int i = 0; i < n_vs && !rc; i++) rc = bench_prepare(ctx, &o, vs[i], pool, &kfe[n_kf++]);
+  int64_t mnk[3] = {0, 0, 0};
+  if (!rc) {
+    kf_binding_get(&kfe[0].k.params, "M", &mnk[0]);
+    kf_binding_get(&kfe[0].k.params, "N", &mnk[1]);
+    kf_binding_get(&kfe[0].k.params, "K", &mnk[2]);
+  }
+  if (!rc && o.peers) {
+#ifdef HAVE_KFORGE_PEERS
+    char libs[512];
+    kf_peers_describe(libs, sizeof libs);
+    printf("peers: %s\n", libs);
 #else
-    printf("  peers: not built (needs libdnnl-dev and libopenblas-dev at build time)\n");
+    printf("peers: not built (needs libdnnl-dev and libopenblas-dev at build time)\n");
 #endif
   }
-  /* each kforge kernel (the first n_kf rows) against every other row, in the same run */
-  int n_kf = o.vs ? 2 : 1;
-  for (int a = 0; a < n_kf && n_rows > 1; a++) {
-    printf("ratios: other / %s (median time; > 1: this kernel is faster)\n", rows[a].name);
-    for (int j = 0; j < n_rows; j++)
-      for (int cold = 0; cold < 2; cold++)
-        if (j != a && rows[a].ok[cold] && rows[j].ok[cold])
-          printf("  %-58s %-4s %6.2fx\n", rows[j].name, cold ? "cold" : "warm", rows[j].med[cold] / rows[a].med[cold]);
+  int untrusted = 0;
+  for (int cold = 0; cold < 2 && !rc; cold++) {
+    if ((cold && o.warm && !o.cold) || (!cold && o.cold && !o.warm)) continue;
+    const char *mode = cold ? "cold" : "warm";
+    kf_bench_contender c[2 * BENCH_MAX];
+    char names[2 * BENCH_MAX][160];
+    kf_work work[2 * BENCH_MAX];
+    int has_work[2 * BENCH_MAX], n_c = 0;
+    kf_timed *timed[BENCH_MAX] = {0};
+    memset(has_work, 0, sizeof has_work);
+    for (int i = 0; i < n_kf && !rc; i++) {
+      rc = kf_timed_new(ctx, kfe[i].p, kfe[i].r, kf_kernel_n_args(&kfe[i].k), cold, &timed[i]);
+      if (rc) break;
+      c[n_c] = (kf_bench_contender){kf_timed_call, timed[i], 0};
+      snprintf(names[n_c], sizeof names[n_c], "%s", kfe[i].name);
+      kf_kernel_work(&kfe[i].k, kfe[i].p, cold, &pk, &work[n_c]);
+      has_work[n_c] = 1;
+      n_c++;
+    }
+#ifdef HAVE_KFORGE_PEERS
+    kf_peer *peers[KF_PEER_N] = {0};
+    peer_call calls[KF_PEER_N];
+    if (!rc && o.peers) {
+      kf_peer_result info[KF_PEER_N];
+      if (kf_peers_create_all(mnk[0], mnk[1], mnk[2], threads, cold, peers, info) < 0) {
+        printf("  peers: %s\n", info[0].note);
+      } else {
+        for (int i = 0; i < KF_PEER_N; i++) {
+          if (!peers[i]) {
+            printf("  %-58s %-4s unavailable: %s\n", info[i].name, mode, info[i].note);
+            continue;
+          }
+          calls[i].peer = peers[i];
+          calls[i].err[0] = 0;
+          c[n_c] = (kf_bench_contender){peer_timed_call, &calls[i], 0};
+          snprintf(names[n_c], sizeof names[n_c], "%.47s (%.100s)", info[i].name, kf_peer_impl(peers[i]));
+          /* a peer does 2MNK operations on its own arithmetic; its weights are int8 or bf16 */
+          work[n_c].compute = i == KF_PEER_DNNL_U8S8 ? KF_PEAK_INT8 : i == KF_PEER_DNNL_BF16 ? KF_PEAK_BF16 : KF_PEAK_F32;
+          work[n_c].ops = 2.0 * (double)mnk[0] * (double)mnk[1] * (double)mnk[2];
+          work[n_c].bytes = (double)kf_peer_weight_bytes(peers[i]);
+          work[n_c].memory = KF_PEAK_DRAM;
+          if (!cold)
+            for (int lv = KF_PEAK_DRAM - 1; lv >= KF_PEAK_L2; lv--)
+              if (pk.bytes[lv] > 0 && work[n_c].bytes <= (double)pk.bytes[lv]) work[n_c].memory = (kf_peak_kind)lv;
+          has_work[n_c] = 1;
+          n_c++;
+        }
+        /* other runtimes' worker threads spin after a call: let them go idle before each segment */
+        for (int i = 0; i < n_c; i++) c[i].settle_s = 0.005;
+      }
+    }
+#endif
+    kf_bench_iresult res[2 * BENCH_MAX];
+    int failed = -1;
+    if (!rc) {
+      kf_bench_iopts io = {.warmup = 2, .min_rounds = 5, .round_s = round_s, .budget_s = o.budget};
+      int brc = kf_bench_interleave(c, n_c, &io, res, &failed);
+      if (brc) rc = kf_err(ctx, KF_EIO, "bench: timing %s failed", failed >= 0 ? names[failed] : "");
+    }
+    if (!rc) {
+      printf("%s weights: %d rounds; time per call (median), ratio to the first kernel per round (median [IQR])\n", mode,
+             res[0].n_rounds);
+      for (int i = 0; i < n_c; i++) {
+        const kf_bench_iresult *r = &res[i];
+        printf("  %-58s %-4s %9.1f us  x%5.2f [%5.2f..%5.2f]", names[i], mode, r->st.median_s * 1e6, r->ratio_median,
+               r->ratio_q1, r->ratio_q3);
+        if (i < n_kf) {
+          double fl = kf_problem_flops(kfe[i].p), by = kf_problem_bytes(kfe[i].p);
+          printf("  %7.1f GFLOPS %6.1f GB/s", fl / r->st.median_s * 1e-9, by / r->st.median_s * 1e-9);
+        } else {
+          printf("  %7.1f GFLOPS %13s", work[i].ops / r->st.median_s * 1e-9, "");
+        }
+        if (roofline && has_work[i]) {
+          kf_peak_kind bound;
+          double frac = kf_work_roof(&work[i], &pk, r->st.median_s, &bound);
+          printf("  roof %5.1f%% (%s)", 100 * frac, kf_peak_name(bound));
+        }
+        printf("  %dx%d\n", r->n_rounds, r->calls);
+        if (i > 0 && r->ratio_spread > BENCH_SPREAD_WARN) {
+          printf("  warning: %s: the per-round ratio spreads %.0f%% (IQR/median): too noisy to trust; "
+                 "rerun with a larger --budget or on a quieter host\n",
+                 names[i], 100 * r->ratio_spread);
+          untrusted++;
+        }
+      }
+      fflush(stdout);
+    }
+    for (int i = 0; i < n_kf; i++) kf_timed_free(timed[i]);
+#ifdef HAVE_KFORGE_PEERS
+    for (int i = 0; i < KF_PEER_N; i++) kf_peer_destroy(peers[i]);
+#endif
   }
+  for (int i = 0; i < n_kf; i++) bench_entry_free(&kfe[i]);
   kf_pool_free(pool);
+  if (rc) return fail("bench", ctx, rc);
+  if (untrusted) fprintf(stderr, "%s bench: warning: %d ratio(s) too noisy to trust (see above)\n", prog, untrusted);
+  return 0;
+}
+
+/* ---- kforge peak ---- */
+
+static const char peak_help[] =
+    "usage: kforge peak [--threads N] [--remeasure]\n\n"
+    "Measures this machine's roofline at N threads (default: all CPUs): int8 dot (vpdpbusd zmm, or\n"
+    "AVX-VNNI ymm), bf16 dot (vdpbf16ps), f32 FMA peaks from register-only loops, and read\n"
+    "bandwidth from buffers in L1, L2, L3 and memory; best of 9 repetitions. The numbers are cached\n"
+    "per CPU model, ISA flags and thread count in $XDG_CACHE_HOME/kforge/peak.txt (else\n"
+    "~/.cache/kforge/peak.txt); --remeasure ignores the cache and rewrites it.\n";
+
+static int cmd_peak(kf_ctx *ctx, int argc, char **argv) {
+  int threads = 0, remeasure = 0;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+      fputs(peak_help, stdout);
+      return 0;
+    } else if (!strcmp(argv[i], "--remeasure")) {
+      remeasure = 1;
+    } else if (!strcmp(argv[i], "--threads")) {
+      if (i + 1 >= argc) return usage_error("peak", "option %s needs a value", argv[i]);
+      char *end;
+      long v = strtol(argv[++i], &end, 10);
+      if (*end || v < 1 || v > 4096) return usage_error("peak", "bad number '%s'", argv[i]);
+      threads = (int)v;
+    } else {
+      return usage_error("peak", "unknown argument '%s'", argv[i]);
+    }
+  }
+  if (threads == 0) {
+    kf_pool *pool = kf_pool_new(0);
+    threads = kf_pool_size(pool);
+    kf_pool_free(pool);
+  }
+  kf_peaks pk;
+  char err[256];
+  if (kf_peaks_get(threads, remeasure, &pk, err, sizeof err)) return fail("peak", ctx, kf_err(ctx, KF_EIO, "%s", err));
+  printf("cpu: %s; threads %d; %s %s\n", pk.cpu, pk.threads, pk.from_cache ? "cached in" : "measured",
+         pk.cache_path[0] ? pk.cache_path : "(cache not writable)");
+  for (int i = 0; i < KF_PEAK_N; i++) {
+    const char *unit = i <= KF_PEAK_F32 ? (i == KF_PEAK_INT8 ? "GOPS" : "GFLOPS") : "GB/s";
+    if (pk.v[i] > 0) printf("  %-5s %9.1f %-6s  %s\n", kf_peak_name((kf_peak_kind)i), pk.v[i] * 1e-9, unit, pk.how[i]);
+    else printf("  %-5s %9s %-6s  (no instruction for it on this CPU)\n", kf_peak_name((kf_peak_kind)i), "-", unit);
+  }
   return 0;
 }
 
@@ -554,6 +739,7 @@ static int run_verb(kf_ctx *ctx_, const char *verb, int argc, char **argv) {
   if (!strcmp(verb, "gen")) return cmd_gen(&ctx, argc, argv);
   if (!strcmp(verb, "check")) return cmd_check(&ctx, argc, argv);
   if (!strcmp(verb, "bench")) return cmd_bench(&ctx, argc, argv);
+  if (!strcmp(verb, "peak")) return cmd_peak(&ctx, argc, argv);
   if (!strcmp(verb, "numerics")) return kf_numerics_main(argc, argv);
 #ifdef HAVE_KFORGE_LOPT_CLI
   if (!strcmp(verb, "tokenize")) return kf_tokenize_main(argc, argv);

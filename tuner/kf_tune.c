@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "kf_bench.h"
+#include "bench.h"
 
 const char *kf_strategy_name(kf_strategy s) {
   return s == KF_STRAT_RANDOM ? "random" : s == KF_STRAT_EVOLVE ? "evolve" : "exhaustive";

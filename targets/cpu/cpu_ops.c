@@ -10,7 +10,7 @@
 
 #include "check.h"
 #include "kernel.h"
-#include "kf_bench.h"
+#include "bench.h"
 #include "lir_interp.h"
 #include "lower.h"
 

@@ -2,7 +2,7 @@
 ** kf_report.h: report(ok, name, fmt, ...) prints one line per case, "ok   <name> <detail>" or
 ** "FAIL <name> <detail>" (names padded to one column), and counts failures in n_fail, which the
 ** including test returns on. A header only, so tests that do not link kf_testsupport
-** (tests/bench) can use it too.
+** (bench/test_peers.c) can use it too.
 */
 #ifndef KF_REPORT_H
 #define KF_REPORT_H

@@ -1,7 +1,7 @@
 /*
-** kf_bench.c: timing loop, statistics, LLC detection and the cold-weights rotating set.
+** bench.c: timing loop, statistics, LLC detection and the cold-weights rotating set.
 */
-#include "kf_bench.h"
+#include "bench.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -42,6 +42,8 @@ void kf_bench_stats_of(double *samples, int n, kf_bench_stats *out) {
   out->mean_s = sum / n;
   out->median_s = percentile(samples, n, 0.5);
   out->p10_s = percentile(samples, n, 0.1);
+  out->p25_s = percentile(samples, n, 0.25);
+  out->p75_s = percentile(samples, n, 0.75);
   out->p90_s = percentile(samples, n, 0.9);
   out->spread = out->median_s > 0 ? (out->p90_s - out->p10_s) / out->median_s : 0;
 }
@@ -81,6 +83,110 @@ int kf_bench_run(kf_bench_fn fn, void *arg, const kf_bench_opts *opts, kf_bench_
   kf_bench_stats_of(samples, n, out);
   free(samples);
   return 0;
+}
+
+static void idle(double seconds) {
+  if (!(seconds > 0)) return;
+  struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
+  nanosleep(&ts, NULL);
+}
+
+int kf_bench_interleave(const kf_bench_contender *c, int n, const kf_bench_iopts *opts,
+                        kf_bench_iresult *out, int *failed) {
+  if (failed) *failed = -1;
+  if (!c || n < 1 || !out) return -1;
+  for (int i = 0; i < n; i++)
+    if (!c[i].fn) return -1;
+  kf_bench_iopts o = opts ? *opts : (kf_bench_iopts){0};
+  if (o.warmup <= 0) o.warmup = 2;
+  if (o.min_rounds <= 0) o.min_rounds = 5;
+  if (o.max_rounds <= 0) o.max_rounds = 100000;
+  if (o.max_rounds < o.min_rounds) o.max_rounds = o.min_rounds;
+  if (!(o.round_s > 0)) o.round_s = 0.02;
+  if (!(o.budget_s > 0)) o.budget_s = 1.0;
+
+  int64_t *iter = calloc((size_t)n, sizeof *iter);
+  int *calls = calloc((size_t)n, sizeof *calls);
+  double *spent = calloc((size_t)n, sizeof *spent);
+  /* samples and ratios grow with the rounds: [n][cap] */
+  int cap = 64;
+  double *samples = malloc((size_t)n * (size_t)cap * sizeof *samples);
+  double *ratios = malloc((size_t)n * (size_t)cap * sizeof *ratios);
+  int rc = 0, rounds = 0;
+  if (!iter || !calls || !spent || !samples || !ratios) {
+    rc = -1;
+    goto done;
+  }
+  /* warm-up; the last warm-up call calibrates the segment length */
+  for (int i = 0; i < n && !rc; i++) {
+    idle(c[i].settle_s);
+    double dt = 0;
+    for (int w = 0; w < o.warmup && !rc; w++) {
+      double t0 = kf_bench_now();
+      rc = c[i].fn(c[i].arg, iter[i]++);
+      dt = kf_bench_now() - t0;
+      if (rc && failed) *failed = i;
+    }
+    double k = dt > 0 ? o.round_s / dt : 1000;
+    calls[i] = k < 1 ? 1 : k > 1000 ? 1000 : (int)(k + 0.5);
+  }
+  while (!rc && rounds < o.max_rounds) {
+    int enough = rounds >= o.min_rounds;
+    for (int i = 0; i < n; i++) enough &= spent[i] >= o.budget_s;
+    if (enough) break;
+    if (rounds == cap) {
+      int ncap = cap * 2;
+      double *ns = malloc((size_t)n * (size_t)ncap * sizeof *ns);
+      double *nr = malloc((size_t)n * (size_t)ncap * sizeof *nr);
+      if (!ns || !nr) {
+        free(ns);
+        free(nr);
+        rc = -1;
+        break;
+      }
+      for (int i = 0; i < n; i++) {
+        memcpy(ns + (size_t)i * ncap, samples + (size_t)i * cap, (size_t)cap * sizeof *ns);
+        memcpy(nr + (size_t)i * ncap, ratios + (size_t)i * cap, (size_t)cap * sizeof *nr);
+      }
+      free(samples);
+      free(ratios);
+      samples = ns, ratios = nr, cap = ncap;
+    }
+    for (int j = 0; j < n && !rc; j++) {
+      int i = (rounds + j) % n;
+      idle(c[i].settle_s);
+      double t0 = kf_bench_now();
+      for (int r = 0; r < calls[i] && !rc; r++) rc = c[i].fn(c[i].arg, iter[i]++);
+      double dt = kf_bench_now() - t0;
+      if (rc && failed) *failed = i;
+      spent[i] += dt;
+      samples[(size_t)i * cap + rounds] = dt / calls[i];
+    }
+    if (rc) break;
+    for (int i = 0; i < n; i++)
+      ratios[(size_t)i * cap + rounds] = samples[(size_t)i * cap + rounds] / samples[rounds];
+    rounds++;
+  }
+  for (int i = 0; i < n && !rc; i++) {
+    kf_bench_iresult *r = &out[i];
+    memset(r, 0, sizeof *r);
+    kf_bench_stats_of(samples + (size_t)i * cap, rounds, &r->st);
+    kf_bench_stats rs;
+    kf_bench_stats_of(ratios + (size_t)i * cap, rounds, &rs);
+    r->ratio_median = rs.median_s;
+    r->ratio_q1 = rs.p25_s;
+    r->ratio_q3 = rs.p75_s;
+    r->ratio_spread = rs.median_s > 0 ? (rs.p75_s - rs.p25_s) / rs.median_s : 0;
+    r->calls = calls[i];
+    r->n_rounds = rounds;
+  }
+done:
+  free(iter);
+  free(calls);
+  free(spent);
+  free(samples);
+  free(ratios);
+  return rc;
 }
 
 /* Reads a small sysfs file into buf (trailing newline removed); 0 on success. */

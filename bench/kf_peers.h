@@ -25,6 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+typedef struct kf_peer kf_peer;
+
 typedef struct {
   char name[48];
   double median_s, min_s, p10_s, p90_s;
@@ -44,11 +46,19 @@ typedef struct {
 int kf_peers_gemm(int64_t M, int64_t N, int64_t K, int threads, int cold, double budget_s,
                   kf_peer_result *out, int max_out);
 
+/* The peers for an interleaved timing loop (kf_bench_interleave): creates every peer on one
+** shape with the data kf_peers_gemm uses and checks its sampled outputs; peers[i] is NULL when
+** peer i is unavailable or wrong (info[i].note says why; info[i].name is always set). Returns the
+** number of peers (KF_PEER_N entries are written), or -1 for a bad shape (info[0].note). Run
+** with kf_peer_run, free with kf_peer_destroy. */
+int kf_peers_create_all(int64_t M, int64_t N, int64_t K, int threads, int cold,
+                        kf_peer **peers, kf_peer_result *info);
+
 /* A short description of the peers' libraries (versions, oneDNN ISA, OpenBLAS config). */
 void kf_peers_describe(char *buf, size_t len);
 
 /* ---------------------------------------------------------------------------------------------
-** Lower level: one prepared peer, for checking its output (tests/bench/test_peers.c) and for
+** Lower level: one prepared peer, for checking its output (bench/test_peers.c) and for
 ** callers that want their own timing loop.
 */
 typedef enum kf_peer_kind {
@@ -57,8 +67,6 @@ typedef enum kf_peer_kind {
   KF_PEER_BLAS_DEQ,
   KF_PEER_N
 } kf_peer_kind;
-
-typedef struct kf_peer kf_peer;
 
 const char *kf_peer_name(kf_peer_kind kind);
 

@@ -16,7 +16,7 @@
 #include <oneapi/dnnl/dnnl.h>
 #include <oneapi/dnnl/dnnl_debug.h>
 
-#include "kf_bench.h"
+#include "bench.h"
 #include "kf_ref.h"
 
 struct kf_peer {
@@ -439,81 +439,121 @@ static int timed_run(void *arg, int64_t iter) {
   return kf_peer_run(c->peer, iter, c->err, c->err_len);
 }
 
+/* Shared data, fixed seed: int8 codes uniform in [-127, 127], per-channel scales
+** (0.5 + U)/(127·sqrt K) so y is O(1), activations N(0, 1) rounded to bf16. NULL: no memory. */
+typedef struct peer_data {
+  int8_t *wq;
+  float *w_scale, *x;
+} peer_data;
+
+static int peer_data_new(int64_t M, int64_t N, int64_t K, peer_data *d) {
+  d->wq = malloc((size_t)(N * K));
+  d->w_scale = malloc((size_t)N * sizeof *d->w_scale);
+  d->x = malloc((size_t)(M * K) * sizeof *d->x);
+  if (!d->wq || !d->w_scale || !d->x) return -1;
+  kf_rng rng;
+  kf_rng_seed(&rng, 20260513);
+  for (int64_t i = 0; i < N * K; i++) d->wq[i] = (int8_t)((int)kf_rng_below(&rng, 255) - 127);
+  for (int64_t n = 0; n < N; n++)
+    d->w_scale[n] = (float)((0.5 + kf_rng_uniform(&rng)) / (127.0 * sqrt((double)K)));
+  kf_ref_fill(&rng, KF_REF_GAUSS, 1.0, 1, M, K, d->x);
+  return 0;
+}
+
+static void peer_data_free(peer_data *d) {
+  free(d->wq);
+  free(d->w_scale);
+  free(d->x);
+}
+
+static int bad_shape(int64_t M, int64_t N, int64_t K, int threads, kf_peer_result *out, int max_out) {
+  if (M > 0 && N > 0 && K > 0 && threads >= 1) return 0;
+  if (out && max_out > 0) {
+    memset(out, 0, sizeof *out);
+    snprintf(out->note, sizeof out->note, "kf_peers_gemm: bad arguments M=%lld N=%lld K=%lld threads=%d",
+             (long long)M, (long long)N, (long long)K, threads);
+  }
+  return 1;
+}
+
+/* Creates and checks one peer; NULL with r->note set when it is unavailable or wrong. */
+static kf_peer *create_checked(kf_peer_kind kind, int64_t M, int64_t N, int64_t K, const peer_data *d,
+                               int threads, int cold, kf_peer_result *r) {
+  memset(r, 0, sizeof *r);
+  snprintf(r->name, sizeof r->name, "%s", peer_names[kind]);
+  char err[160] = "";
+  kf_peer *peer = kf_peer_create(kind, M, N, K, d->wq, d->w_scale, d->x, threads, cold, err, sizeof err);
+  if (!peer) {
+    snprintf(r->note, sizeof r->note, "%s", err);
+    return NULL;
+  }
+  /* Let the previous peer's spinning worker threads (OpenMP / OpenBLAS) go idle. */
+  struct timespec pause = {0, 100 * 1000 * 1000};
+  nanosleep(&pause, NULL);
+  r->weight_bytes = kf_peer_weight_bytes(peer);
+  r->n_copies = kf_peer_n_copies(peer);
+  if (check_sample(peer, d->wq, d->w_scale, d->x, err, sizeof err)) {
+    snprintf(r->note, sizeof r->note, "%s", err);
+    kf_peer_destroy(peer);
+    return NULL;
+  }
+  snprintf(r->note, sizeof r->note, "%s; %d weight cop%s", kf_peer_impl(peer), kf_peer_n_copies(peer),
+           kf_peer_n_copies(peer) == 1 ? "y" : "ies");
+  return peer;
+}
+
+int kf_peers_create_all(int64_t M, int64_t N, int64_t K, int threads, int cold, kf_peer **peers,
+                        kf_peer_result *info) {
+  if (bad_shape(M, N, K, threads, info, 1)) return -1;
+  peer_data d;
+  int nomem = peer_data_new(M, N, K, &d);
+  for (int kind = 0; kind < KF_PEER_N; kind++) {
+    peers[kind] = NULL;
+    if (nomem) {
+      memset(&info[kind], 0, sizeof info[kind]);
+      snprintf(info[kind].name, sizeof info[kind].name, "%s", peer_names[kind]);
+      snprintf(info[kind].note, sizeof info[kind].note, "out of memory for N*K=%lld", (long long)(N * K));
+    } else {
+      peers[kind] = create_checked((kf_peer_kind)kind, M, N, K, &d, threads, cold, &info[kind]);
+    }
+  }
+  peer_data_free(&d);
+  return KF_PEER_N;
+}
+
 int kf_peers_gemm(int64_t M, int64_t N, int64_t K, int threads, int cold, double budget_s,
                   kf_peer_result *out, int max_out) {
-  if (M <= 0 || N <= 0 || K <= 0 || threads < 1 || !out || max_out < 0) {
-    if (out && max_out > 0) {
-      memset(out, 0, sizeof *out);
-      snprintf(out->note, sizeof out->note,
-               "kf_peers_gemm: bad arguments M=%lld N=%lld K=%lld threads=%d", (long long)M,
-               (long long)N, (long long)K, threads);
-    }
-    return -1;
-  }
-  /* Shared data, fixed seed: int8 codes uniform in [-127, 127], per-channel scales
-  ** (0.5 + U)/(127·sqrt K) so y is O(1), activations N(0, 1) rounded to bf16. */
-  int8_t *wq = malloc((size_t)(N * K));
-  float *w_scale = malloc((size_t)N * sizeof *w_scale);
-  float *x = malloc((size_t)(M * K) * sizeof *x);
+  if (!out || max_out < 0 || bad_shape(M, N, K, threads, out, max_out)) return -1;
+  peer_data d;
   int n_out = 0;
-  if (!wq || !w_scale || !x) {
+  if (peer_data_new(M, N, K, &d)) {
     if (max_out > 0) {
       memset(out, 0, sizeof *out);
       snprintf(out->note, sizeof out->note, "kf_peers_gemm: out of memory for N*K=%lld",
                (long long)(N * K));
       n_out = 1;
     }
-    goto done;
+    peer_data_free(&d);
+    return n_out;
   }
-  kf_rng rng;
-  kf_rng_seed(&rng, 20260513);
-  for (int64_t i = 0; i < N * K; i++) wq[i] = (int8_t)((int)kf_rng_below(&rng, 255) - 127);
-  for (int64_t n = 0; n < N; n++)
-    w_scale[n] = (float)((0.5 + kf_rng_uniform(&rng)) / (127.0 * sqrt((double)K)));
-  kf_ref_fill(&rng, KF_REF_GAUSS, 1.0, 1, M, K, x);
-
   for (int kind = 0; kind < KF_PEER_N && n_out < max_out; kind++) {
     kf_peer_result *r = &out[n_out++];
-    memset(r, 0, sizeof *r);
-    snprintf(r->name, sizeof r->name, "%s", peer_names[kind]);
+    kf_peer *peer = create_checked((kf_peer_kind)kind, M, N, K, &d, threads, cold, r);
+    if (!peer) continue;
     char err[160] = "";
-    kf_peer *peer = kf_peer_create((kf_peer_kind)kind, M, N, K, wq, w_scale, x, threads, cold,
-                                   err, sizeof err);
-    if (!peer) {
-      snprintf(r->note, sizeof r->note, "%s", err);
-      continue;
-    }
-    /* Let the previous peer's spinning worker threads (OpenMP / OpenBLAS) go idle. */
-    struct timespec pause = {0, 100 * 1000 * 1000};
-    nanosleep(&pause, NULL);
-    if (check_sample(peer, wq, w_scale, x, err, sizeof err)) {
-      snprintf(r->note, sizeof r->note, "%s", err);
-      r->weight_bytes = kf_peer_weight_bytes(peer);
-      r->n_copies = kf_peer_n_copies(peer);
-      kf_peer_destroy(peer);
-      continue;
-    }
     timed_call call = {peer, err, sizeof err};
     kf_bench_opts opts = {.warmup = 2, .min_runs = 3, .budget_s = budget_s > 0 ? budget_s : 1.0};
     kf_bench_stats st;
-    int rc = kf_bench_run(timed_run, &call, &opts, &st);
-    if (rc) {
+    if (kf_bench_run(timed_run, &call, &opts, &st)) {
       snprintf(r->note, sizeof r->note, "%s", err[0] ? err : "timing failed");
     } else {
       r->ok = 1;
       r->median_s = st.median_s, r->min_s = st.min_s, r->p10_s = st.p10_s, r->p90_s = st.p90_s;
       r->n_runs = st.n_runs;
-      snprintf(r->note, sizeof r->note, "%s; %d weight cop%s", kf_peer_impl(peer),
-               kf_peer_n_copies(peer), kf_peer_n_copies(peer) == 1 ? "y" : "ies");
     }
-    r->weight_bytes = kf_peer_weight_bytes(peer);
-    r->n_copies = kf_peer_n_copies(peer);
     kf_peer_destroy(peer);
   }
-done:
-  free(wq);
-  free(w_scale);
-  free(x);
+  peer_data_free(&d);
   return n_out;
 }
 

@@ -1,8 +1,11 @@
 /*
-** kf_bench.h: timing helpers shared by the peers (kf_peers.h), `kforge bench` and the tuner.
+** bench.h: the library's timing helpers, used by `kforge bench`, the tuner and the peers (bench/).
 **
 **   - kf_bench_run: warm-up, then repeated timed calls of a callable until a run count or a time
 **     budget is reached; median, min, p10/p90 and spread of the per-call wall times.
+**   - kf_bench_interleave: several contenders timed round-robin in short rounds, so that a noisy
+**     host (other jobs on the same cores, clock changes) slows them alike: each one's median and
+**     the median and interquartile range of its per-round time ratio to the first contender.
 **   - kf_bench_llc_bytes: size of the last-level cache of this machine (sysfs, then sysconf).
 **   - kf_bench_rot: the "cold weights" rotating set — distinct copies of a buffer whose total is
 **     at least 2× the detected LLC (never a constant), so a call that uses copy i % n reads its
@@ -32,7 +35,7 @@ typedef struct kf_bench_opts {
 } kf_bench_opts;
 
 typedef struct kf_bench_stats {
-  double median_s, min_s, max_s, mean_s, p10_s, p90_s;
+  double median_s, min_s, max_s, mean_s, p10_s, p25_s, p75_s, p90_s;
   double spread; /* (p90 − p10) / median: relative run-to-run spread */
   int n_runs;
 } kf_bench_stats;
@@ -44,6 +47,43 @@ int kf_bench_run(kf_bench_fn fn, void *arg, const kf_bench_opts *opts, kf_bench_
 /* Statistics of n ≥ 1 samples (seconds); the array is sorted in place. Percentiles interpolate
 ** linearly between order statistics. */
 void kf_bench_stats_of(double *samples, int n, kf_bench_stats *out);
+
+/* ---- interleaved timing ----
+** One round runs every contender once in turn, each for `calls` consecutive calls (its segment;
+** calls is calibrated in the warm-up so a segment lasts about round_s). The order rotates from
+** round to round (round r starts with contender r mod n), so no contender always follows the
+** same one. A contender's sample of one round is its segment time / calls; its per-round ratio is
+** that sample / contender 0's sample of the same round. settle_s is untimed idle time before each
+** of the contender's segments (other runtimes' worker threads spin for a while after a call:
+** OpenMP, OpenBLAS; on a small host they would slow the next contender). */
+typedef struct kf_bench_contender {
+  kf_bench_fn fn;
+  void *arg;
+  double settle_s;
+} kf_bench_contender;
+
+typedef struct kf_bench_iopts {
+  int warmup;       /* untimed calls of each contender first (0 = 2) */
+  int min_rounds;   /* (0 = 5) */
+  int max_rounds;   /* (0 = 100000) */
+  double round_s;   /* target length of one segment (0 = 0.02 s) */
+  double budget_s;  /* rounds continue until every contender has this much timed time (0 = 1 s) */
+} kf_bench_iopts;
+
+typedef struct kf_bench_iresult {
+  kf_bench_stats st;    /* over the per-round samples (seconds per call) */
+  double ratio_median;  /* per-round ratio to contender 0 (1 for contender 0 itself) */
+  double ratio_q1, ratio_q3;
+  double ratio_spread;  /* (q3 − q1) / median of the ratios: how far the ratio can be trusted */
+  int calls;            /* calls per segment */
+  int n_rounds;
+} kf_bench_iresult;
+
+/* Times n ≥ 1 contenders interleaved; out[i] for c[i]. Returns 0, a callable's non-zero status
+** (which stops the run; *failed, if not NULL, gets its index), or -1 for bad arguments / no
+** memory. */
+int kf_bench_interleave(const kf_bench_contender *c, int n, const kf_bench_iopts *opts,
+                        kf_bench_iresult *out, int *failed);
 
 /* Size in bytes of the largest (last-level) data or unified cache of CPU 0: the highest `level`
 ** under /sys/devices/system/cpu/cpu0/cache/index*, else sysconf(_SC_LEVEL3/2_CACHE_SIZE).

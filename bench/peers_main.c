@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kf_bench.h"
+#include "bench.h"
 #include "kf_peers.h"
 
 static void usage(FILE *f) {
