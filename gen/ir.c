@@ -26,7 +26,7 @@ kf_ix kf_ix_var(int var) {
 int kf_ix_add(kf_ix *out, kf_ix a, kf_ix b) {
   if (a.cap != INT64_MAX || b.cap != INT64_MAX) return -1;
   kf_ix r = a;
-  r.c += b.c;
+  if (__builtin_add_overflow(r.c, b.c, &r.c)) return KF_IX_OVERFLOW;
   for (int i = 0; i < b.n; i++) {
     int j;
     for (j = 0; j < r.n; j++)
@@ -36,7 +36,7 @@ int kf_ix_add(kf_ix *out, kf_ix a, kf_ix b) {
       r.var[r.n] = b.var[i];
       r.coef[r.n++] = 0;
     }
-    r.coef[j] += b.coef[i];
+    if (__builtin_add_overflow(r.coef[j], b.coef[i], &r.coef[j])) return KF_IX_OVERFLOW;
   }
   *out = r;
   return 0;
@@ -44,8 +44,9 @@ int kf_ix_add(kf_ix *out, kf_ix a, kf_ix b) {
 
 int kf_ix_scale(kf_ix *out, kf_ix a, int64_t k) {
   if (a.cap != INT64_MAX) return -1;
-  a.c *= k;
-  for (int i = 0; i < a.n; i++) a.coef[i] *= k;
+  if (__builtin_mul_overflow(a.c, k, &a.c)) return KF_IX_OVERFLOW;
+  for (int i = 0; i < a.n; i++)
+    if (__builtin_mul_overflow(a.coef[i], k, &a.coef[i])) return KF_IX_OVERFLOW;
   *out = a;
   return 0;
 }
@@ -99,16 +100,11 @@ kf_ir_node *kf_ir_append(kf_ir_kernel *k, kf_ir_block *b, kf_ir_opkind op, kf_lo
   return n;
 }
 
-static const char *const opnames[KF_OP_N_OPS] = {
-    [KF_OP_LOOP] = "loop",         [KF_OP_ZERO] = "zero",   [KF_OP_QUANTIZE] = "quantize",
-    [KF_OP_MMA] = "mma",           [KF_OP_SCALE_ACC] = "scale_acc", [KF_OP_LOAD] = "load",
-    [KF_OP_STORE] = "store",       [KF_OP_ACCUM_STORE] = "accum_store",
-    [KF_OP_FILL] = "fill",         [KF_OP_QK] = "qk",       [KF_OP_SOFTMAX] = "softmax",
-    [KF_OP_RESCALE] = "rescale",   [KF_OP_RESCALE_EXP2] = "rescale_exp2", [KF_OP_PV] = "pv",
-    [KF_OP_FINALIZE] = "finalize", [KF_OP_SCALE_COLS] = "scale_cols",
-};
-
-const char *kf_ir_opname(kf_ir_opkind op) { return op < KF_OP_N_OPS ? opnames[op] : "?"; }
+const char *kf_ir_opname(kf_ir_opkind op) {
+  if (op == KF_OP_LOOP) return "loop";
+  const kf_op_def *d = kf_op_get(op);
+  return d ? d->name : "?";
+}
 
 /* ---- verifier ---- */
 
@@ -131,14 +127,12 @@ typedef struct vstate {
   kf_ix_range *abs; /* per loop var: absolute range (uses the cap of a min() bound) */
   int64_t *align;   /* per loop var: every value is a multiple of this */
   char *active;
+  int64_t par_count; /* iterations of the outermost parallel loop (times the nested one) */
 } vstate;
 
 static int exp_add_term(expanded *e, int var, int64_t coef) {
   for (int i = 0; i < e->n; i++)
-    if (e->var[i] == var) {
-      e->coef[i] += coef;
-      return 0;
-    }
+    if (e->var[i] == var) return __builtin_add_overflow(e->coef[i], coef, &e->coef[i]) ? -3 : 0;
   if (e->n == EXP_TERMS) return -1;
   e->var[e->n] = var;
   e->coef[e->n++] = coef;
@@ -151,37 +145,69 @@ static int expand(const vstate *v, const kf_ix *x, expanded *out) {
   for (int i = 0; i < x->n; i++) {
     int var = x->var[i];
     if (!x->coef[i]) continue;
-    if (!v->active[var]) return -1;
+    if (var < 0 || (size_t)var >= v->k->vars.len || !v->active[var]) return -1;
     const expanded *lo = &v->lo[var];
-    out->c += x->coef[i] * lo->c;
-    for (int j = 0; j < lo->n; j++)
-      if (exp_add_term(out, lo->var[j], x->coef[i] * lo->coef[j])) return -2;
-    if (exp_add_term(out, var, x->coef[i])) return -2;
+    int64_t p;
+    if (__builtin_mul_overflow(x->coef[i], lo->c, &p) || __builtin_add_overflow(out->c, p, &out->c)) return -3;
+    for (int j = 0; j < lo->n; j++) {
+      if (__builtin_mul_overflow(x->coef[i], lo->coef[j], &p)) return -3;
+      int rc = exp_add_term(out, lo->var[j], p);
+      if (rc) return rc;
+    }
+    int rc = exp_add_term(out, var, x->coef[i]);
+    if (rc) return rc;
   }
   return 0;
 }
 
-static void exp_range(const vstate *v, const expanded *e, int64_t *lo, int64_t *hi) {
-  *lo = *hi = e->c;
-  for (int i = 0; i < e->n; i++) {
-    int64_t a = 0, b = e->coef[i] * v->t_hi[e->var[i]];
-    *lo += a < b ? a : b;
-    *hi += a < b ? b : a;
+/* [lo, hi] += the range of coef * [a, b]; -3 on int64 overflow */
+static int add_term_range(int64_t *lo, int64_t *hi, int64_t coef, int64_t a, int64_t b) {
+  int64_t x, y;
+  if (__builtin_mul_overflow(coef, a, &x) || __builtin_mul_overflow(coef, b, &y)) return -3;
+  if (x > y) {
+    int64_t t = x;
+    x = y;
+    y = t;
   }
+  return __builtin_add_overflow(*lo, x, lo) || __builtin_add_overflow(*hi, y, hi) ? -3 : 0;
 }
 
+static int exp_range(const vstate *v, const expanded *e, int64_t *lo, int64_t *hi) {
+  *lo = *hi = e->c;
+  for (int i = 0; i < e->n; i++) {
+    int rc = add_term_range(lo, hi, e->coef[i], 0, v->t_hi[e->var[i]]);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+/* The range of x over the active loops. 0; -1 if x uses an inactive variable (or is too
+** complex); -3 if x or one of its partial sums (as emitted: c + coef_0 v_0 + ...) can leave
+** [-KF_IX_LIMIT, KF_IX_LIMIT], so that no index arithmetic in the verifier, the lowerings or
+** the generated code can overflow int64. */
 static int ix_range(const vstate *v, const kf_ix *x, kf_ix_range *out) {
   expanded e;
-  if (expand(v, x, &e)) return -1;
-  exp_range(v, &e, &out->lo, &out->hi);
-  /* intersect with the non-relational range from each variable's absolute range */
-  int64_t lo = x->c, hi = x->c;
+  int rc = expand(v, x, &e);
+  if (rc) return rc == -3 ? -3 : -1;
+  if ((rc = exp_range(v, &e, &out->lo, &out->hi))) return rc;
+  /* intersect with the non-relational range from each variable's absolute range; the
+  ** magnitude bound covers every partial sum of the emitted expression */
+  int64_t lo = x->c, hi = x->c, mag = x->c;
+  if (mag == INT64_MIN) return -3;
+  mag = mag < 0 ? -mag : mag;
   for (int i = 0; i < x->n; i++) {
     kf_ix_range r = v->abs[x->var[i]];
-    int64_t a = x->coef[i] * r.lo, b = x->coef[i] * r.hi;
-    lo += a < b ? a : b;
-    hi += a < b ? b : a;
+    if ((rc = add_term_range(&lo, &hi, x->coef[i], r.lo, r.hi))) return rc;
+    int64_t ta, tb;
+    if (__builtin_mul_overflow(x->coef[i], r.lo, &ta) || __builtin_mul_overflow(x->coef[i], r.hi, &tb) ||
+        ta == INT64_MIN || tb == INT64_MIN)
+      return -3;
+    ta = ta < 0 ? -ta : ta;
+    tb = tb < 0 ? -tb : tb;
+    if (__builtin_add_overflow(mag, ta > tb ? ta : tb, &mag)) return -3;
   }
+  if (mag > KF_IX_LIMIT || lo < -KF_IX_LIMIT || hi > KF_IX_LIMIT || x->cap < -KF_IX_LIMIT)
+    return -3; /* (a cap can only lower the value: one below -2^61 would leave the range) */
   if (lo > out->lo) out->lo = lo;
   if (hi < out->hi) out->hi = hi;
   if (out->hi > x->cap) out->hi = x->cap;
@@ -199,7 +225,7 @@ static int at(vstate *v, kf_loc loc, const char *fmt, ...) {
   return kf_err(v->ctx, KF_EINVAL, "%s:%d: %s", loc.file ? loc.file : "?", loc.line, msg);
 }
 
-static int verify_tile(vstate *v, const kf_ir_node *n, int ti) {
+static int verify_tile(vstate *v, const kf_ir_node *n, int ti, kf_ix_range *off) {
   const kf_tile *t = &n->t[ti];
   if (t->buf < 0 || (size_t)t->buf >= v->k->bufs.len)
     return at(v, n->loc, "%s: operand %d is not a buffer", kf_ir_opname(n->op), ti + 1);
@@ -209,7 +235,11 @@ static int verify_tile(vstate *v, const kf_ir_node *n, int ti) {
               b->name, t->rank, b->rank);
   for (int d = 0; d < t->rank; d++) {
     kf_ix_range r;
-    if (ix_range(v, &t->off[d], &r))
+    int rc = ix_range(v, &t->off[d], &r);
+    if (rc == -3)
+      return at(v, n->loc, "%s: the offset of '%s' in dim %d can exceed 2^61 in magnitude (int64 overflow)",
+                kf_ir_opname(n->op), b->name, d);
+    if (rc)
       return at(v, n->loc, "%s: tile of '%s' uses a loop variable outside its loop",
                 kf_ir_opname(n->op), b->name);
     int64_t size = b->dims[d];
@@ -220,8 +250,12 @@ static int verify_tile(vstate *v, const kf_ir_node *n, int ti) {
                 "%s: tile of '%s' starts outside the buffer in dim %d (offset range %lld..%lld, "
                 "size %lld)",
                 kf_ir_opname(n->op), b->name, d, (long long)r.lo, (long long)r.hi, (long long)size);
+    off[d] = r;
     if (t->ext[d] <= 0)
       return at(v, n->loc, "%s: tile of '%s' has extent %lld in dim %d", kf_ir_opname(n->op),
+                b->name, (long long)t->ext[d], d);
+    if (t->ext[d] > KF_IX_LIMIT)
+      return at(v, n->loc, "%s: tile of '%s' has extent %lld in dim %d, more than 2^61", kf_ir_opname(n->op),
                 b->name, (long long)t->ext[d], d);
     if (b->level == KF_LVL_REG && (r.lo != 0 || r.hi != 0 || t->ext[d] != b->dims[d]))
       return at(v, n->loc, "%s: register tile '%s' must be used whole", kf_ir_opname(n->op),
@@ -230,6 +264,8 @@ static int verify_tile(vstate *v, const kf_ir_node *n, int ti) {
   return KF_OK;
 }
 
+/* top: 2 = the kernel body, 1 = the body of an outermost parallel loop that is one loop
+** (a second parallel loop is collapsed with it), -1 = the body of that second one, 0 = other. */
 static int verify_block(vstate *v, const kf_ir_block *blk, int top) {
   for (size_t i = 0; i < blk->len; i++) {
     const kf_ir_node *n = blk->data[i];
@@ -237,14 +273,31 @@ static int verify_block(vstate *v, const kf_ir_block *blk, int top) {
     if (n->op == KF_OP_LOOP) {
       const char *vname = v->k->vars.data[n->var].name;
       kf_ix_range lo, hi;
-      if (ix_range(v, &n->lo, &lo) || ix_range(v, &n->hi, &hi))
+      int rlo = ix_range(v, &n->lo, &lo), rhi = rlo ? 0 : ix_range(v, &n->hi, &hi);
+      if (rlo == -3 || rhi == -3)
+        return at(v, n->loc, "loop '%s': the %s bound can exceed 2^61 in magnitude (int64 overflow)", vname,
+                  rlo ? "lower" : "upper");
+      if (rlo || rhi)
         return at(v, n->loc, "loop '%s': bound uses a variable outside its loop (or is too complex)", vname);
       if (n->step <= 0)
         return at(v, n->loc, "loop '%s': step must be positive, got %lld", vname, (long long)n->step);
-      if (n->parallel && !top)
+      /* every value i < hi <= 2^61 and step <= 2^61: the emitted i += step cannot overflow */
+      if (n->step > KF_IX_LIMIT)
+        return at(v, n->loc, "loop '%s': step %lld is larger than 2^61 (i += step could overflow int64)", vname,
+                  (long long)n->step);
+      if (n->parallel && top == -1)
+        return at(v, n->loc, "loop '%s': at most two nested loops can be parallel", vname);
+      if (n->parallel && top <= 0)
         return at(v, n->loc, "loop '%s': only an outermost loop can be parallel", vname);
       if (n->parallel && (!kf_ix_is_const(&n->lo) || !kf_ix_is_const(&n->hi)))
         return at(v, n->loc, "parallel loop '%s' needs constant bounds", vname);
+      if (n->parallel) { /* the lowering flattens the parallel loops: their iteration count */
+        int64_t hi1 = n->hi.cap < n->hi.c ? n->hi.cap : n->hi.c, cnt = 0;
+        if (hi1 > n->lo.c) cnt = (hi1 - n->lo.c - 1) / n->step + 1;
+        if (top == 2) v->par_count = cnt;
+        else if (__builtin_mul_overflow(v->par_count, cnt, &v->par_count) || v->par_count > KF_IX_LIMIT)
+          return at(v, n->loc, "parallel loop '%s': the nested parallel loops have more than 2^61 iterations", vname);
+      }
       if (v->active[n->var]) return at(v, n->loc, "loop variable '%s' reused inside its own loop", vname);
       if (n->lo.cap != INT64_MAX) return at(v, n->loc, "loop '%s': the lower bound cannot be a min()", vname);
       /* span = max(hi - lo): hi uncapped minus lo, and cap minus lo when capped */
@@ -252,7 +305,7 @@ static int verify_block(vstate *v, const kf_ir_block *blk, int top) {
       hi_free.cap = INT64_MAX;
       kf_ix_range span;
       if (kf_ix_scale(&neg_lo, n->lo, -1) || kf_ix_add(&diff, hi_free, neg_lo) || ix_range(v, &diff, &span))
-        return at(v, n->loc, "loop '%s': bounds too complex to analyze", vname);
+        return at(v, n->loc, "loop '%s': bounds too large (int64 overflow) or too complex to analyze", vname);
       int64_t t_hi = span.hi - 1;
       if (n->hi.cap != INT64_MAX) {
         kf_ix capx = kf_ix_const(n->hi.cap), d2;
@@ -263,8 +316,10 @@ static int verify_block(vstate *v, const kf_ir_block *blk, int top) {
       t_hi = t_hi / n->step * n->step; /* t_v = i * step */
       /* alignment: lo aligned to step => every value is a multiple of step */
       int aligned = n->lo.c % n->step == 0;
-      for (int ti = 0; ti < n->lo.n; ti++)
-        if ((n->lo.coef[ti] * v->align[n->lo.var[ti]]) % n->step) aligned = 0;
+      for (int ti = 0; ti < n->lo.n; ti++) {
+        int64_t m;
+        if (__builtin_mul_overflow(n->lo.coef[ti], v->align[n->lo.var[ti]], &m) || m % n->step) aligned = 0;
+      }
       if (expand(v, &n->lo, &v->lo[n->var])) return at(v, n->loc, "loop '%s': bounds too complex", vname);
       v->t_hi[n->var] = t_hi;
       v->abs[n->var].lo = lo.lo;
@@ -280,16 +335,24 @@ static int verify_block(vstate *v, const kf_ir_block *blk, int top) {
       /* two perfectly nested parallel loops are collapsed into one range */
       int inner_par = n->parallel && n->body.len == 1 && n->body.data[0]->op == KF_OP_LOOP &&
                       n->body.data[0]->parallel;
-      rc = verify_block(v, &n->body, inner_par);
+      rc = verify_block(v, &n->body, inner_par ? (top == 2 ? 1 : -1) : 0);
       v->active[n->var] = 0;
       if (rc) return rc;
       continue;
     }
+    kf_opcheck oc;
+    memset(&oc, 0, sizeof oc);
+    oc.ctx = v->ctx;
+    oc.k = v->k;
+    oc.n = n;
+    if (n->n_tiles < 0 || n->n_tiles > KF_IR_MAX_TILES)
+      return at(v, n->loc, "%s: %d operands", kf_ir_opname(n->op), n->n_tiles);
     for (int t = 0; t < n->n_tiles; t++)
-      if ((rc = verify_tile(v, n, t))) return rc;
-    kf_ix_range lr;
-    if (ix_range(v, &n->len, &lr))
-      return at(v, n->loc, "%s: len uses a loop variable outside its loop", kf_ir_opname(n->op));
+      if ((rc = verify_tile(v, n, t, oc.off[t]))) return rc;
+    if ((rc = ix_range(v, &n->len, &oc.len)))
+      return at(v, n->loc, rc == -3 ? "%s: len can exceed 2^61 in magnitude (int64 overflow)"
+                                    : "%s: len uses a loop variable outside its loop", kf_ir_opname(n->op));
+    if ((rc = kf_op_verify(&oc))) return rc;
   }
   return KF_OK;
 }
@@ -300,6 +363,12 @@ int kf_ir_verify(kf_ctx *ctx, const kf_ir_kernel *k) {
     if (b->rank < 1 || b->rank > KF_IR_MAX_RANK)
       return kf_err(ctx, KF_EINVAL, "%s:%d: buffer '%s' has rank %d", b->loc.file, b->loc.line,
                     b->name, b->rank);
+    if (b->level == KF_LVL_REG && b->rank != 2)
+      return kf_err(ctx, KF_EINVAL, "%s:%d: register tile '%s' must be a matrix {rows, cols}, it has rank %d",
+                    b->loc.file, b->loc.line, b->name, b->rank);
+    if (b->level == KF_LVL_REG && b->dtype != KF_F32 && b->dtype != KF_I32)
+      return kf_err(ctx, KF_EINVAL, "%s:%d: register tile '%s' must be i32 or f32, it is %s", b->loc.file,
+                    b->loc.line, b->name, kf_scalar_name(b->dtype));
     for (int d = 0; d < b->rank; d++)
       if (b->dims[d] <= 0)
         return kf_err(ctx, KF_EINVAL, "%s:%d: buffer '%s' has size %lld in dim %d", b->loc.file,
@@ -307,8 +376,8 @@ int kf_ir_verify(kf_ctx *ctx, const kf_ir_kernel *k) {
   }
   vstate v = {ctx, k, kf_xcalloc(k->vars.len + 1, sizeof(expanded)),
               kf_xcalloc(k->vars.len + 1, sizeof(int64_t)), kf_xcalloc(k->vars.len + 1, sizeof(kf_ix_range)),
-              kf_xcalloc(k->vars.len + 1, sizeof(int64_t)), kf_xcalloc(k->vars.len + 1, 1)};
-  int rc = verify_block(&v, &k->body, 1);
+              kf_xcalloc(k->vars.len + 1, sizeof(int64_t)), kf_xcalloc(k->vars.len + 1, 1), 0};
+  int rc = verify_block(&v, &k->body, 2);
   free(v.lo);
   free(v.t_hi);
   free(v.abs);
@@ -347,25 +416,31 @@ static void print_block(const kf_ir_kernel *k, const kf_ir_block *b, int depth, 
       print_block(k, &n->body, depth + 1, out);
       continue;
     }
+    const kf_op_def *d = kf_op_get(n->op);
     kf_str_printf(out, "%s", kf_ir_opname(n->op));
     for (int t = 0; t < n->n_tiles; t++) {
       const kf_tile *tl = &n->t[t];
-      kf_str_printf(out, "%s%s[", t ? ", " : " ", k->bufs.data[tl->buf].name);
-      for (int d = 0; d < tl->rank; d++) {
-        if (d) kf_str_puts(out, ", ");
-        print_ix(k, &tl->off[d], out);
-        kf_str_printf(out, ":+%lld", (long long)tl->ext[d]);
+      kf_str_printf(out, "%s%s=%s[", t ? ", " : " ", d && t < d->n_roles ? d->roles[t].name : "?",
+                    tl->buf >= 0 && (size_t)tl->buf < k->bufs.len ? k->bufs.data[tl->buf].name : "?");
+      for (int e = 0; e < tl->rank && e < KF_IR_MAX_RANK; e++) {
+        if (e) kf_str_puts(out, ", ");
+        print_ix(k, &tl->off[e], out);
+        kf_str_printf(out, ":+%lld", (long long)tl->ext[e]);
       }
       kf_str_puts(out, "]");
     }
-    if (n->len.n || n->len.c) {
+    if (d && (d->flags & KF_OPF_LEN)) {
       kf_str_puts(out, " len=");
       print_ix(k, &n->len, out);
     }
-    if (n->f != 0) kf_str_printf(out, " f=%g", n->f);
-    kf_str_printf(out, "  {%lld, %lld, %lld, %lld}   # %s:%d\n", (long long)n->i[0],
-                  (long long)n->i[1], (long long)n->i[2], (long long)n->i[3], n->loc.file,
-                  n->loc.line);
+    for (int a = 0; d && a < d->n_attrs; a++) {
+      char choice[32];
+      if (d->attrs[a].kind == KF_ATTR_STR)
+        kf_str_printf(out, " %s=%s", d->attrs[a].name, kf_op_choice(&d->attrs[a], n->i[a], choice, sizeof choice));
+      else kf_str_printf(out, " %s=%lld", d->attrs[a].name, (long long)n->i[a]);
+    }
+    if (d && d->num_name) kf_str_printf(out, " %s=%g", d->num_name, n->f);
+    kf_str_printf(out, "   # %s:%d\n", n->loc.file, n->loc.line);
   }
 }
 

@@ -33,10 +33,17 @@ typedef struct kf_ix {
   int64_t cap;
 } kf_ix;
 
+/* Every index value (and every partial sum of an index expression, loop bounds and steps)
+** that the verifier accepts is within [-KF_IX_LIMIT, KF_IX_LIMIT], so i += step and the
+** lowerings' index arithmetic cannot overflow int64. */
+#define KF_IX_LIMIT ((int64_t)1 << 61)
+#define KF_IX_OVERFLOW (-2) /* from kf_ix_add / kf_ix_scale: a constant or coefficient overflows */
+
 kf_ix kf_ix_const(int64_t c);
 kf_ix kf_ix_var(int var);
-int kf_ix_add(kf_ix *out, kf_ix a, kf_ix b);     /* 0 ok; -1 too many terms or capped operand */
-int kf_ix_scale(kf_ix *out, kf_ix a, int64_t k); /* -1 if capped */
+int kf_ix_add(kf_ix *out, kf_ix a, kf_ix b);     /* 0 ok; -1 too many terms or capped operand;
+                                                 ** KF_IX_OVERFLOW */
+int kf_ix_scale(kf_ix *out, kf_ix a, int64_t k); /* -1 if capped; KF_IX_OVERFLOW */
 int kf_ix_is_const(const kf_ix *a);
 
 typedef enum { KF_LVL_ARG_IN, KF_LVL_ARG_OUT, KF_LVL_LOCAL, KF_LVL_REG } kf_level;
@@ -72,37 +79,9 @@ typedef struct kf_tile {
   int64_t ext[KF_IR_MAX_RANK];
 } kf_tile;
 
-typedef enum {
-  KF_OP_LOOP,
-  KF_OP_ZERO,        /* t[0] = 0                                                       */
-  KF_OP_QUANTIZE,    /* MSD decomposition of rows: t[0] src (bf16 rows x K), t[1] codes
-                     ** i8 [P][rows][Kp], t[2] scales f32 [P][rows][ngroups], t[3] sums i32
-                     ** [P][rows][nsum]; i[0] passes, i[1] act group (0 = per row),
-                     ** i[2] sum group (group of the weight scales, for the offset fix)   */
-  KF_OP_MMA,         /* t[0] acc (REG) += t[1] (a) * t[2] (b, QW weights); i[0] passes    */
-  KF_OP_SCALE_ACC,   /* t[0] accf (REG f32 [rows][nr]) += per pass p:
-                     ** (t[1] acci[p*rows+r] - off*sum) * act_scale * w_scale
-                     ** t[2] act scales tile, t[3] act sums tile, t[4] w scales tile (QS);
-                     ** i[0] passes, i[1] weight offset (128 or 8)                     */
-  KF_OP_LOAD,        /* t[0] (REG) = t[1] (memory)                                     */
-  KF_OP_STORE,       /* t[0] (memory) = t[1] (REG); rows/cols beyond dims not written  */
-  KF_OP_ACCUM_STORE, /* t[0] (memory) += t[1] (REG), same clamping                      */
-  /* attention decode pieces (FlashAttention-2 and AMLA); `len` = valid keys of the block */
-  KF_OP_FILL,        /* t[0] (memory, f32/i32) = f                                      */
-  KF_OP_QK,          /* t[0] s f32 {rows, keys} = f * t[1] q {.., rows, D} . t[2] k {.., keys, D}^T */
-  KF_OP_SOFTMAX,     /* online softmax of t[0] s over len keys; t[1] m, t[2] l, t[3] alpha
-                     ** (f32 per row); i[0] 0 = FA-2, 1 = AMLA; i[1] round P to bf16;
-                     ** AMLA: t[4] n, t[5] add (i32, the 2^k bits add), t[3] holds c, and
-                     ** m's companion rhat is written to t[3] at the end (see lowering)   */
-  KF_OP_RESCALE,     /* t[0] o {rows, DV} *= t[1] alpha (per row)                         */
-  KF_OP_RESCALE_EXP2,/* t[0] o {rows, DV} bits += t[1] add (i32 per row): o * 2^k exactly  */
-  KF_OP_PV,          /* t[0] o {rows, DV} += t[1] p {rows, keys} . t[2] v {.., keys, DV}  */
-  KF_OP_SCALE_COLS,  /* t[0] dst f32 {rows, cols} = f * t[1] src (bf16/f32) * t[2] scales (a row
-                     ** of cols f32; read only inside its buffer, zero beyond)             */
-  KF_OP_FINALIZE,    /* t[0] out {.., rows, DV} = t[1] o / (t[2] l * t[3] rhat (optional));
-                     ** i[0] = 1: |o| > 1e10 -> 0 first (AMLA's guard)                   */
-  KF_OP_N_OPS
-} kf_ir_opkind;
+/* Op kinds (KF_OP_LOOP, KF_OP_MMA, ...), their operands' slots in t[] (KF_MMA_ACC, ...) and
+** attributes' slots in i[] (KF_MMA_PASSES_ATTR, ...): the op table, ops.def. */
+#include "ops.h"
 
 typedef struct kf_ir_node kf_ir_node;
 typedef struct kf_ir_block {
@@ -110,7 +89,7 @@ typedef struct kf_ir_block {
   size_t len, cap;
 } kf_ir_block;
 
-#define KF_IR_MAX_TILES 6
+#define KF_IR_MAX_TILES KF_OP_MAX_ROLES
 struct kf_ir_node {
   kf_ir_opkind op;
   kf_loc loc;
@@ -121,10 +100,11 @@ struct kf_ir_node {
   int parallel;
   kf_ir_block body;
   /* ops */
-  int n_tiles;
-  kf_tile t[KF_IR_MAX_TILES];
-  int64_t i[4];
-  double f;     /* FILL value, QK scale */
+  int n_tiles;                  /* operands given: the required roles and the optional
+                                ** ones up to the first missing (ops.def) */
+  kf_tile t[KF_IR_MAX_TILES];   /* by role: t[KF_<OP>_<ROLE>] */
+  int64_t i[KF_OP_MAX_ATTRS];   /* integer attributes: i[KF_<OP>_<ATTR>_ATTR] */
+  double f;     /* the op's number attribute (fill value, qk scale, scale_cols factor) */
   kf_ix len;    /* attention ops: valid keys in this block */
 };
 
@@ -162,5 +142,17 @@ void kf_ir_print(const kf_ir_kernel *k, kf_str *out);
 typedef struct kf_ix_range {
   int64_t lo, hi; /* inclusive */
 } kf_ix_range;
+
+/* What an op's contract check sees (ops.c): the node, its kernel, the ranges of its tiles'
+** offsets and of its len. kf_op_verify checks the node against its op table entry. */
+typedef struct kf_opcheck {
+  kf_ctx *ctx;
+  const kf_ir_kernel *k;
+  const kf_ir_node *n;
+  const kf_op_def *def;
+  kf_ix_range off[KF_IR_MAX_TILES][KF_IR_MAX_RANK];
+  kf_ix_range len;
+} kf_opcheck;
+int kf_op_verify(kf_opcheck *c);
 
 #endif

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
 
@@ -149,12 +151,33 @@ int kf_read_file(kf_ctx *ctx, const char *path, char **out, size_t *out_len) {
   return KF_OK;
 }
 
+/* Atomic: the data goes to a temporary file beside `path` that is renamed over it only when
+** every byte is written, so a failed write never leaves a half file (or destroys the old one). */
 int kf_write_file(kf_ctx *ctx, const char *path, const void *data, size_t len) {
-  FILE *f = fopen(path, "wb");
-  if (!f) return kf_err(ctx, KF_EIO, "%s: cannot create: %s", path, strerror(errno));
+  char tmp[4200];
+  if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", path) >= sizeof tmp)
+    return kf_err(ctx, KF_EIO, "%.200s...: output path too long", path);
+  int fd = mkstemp(tmp);
+  if (fd < 0) return kf_err(ctx, KF_EIO, "%s: cannot create: %s", path, strerror(errno));
+  FILE *f = fdopen(fd, "wb");
+  if (!f) {
+    close(fd);
+    unlink(tmp);
+    return kf_err(ctx, KF_EIO, "%s: cannot create: %s", path, strerror(errno));
+  }
   size_t w = fwrite(data, 1, len, f);
-  int bad = (w != len) | (fclose(f) != 0);
-  return bad ? kf_err(ctx, KF_EIO, "%s: write error", path) : KF_OK;
+  int bad = (w != len) | (fflush(f) != 0) | (fchmod(fd, 0644) != 0);
+  int err = errno;
+  bad |= fclose(f) != 0;
+  if (!bad && rename(tmp, path) == 0) return KF_OK;
+  if (!bad) err = errno;
+  unlink(tmp);
+  return kf_err(ctx, KF_EIO, "%s: write error: %s", path, strerror(err));
+}
+
+int kf_same_file(const char *a, const char *b) {
+  struct stat sa, sb;
+  return a && b && stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
 double kf_now(void) {

@@ -92,7 +92,9 @@ void kf_arena_free(kf_arena *a);
 
 /* Files. */
 int kf_read_file(kf_ctx *ctx, const char *path, char **out, size_t *out_len);
-int kf_write_file(kf_ctx *ctx, const char *path, const void *data, size_t len);
+int kf_write_file(kf_ctx *ctx, const char *path, const void *data, size_t len); /* atomic (rename) */
+/* Whether two paths name the same existing file (an output that would overwrite an input). */
+int kf_same_file(const char *a, const char *b);
 
 /* Monotonic time in seconds. */
 double kf_now(void);

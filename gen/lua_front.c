@@ -11,28 +11,47 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <dlfcn.h>
 #include <pthread.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "template.h"
 
 #define KF_LUA_MEM_LIMIT (256u << 20)     /* bytes */
+#define KF_LUA_OBJ_LIMIT (4u << 20)       /* bytes of one allocation (a string, a table's part) */
 #define KF_LUA_INSN_LIMIT 200000000LL     /* VM instructions per call */
-#define KF_LUA_HOOK_EVERY 10000
+#define KF_LUA_HOOK_EVERY 1000
+#define KF_LUA_TIME_LIMIT 10.0            /* seconds of wall clock per call into the template */
+#define KF_LUA_SEARCH_TIME_LIMIT 30.0     /* seconds for all constraint calls of one config search */
+#define KF_LUA_REP_LIMIT (1u << 20)       /* bytes of a string.rep result */
+#define KF_LUA_FILE_LIMIT (1u << 20)      /* bytes of a template file */
+
+/* Why a call was stopped (kf_template.killed): such a stop cannot be caught by the
+** template (the sandbox's pcall/xpcall re-raise it, the hook raises again). */
+enum { KF_KILL_NONE, KF_KILL_INSNS, KF_KILL_TIME };
 
 struct kf_template {
   lua_State *L;
   size_t mem_used;
   long long insns;
+  int killed;               /* KF_KILL_*, for the current call */
+  double deadline;          /* kf_now() limit of the current call */
+  double search_deadline;   /* 0, or the limit of the running config search */
+  double time_limit, search_time_limit; /* seconds (KF_LUA_*TIME_LIMIT, or KFORGE_TEMPLATE_TIME) */
+  size_t alloc_since_check; /* bytes allocated since the allocator last read the clock */
   char *path, *name, *doc, *reference;
   char hash[17];
   int ref_table; /* registry ref to the returned table */
   int n_params, n_tunables, n_key;
   kf_tparam params[KF_MAX_BIND], tunables[KF_MAX_BIND];
+  kf_template_lib lib; /* the `lib = {...}` declaration */
   char key[KF_MAX_KEY][32]; /* params named in a kernel's function name */
   char target_name[48];
   int target_vl, target_vnni, target_bf16, target_regs;
@@ -40,6 +59,8 @@ struct kf_template {
   kf_ir_kernel *ir;
   kf_ir_block *cur;
   int building;
+  unsigned serial; /* of the current (or last) build() */
+  size_t printed;  /* bytes the template printed (to stderr) */
 };
 
 /* ---------------------------------------------------------------- bindings */
@@ -120,7 +141,19 @@ static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     t->mem_used -= osize;
     return NULL;
   }
-  if (nsize > osize && t->mem_used + (nsize - osize) > KF_LUA_MEM_LIMIT) return NULL;
+  if (nsize > osize) {
+    if (t->mem_used + (nsize - osize) > KF_LUA_MEM_LIMIT || nsize > KF_LUA_OBJ_LIMIT) return NULL;
+    /* allocation-heavy C work (concatenation, table.concat, string.upper, ...) runs between
+    ** the hook's checks: the clock is read every 16 MB allocated */
+    t->alloc_since_check += nsize - osize;
+    if (t->alloc_since_check > (16u << 20)) {
+      t->alloc_since_check = 0;
+      if (t->deadline > 0 && kf_now() > t->deadline) {
+        t->killed = KF_KILL_TIME;
+        return NULL;
+      }
+    }
+  }
   void *p = realloc(ptr, nsize);
   if (p) t->mem_used += nsize - osize;
   return p;
@@ -129,7 +162,12 @@ static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 static void count_hook(lua_State *L, lua_Debug *ar) {
   kf_template *t = *(kf_template **)lua_getextraspace(L);
   t->insns += KF_LUA_HOOK_EVERY;
-  if (t->insns > KF_LUA_INSN_LIMIT) {
+  if (!t->killed && t->insns > KF_LUA_INSN_LIMIT) t->killed = KF_KILL_INSNS;
+  if (!t->killed && t->deadline > 0 && kf_now() > t->deadline) t->killed = KF_KILL_TIME;
+  if (t->killed == KF_KILL_TIME)
+    luaL_error(L, "%s: time limit exceeded (%g s for one call into the template, %g s for a "
+               "configuration search)", t->path, t->time_limit, t->search_time_limit);
+  if (t->killed == KF_KILL_INSNS) {
     /* name the line that was running, as a Lua error from that line would */
     const char *src = "?";
     int line = 0;
@@ -159,8 +197,18 @@ static int pcall(kf_ctx *ctx, kf_template *t, int nargs, int nres, const char *w
   int base = lua_gettop(L) - nargs;
   lua_pushcfunction(L, msg_handler);
   lua_insert(L, base);
+  if (t->search_deadline > 0 && kf_now() > t->search_deadline) {
+    lua_pop(L, nargs + 2);
+    return kf_err(ctx, KF_EINVAL, "%s: time limit exceeded (%g s for a configuration search) (in %s)", t->path,
+                  t->search_time_limit, what);
+  }
   t->insns = 0;
+  t->killed = KF_KILL_NONE;
+  t->alloc_since_check = 0;
+  t->deadline = kf_now() + t->time_limit;
+  if (t->search_deadline > 0 && t->search_deadline < t->deadline) t->deadline = t->search_deadline;
   int rc = lua_pcall(L, nargs, nres, base);
+  t->deadline = 0;
   lua_remove(L, base);
   if (rc == LUA_OK) return KF_OK;
   const char *msg = lua_tostring(L, -1);
@@ -168,14 +216,89 @@ static int pcall(kf_ctx *ctx, kf_template *t, int nargs, int nres, const char *w
   snprintf(first, sizeof first, "%s", msg ? msg : "error");
   char *nl = strchr(first, '\n');
   if (nl) *nl = 0;
-  if (rc == LUA_ERRMEM) snprintf(first, sizeof first, "%s: memory limit exceeded (%u MB)", t->path, KF_LUA_MEM_LIMIT >> 20);
+  if (rc == LUA_ERRMEM)
+    snprintf(first, sizeof first, "%s: memory limit exceeded (%u MB in all, %u MB for one string or table)", t->path,
+             KF_LUA_MEM_LIMIT >> 20, KF_LUA_OBJ_LIMIT >> 20);
+  if (t->killed == KF_KILL_TIME)
+    snprintf(first, sizeof first, "%s: time limit exceeded (%g s for one call into the template, %g s for a "
+             "configuration search)", t->path, t->time_limit, t->search_time_limit);
   if (ctx->verbose && msg) fprintf(stderr, "%s\n", msg);
   lua_pop(L, 1);
   return kf_err(ctx, KF_EINVAL, "%s (in %s)", first, what);
 }
 
+/* print and warn: the template has no channel into kforge's stdout (which carries generated
+** C and headers): its text goes to stderr, each line prefixed "template: FILE: ", at most
+** KF_LUA_PRINT_MAX bytes per template (issue 15, fault 1). */
+#define KF_LUA_PRINT_MAX (64u << 10)
+static int l_print(lua_State *L) {
+  kf_template *t = *(kf_template **)lua_getextraspace(L);
+  int n = lua_gettop(L);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  if (lua_toboolean(L, lua_upvalueindex(1))) luaL_addstring(&b, "warning: ");
+  for (int i = 1; i <= n; i++) {
+    if (i > 1) luaL_addchar(&b, '\t');
+    luaL_tolstring(L, i, NULL);
+    luaL_addvalue(&b);
+  }
+  luaL_pushresult(&b);
+  size_t len;
+  const char *text = lua_tolstring(L, -1, &len);
+  if (t->printed >= KF_LUA_PRINT_MAX) return 0;
+  if (len > KF_LUA_PRINT_MAX - t->printed) len = KF_LUA_PRINT_MAX - t->printed;
+  t->printed += len;
+  fprintf(stderr, "template: %s: ", t->path);
+  for (size_t i = 0; i < len; i++) {
+    fputc(text[i], stderr);
+    if (text[i] == '\n' && i + 1 < len) fprintf(stderr, "template: %s: ", t->path);
+  }
+  fputc('\n', stderr);
+  if (t->printed >= KF_LUA_PRINT_MAX) fprintf(stderr, "template: %s: (further output dropped)\n", t->path);
+  return 0;
+}
+
+/* pcall and xpcall of the sandbox: as Lua's, but a stop by the instruction or time limit
+** propagates (issue 15, fault 5: the limit could be caught and the work retried). */
+static int sb_pcall(lua_State *L) {
+  kf_template *t = *(kf_template **)lua_getextraspace(L);
+  int is_x = lua_toboolean(L, lua_upvalueindex(1));
+  luaL_checkany(L, 1);
+  if (is_x) {
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_pushvalue(L, 2); /* f, msgh, args -> msgh, f, args */
+    lua_pushvalue(L, 1);
+    lua_replace(L, 2);
+    lua_replace(L, 1);
+  }
+  int status = lua_pcall(L, lua_gettop(L) - 1 - is_x, LUA_MULTRET, is_x);
+  if (t->killed) return lua_error(L);
+  lua_pushboolean(L, status == LUA_OK);
+  if (is_x) lua_replace(L, 1); /* msgh, results -> status, results */
+  else lua_insert(L, 1);
+  return lua_gettop(L);
+}
+
+/* string.rep with a result of at most KF_LUA_REP_LIMIT bytes. */
+static int sb_rep(lua_State *L) {
+  size_t len, lsep;
+  luaL_checklstring(L, 1, &len);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  luaL_optlstring(L, 3, "", &lsep);
+  size_t total;
+  if (n > 0 && (__builtin_mul_overflow(len, (size_t)n, &total) ||
+                __builtin_add_overflow(total, lsep * (size_t)(n - 1 < 1 << 30 ? n - 1 : 1 << 30), &total) ||
+                total > KF_LUA_REP_LIMIT))
+    return luaL_error(L, "string.rep: the result would be more than %d bytes", (int)KF_LUA_REP_LIMIT);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 1);
+  return 1;
+}
+
 #define LIBS_KEY "kforge.libs"
 static int l_require(lua_State *L);
+static int read_template_file(kf_ctx *ctx, const char *path, char **out, size_t *out_len);
 
 static void open_sandbox_libs(lua_State *L) {
   static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},     {LUA_TABLIBNAME, luaopen_table},
@@ -191,13 +314,30 @@ static void open_sandbox_libs(lua_State *L) {
     lua_pushnil(L);
     lua_setglobal(L, banned[i]);
   }
+  for (int is_warn = 0; is_warn < 2; is_warn++) {
+    lua_pushboolean(L, is_warn);
+    lua_pushcclosure(L, l_print, 1);
+    lua_setglobal(L, is_warn ? "warn" : "print");
+  }
+  for (int is_x = 0; is_x < 2; is_x++) {
+    lua_pushboolean(L, is_x);
+    lua_pushcclosure(L, sb_pcall, 1);
+    lua_setglobal(L, is_x ? "xpcall" : "pcall");
+  }
   lua_newtable(L);
   lua_setfield(L, LUA_REGISTRYINDEX, LIBS_KEY);
   lua_register(L, "require", l_require);
-  /* string.dump would expose bytecode; remove it. */
+  /* string.dump would expose bytecode; the pattern functions can backtrack for ever inside
+  ** one C call (no hook runs there): removed. string.rep is bounded. */
   lua_getglobal(L, "string");
-  lua_pushnil(L);
-  lua_setfield(L, -2, "dump");
+  static const char *const str_banned[] = {"dump", "find", "match", "gmatch", "gsub", NULL};
+  for (int i = 0; str_banned[i]; i++) {
+    lua_pushnil(L);
+    lua_setfield(L, -2, str_banned[i]);
+  }
+  lua_getfield(L, -1, "rep");
+  lua_pushcclosure(L, sb_rep, 1);
+  lua_setfield(L, -2, "rep");
   lua_pop(L, 1);
 }
 
@@ -221,7 +361,7 @@ static int l_require(lua_State *L) {
   memset(&ctx, 0, sizeof ctx);
   char *src;
   size_t len;
-  if (kf_read_file(&ctx, path, &src, &len)) return luaL_error(L, "require: no template library '%s' (%s)", name, path);
+  if (read_template_file(&ctx, path, &src, &len)) return luaL_error(L, "require: no template library '%s' (%s)", name, kf_errmsg(&ctx));
   char chunk[4500];
   snprintf(chunk, sizeof chunk, "@%s", path);
   int lrc = luaL_loadbufferx(L, src, len, chunk, "t");
@@ -243,9 +383,21 @@ static int l_require(lua_State *L) {
 #define BUF_MT "kforge.buf"
 #define TILE_MT "kforge.tile"
 
+/* Builder handles carry the build they belong to (kf_template.serial): a handle kept in a
+** template upvalue from an earlier build() refers to another kernel's buffers and loop
+** variables, and using it is an error (issue 15, fault 4). */
 typedef struct lbuf {
   int id;
+  unsigned serial;
 } lbuf;
+typedef struct lix {
+  kf_ix x;
+  unsigned serial;
+} lix;
+typedef struct ltile {
+  kf_tile t;
+  unsigned serial;
+} ltile;
 
 static kf_template *tmpl_of(lua_State *L) { return *(kf_template **)lua_getextraspace(L); }
 
@@ -269,11 +421,19 @@ static kf_loc caller_loc(lua_State *L) {
   return loc;
 }
 
-static kf_ix *push_ix(lua_State *L, kf_ix x) {
-  kf_ix *p = lua_newuserdatauv(L, sizeof *p, 0);
-  *p = x;
+static void push_ix(lua_State *L, kf_ix x) {
+  lix *p = lua_newuserdatauv(L, sizeof *p, 0);
+  p->x = x;
+  p->serial = tmpl_of(L)->serial;
   luaL_setmetatable(L, IX_MT);
-  return p;
+}
+
+/* Errors if a handle of build `serial` is used outside that build. */
+static void check_serial(lua_State *L, unsigned serial, const char *what) {
+  kf_template *t = tmpl_of(L);
+  if (!t->building || serial != t->serial)
+    luaL_error(L, "%s from an earlier build() (kept in a variable across builds); handles are valid only "
+               "in the build() call that made them", what);
 }
 
 /* Converts a Lua integer or ix userdata to kf_ix. */
@@ -281,26 +441,36 @@ static kf_ix check_ix(lua_State *L, int idx) {
   if (lua_isinteger(L, idx)) return kf_ix_const(lua_tointeger(L, idx));
   if (lua_type(L, idx) == LUA_TNUMBER) {
     lua_Number v = lua_tonumber(L, idx);
-    if (v != (lua_Number)(int64_t)v) luaL_error(L, "index %f is not an integer", v);
+    /* (the range test first: converting an out-of-range double to int64 is undefined) */
+    if (!(v >= -0x1p63 && v < 0x1p63) || v != (lua_Number)(int64_t)v)
+      luaL_error(L, "index %f is not an integer in the int64 range", v);
     return kf_ix_const((int64_t)v);
   }
-  kf_ix *p = luaL_testudata(L, idx, IX_MT);
+  lix *p = luaL_testudata(L, idx, IX_MT);
   if (!p) luaL_error(L, "expected an integer or an index expression, got %s", luaL_typename(L, idx));
-  return *p;
+  if (!kf_ix_is_const(&p->x)) check_serial(L, p->serial, "an index expression");
+  return p->x;
+}
+
+static int ix_overflow(lua_State *L, const char *what) {
+  return luaL_error(L, "index expression overflows int64 (%s)", what);
 }
 
 static int ix_add(lua_State *L) {
   kf_ix r;
-  if (kf_ix_add(&r, check_ix(L, 1), check_ix(L, 2)))
-    return luaL_error(L, "index expression too complex (or adds to a capped min())");
+  int rc = kf_ix_add(&r, check_ix(L, 1), check_ix(L, 2));
+  if (rc == KF_IX_OVERFLOW) return ix_overflow(L, "+");
+  if (rc) return luaL_error(L, "index expression too complex (or adds to a capped min())");
   push_ix(L, r);
   return 1;
 }
 
 static int ix_sub(lua_State *L) {
   kf_ix r, b;
-  if (kf_ix_scale(&b, check_ix(L, 2), -1) || kf_ix_add(&r, check_ix(L, 1), b))
-    return luaL_error(L, "index expression too complex (or subtracts a capped min())");
+  int rc = kf_ix_scale(&b, check_ix(L, 2), -1);
+  if (!rc) rc = kf_ix_add(&r, check_ix(L, 1), b);
+  if (rc == KF_IX_OVERFLOW) return ix_overflow(L, "-");
+  if (rc) return luaL_error(L, "index expression too complex (or subtracts a capped min())");
   push_ix(L, r);
   return 1;
 }
@@ -311,7 +481,9 @@ static int ix_mul(lua_State *L) {
   kf_ix a = check_ix(L, ix_first ? 1 : 2);
   kf_ix k = check_ix(L, ix_first ? 2 : 1);
   if (!kf_ix_is_const(&k)) return luaL_error(L, "index expressions are affine: multiply by an integer only");
-  if (kf_ix_scale(&r, a, k.c)) return luaL_error(L, "cannot scale a capped min()");
+  int rc = kf_ix_scale(&r, a, k.c);
+  if (rc == KF_IX_OVERFLOW) return ix_overflow(L, "*");
+  if (rc) return luaL_error(L, "cannot scale a capped min()");
   push_ix(L, r);
   return 1;
 }
@@ -329,6 +501,7 @@ static int ix_unsupported(lua_State *L) {
 static int buf_id(lua_State *L, int idx) {
   lbuf *b = luaL_testudata(L, idx, BUF_MT);
   if (!b) luaL_error(L, "expected a buffer, got %s", luaL_typename(L, idx));
+  check_serial(L, b->serial, "a buffer");
   return b->id;
 }
 
@@ -336,8 +509,11 @@ static const kf_ir_buf *buf_of(lua_State *L, int id) { return &building(L)->ir->
 
 /* A tile is a full userdata copy of kf_tile. A buffer in place of a tile means all of it. */
 static kf_tile check_tile(lua_State *L, int idx, const char *what) {
-  kf_tile *p = luaL_testudata(L, idx, TILE_MT);
-  if (p) return *p;
+  ltile *p = luaL_testudata(L, idx, TILE_MT);
+  if (p) {
+    check_serial(L, p->serial, "a tile");
+    return p->t;
+  }
   if (luaL_testudata(L, idx, BUF_MT)) {
     int id = buf_id(L, idx);
     const kf_ir_buf *b = buf_of(L, id);
@@ -365,8 +541,10 @@ static int buf_tile(lua_State *L) {
   luaL_checktype(L, 3, LUA_TTABLE);
   if ((int)lua_rawlen(L, 2) != b->rank || (int)lua_rawlen(L, 3) != b->rank)
     return luaL_error(L, "tile of '%s' needs %d offsets and %d extents", b->name, b->rank, b->rank);
-  kf_tile *t = lua_newuserdatauv(L, sizeof *t, 0);
-  memset(t, 0, sizeof *t);
+  ltile *lt = lua_newuserdatauv(L, sizeof *lt, 0);
+  memset(lt, 0, sizeof *lt);
+  lt->serial = tmpl_of(L)->serial;
+  kf_tile *t = &lt->t;
   t->buf = id;
   t->rank = b->rank;
   for (int d = 0; d < b->rank; d++) {
@@ -496,6 +674,7 @@ static int new_buf(lua_State *L, kf_level level) {
   lua_settop(L, 0);
   lbuf *ud = lua_newuserdatauv(L, sizeof *ud, 0);
   ud->id = id;
+  ud->serial = t->serial;
   luaL_setmetatable(L, BUF_MT);
   return 1;
 }
@@ -517,7 +696,7 @@ static int l_loop(lua_State *L) {
     parallel = lua_toboolean(L, -1);
     lua_pop(L, 1);
   }
-  if (step <= 0) return luaL_error(L, "loop '%s': step must be positive, got %d", name, (int)step);
+  if (step <= 0) return luaL_error(L, "loop '%s': step must be positive, got %I", name, (lua_Integer)step);
   kf_loc loc = caller_loc(L);
   int var = kf_ir_var_add(t->ir, name, loc);
   kf_ir_node *n = kf_ir_append(t->ir, t->cur, KF_OP_LOOP, loc);
@@ -554,32 +733,6 @@ static kf_ir_node *new_op(lua_State *L, kf_ir_opkind op) {
   return kf_ir_append(t->ir, t->cur, op, caller_loc(L));
 }
 
-static void field_tile(lua_State *L, kf_ir_node *n, int slot, const char *key) {
-  lua_getfield(L, 1, key);
-  if (lua_isnil(L, -1)) luaL_error(L, "%s: missing field '%s'", kf_ir_opname(n->op), key);
-  n->t[slot] = check_tile(L, -1, key);
-  if (slot + 1 > n->n_tiles) n->n_tiles = slot + 1;
-  lua_pop(L, 1);
-}
-
-static int l_zero(lua_State *L) {
-  kf_ir_node *n = new_op(L, KF_OP_ZERO);
-  n->t[0] = check_tile(L, 1, "zero");
-  n->n_tiles = 1;
-  return 0;
-}
-
-static int two_tile_op(lua_State *L, kf_ir_opkind op) {
-  kf_ir_node *n = new_op(L, op);
-  n->t[0] = check_tile(L, 1, kf_ir_opname(op));
-  n->t[1] = check_tile(L, 2, kf_ir_opname(op));
-  n->n_tiles = 2;
-  return 0;
-}
-static int l_load(lua_State *L) { return two_tile_op(L, KF_OP_LOAD); }
-static int l_store(lua_State *L) { return two_tile_op(L, KF_OP_STORE); }
-static int l_accum_store(lua_State *L) { return two_tile_op(L, KF_OP_ACCUM_STORE); }
-
 static double opt_num(lua_State *L, int tbl, const char *key, double def) {
   lua_getfield(L, tbl, key);
   double v = def;
@@ -598,88 +751,119 @@ static void field_len(lua_State *L, kf_ir_node *n) {
   lua_pop(L, 1);
 }
 
-/* The table-form ops: kf.NAME{ field = ..., ... }. Each spec lists the tile fields in operand
-** order ("?name" = optional), the integer fields (booleans accepted) with defaults, whether
-** a `len` (valid keys) is required, and an optional number field. */
-typedef struct op_spec {
-  const char *name;
-  kf_ir_opkind op;
-  const char *tiles[KF_IR_MAX_TILES];
-  struct { const char *key; int64_t def; } ints[4];
-  int has_len;
-  const char *num_key;
-  double num_def;
-} op_spec;
+/* One operand from field `key` of the table at 1 (a tile or a whole buffer); 0 if absent. */
+static int field_tile(lua_State *L, kf_ir_node *n, int slot, const char *key) {
+  lua_getfield(L, 1, key);
+  int present = !lua_isnil(L, -1);
+  if (present) n->t[slot] = check_tile(L, -1, key);
+  lua_pop(L, 1);
+  return present;
+}
 
-static const op_spec op_specs[] = {
-    {"quantize", KF_OP_QUANTIZE, {"src", "codes", "scales", "sums"},
-     {{"passes", 1}, {"act_group", 0}, {"sum_group", 0}}, 0, NULL, 0},
-    {"mma", KF_OP_MMA, {"acc", "a", "b", "?b_scales"}, {{"passes", 1}, {"round_bf16", 0}}, 0, NULL, 0},
-    {"scale_acc", KF_OP_SCALE_ACC, {"acc", "src", "act_scales", "act_sums", "w_scales"},
-     {{"passes", 1}, {"offset", 0}}, 0, NULL, 0},
-    {"qk", KF_OP_QK, {"s", "q", "k"}, {{NULL, 0}}, 1, "scale", 1.0},
-    {"softmax", KF_OP_SOFTMAX, {"s", "m", "l", "alpha", "?n", "?add"}, {{"amla", 0}, {"p_bf16", 0}}, 1, NULL, 0},
-    {"scale_cols", KF_OP_SCALE_COLS, {"dst", "src", "scales"}, {{NULL, 0}}, 0, "factor", 1.0},
-    {"pv", KF_OP_PV, {"o", "p", "v"}, {{"mr", 4}}, 1, NULL, 0},
-    {"finalize", KF_OP_FINALIZE, {"out", "o", "l", "?m", "?n"}, {{"guard", 0}}, 0, NULL, 0},
-};
+/* Lists an op's field names ("acc, a, b, ...") for error messages. */
+static void field_names(const kf_op_def *d, char *buf, size_t n) {
+  size_t u = 0;
+  buf[0] = 0;
+  for (int r = 0; r < d->n_roles && u < n; r++) u += (size_t)snprintf(buf + u, n - u, "%s%s", u ? ", " : "", d->roles[r].name);
+  for (int a = 0; a < d->n_attrs && u < n; a++) u += (size_t)snprintf(buf + u, n - u, ", %s", d->attrs[a].name);
+  if (d->num_name && u < n) u += (size_t)snprintf(buf + u, n - u, ", %s", d->num_name);
+  if ((d->flags & KF_OPF_LEN) && u < n) snprintf(buf + u, n - u, ", len");
+}
 
-static int l_table_op(lua_State *L) {
-  const op_spec *sp = &op_specs[lua_tointeger(L, lua_upvalueindex(1))];
-  luaL_checktype(L, 1, LUA_TTABLE);
-  kf_ir_node *n = new_op(L, sp->op);
-  for (int t = 0; t < KF_IR_MAX_TILES && sp->tiles[t]; t++) {
-    const char *key = sp->tiles[t];
-    int optional = key[0] == '?';
-    lua_getfield(L, 1, key + optional);
-    int present = !lua_isnil(L, -1);
-    lua_pop(L, 1);
-    if (present || !optional) field_tile(L, n, t, key + optional);
-    else break; /* optional operands come last: the first missing one ends the list */
+/* Is `key` one of op d's fields? */
+static int is_field(const kf_op_def *d, const char *key) {
+  for (int r = 0; r < d->n_roles; r++)
+    if (!strcmp(d->roles[r].name, key)) return 1;
+  for (int a = 0; a < d->n_attrs; a++)
+    if (!strcmp(d->attrs[a].name, key)) return 1;
+  if (d->num_name && !strcmp(d->num_name, key)) return 1;
+  return (d->flags & KF_OPF_LEN) && !strcmp(key, "len");
+}
+
+/* An attribute's value from the field on the stack top (nil: its default). */
+static int64_t attr_value(lua_State *L, const kf_op_def *d, const kf_op_attr *at) {
+  if (lua_isnil(L, -1)) return at->def;
+  if (at->kind == KF_ATTR_STR) {
+    const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    char choice[64];
+    for (int64_t i = 0; s && i <= at->max; i++)
+      if (!strcmp(kf_op_choice(at, i, choice, sizeof choice), s)) return i;
+    luaL_error(L, "%s: %s must be one of \"%s\" (separated by |), got %s", d->name, at->name, at->choices,
+               s ? s : luaL_typename(L, -1));
   }
-  for (int i = 0; i < 4 && sp->ints[i].key; i++) {
-    lua_getfield(L, 1, sp->ints[i].key);
-    int64_t v = sp->ints[i].def;
-    if (lua_isboolean(L, -1)) v = lua_toboolean(L, -1);
-    else if (lua_isinteger(L, -1)) v = lua_tointeger(L, -1);
-    else if (!lua_isnil(L, -1)) return luaL_error(L, "%s: field '%s' must be an integer or boolean", sp->name, sp->ints[i].key);
-    lua_pop(L, 1);
-    n->i[i] = v;
+  if (lua_isboolean(L, -1)) return lua_toboolean(L, -1);
+  if (!lua_isinteger(L, -1))
+    luaL_error(L, "%s: field '%s' must be an integer%s, got %s", d->name, at->name,
+               at->kind == KF_ATTR_BOOL ? " or boolean" : "", luaL_typename(L, -1));
+  return lua_tointeger(L, -1);
+}
+
+/* kf.NAME{ role = tile, attr = value, ... } for every op of the table (ops.def). The
+** positional form kf.NAME(tile, tile, ..., number) of the first operands and the number
+** attribute is kept for old templates. Values are stored as given: the verifier checks
+** them against the table (ranges, dtypes, ranks, relations) with this call's file:line. */
+static int l_op(lua_State *L) {
+  const kf_op_def *d = kf_op_get((int)lua_tointeger(L, lua_upvalueindex(1)));
+  kf_ir_node *n = new_op(L, (kf_ir_opkind)lua_tointeger(L, lua_upvalueindex(1)));
+  if (!lua_istable(L, 1)) { /* positional */
+    int top = lua_gettop(L), r = 0;
+    for (; r < d->n_roles && r < top && lua_type(L, r + 1) == LUA_TUSERDATA; r++)
+      n->t[r] = check_tile(L, r + 1, d->roles[r].name);
+    n->n_tiles = r;
+    if (r < d->n_required)
+      return luaL_error(L, "%s: expected a table kf.%s{ ... } (fields: %s)", d->name, d->name, d->roles[0].name);
+    if (r < top) {
+      if (!d->num_name || r + 1 != top || !lua_isnumber(L, top))
+        return luaL_error(L, "%s: unexpected argument %d (%s); use kf.%s{ ... }", d->name, r + 1, luaL_typename(L, r + 1), d->name);
+      n->f = lua_tonumber(L, top);
+    } else if (d->num_name) {
+      if (d->num_required) return luaL_error(L, "%s: missing %s", d->name, d->num_name);
+      n->f = d->num_def;
+    }
+    for (int a = 0; a < d->n_attrs; a++) n->i[a] = d->attrs[a].def;
+    return 0;
   }
-  if (sp->has_len) field_len(L, n);
-  if (sp->num_key) n->f = opt_num(L, 1, sp->num_key, sp->num_def);
-  if (sp->op == KF_OP_QUANTIZE) { /* format: a string */
-    lua_getfield(L, 1, "format");
-    const char *fmt = lua_tostring(L, -1);
-    if (fmt && strcmp(fmt, "int8") && strcmp(fmt, "mxfp4"))
-      return luaL_error(L, "quantize: format must be \"int8\" or \"mxfp4\", got \"%s\"", fmt);
-    n->i[3] = fmt && !strcmp(fmt, "mxfp4");
+  char names[256];
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TSTRING || !is_field(d, lua_tostring(L, -1))) {
+      field_names(d, names, sizeof names);
+      return luaL_error(L, "%s: unknown field %s%s%s (fields: %s)", d->name, lua_type(L, -1) == LUA_TSTRING ? "'" : "",
+                        lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1),
+                        lua_type(L, -1) == LUA_TSTRING ? "'" : "", names);
+    }
+  }
+  int missing = -1;
+  for (int r = 0; r < d->n_roles; r++) {
+    int present = field_tile(L, n, r, d->roles[r].name);
+    if (!present && !(d->roles[r].flags & KF_RF_OPT))
+      return luaL_error(L, "%s: missing operand '%s' (a tile or buffer)", d->name, d->roles[r].name);
+    if (present && missing >= 0)
+      return luaL_error(L, "%s: '%s' is given without '%s'", d->name, d->roles[r].name, d->roles[missing].name);
+    if (present) n->n_tiles = r + 1;
+    else if (missing < 0) missing = r;
+  }
+  for (int a = 0; a < d->n_attrs; a++) {
+    lua_getfield(L, 1, d->attrs[a].name);
+    n->i[a] = attr_value(L, d, &d->attrs[a]);
     lua_pop(L, 1);
   }
-  if (sp->op == KF_OP_SOFTMAX && n->i[0] && n->n_tiles < 6)
-    return luaL_error(L, "softmax: amla needs the fields n and add");
-  if (sp->op == KF_OP_FINALIZE && n->n_tiles == 4) return luaL_error(L, "finalize: m needs n (AMLA's r_hat)");
+  if (d->num_name) {
+    if (d->num_required) {
+      lua_getfield(L, 1, d->num_name);
+      int given = !lua_isnil(L, -1);
+      lua_pop(L, 1);
+      if (!given) return luaL_error(L, "%s: missing field '%s' (a number)", d->name, d->num_name);
+    }
+    n->f = opt_num(L, 1, d->num_name, d->num_def);
+  }
+  if (d->flags & KF_OPF_LEN) field_len(L, n);
   return 0;
 }
 
-/* kf.fill(tile, value) */
-static int l_fill(lua_State *L) {
-  kf_ir_node *n = new_op(L, KF_OP_FILL);
-  n->t[0] = check_tile(L, 1, "fill");
-  n->n_tiles = 1;
-  n->f = luaL_checknumber(L, 2);
-  return 0;
-}
-
-static int l_rescale(lua_State *L) { return two_tile_op(L, KF_OP_RESCALE); }
-static int l_rescale_exp2(lua_State *L) { return two_tile_op(L, KF_OP_RESCALE_EXP2); }
-
-static const luaL_Reg kf_funcs[] = {
-    {"arg", l_arg},     {"scratch", l_scratch}, {"reg", l_reg},
-    {"loop", l_loop},   {"min", l_min},         {"zero", l_zero},
-    {"load", l_load},   {"store", l_store},     {"accum_store", l_accum_store},
-    {"fill", l_fill},   {"rescale", l_rescale}, {"rescale_exp2", l_rescale_exp2},
-    {NULL, NULL}};
+static const luaL_Reg kf_funcs[] = {{"arg", l_arg}, {"scratch", l_scratch}, {"reg", l_reg},
+                                    {"loop", l_loop}, {"min", l_min},         {NULL, NULL}};
 
 static void register_builder(lua_State *L) {
   luaL_newmetatable(L, IX_MT);
@@ -697,10 +881,10 @@ static void register_builder(lua_State *L) {
   luaL_newmetatable(L, TILE_MT);
   lua_pop(L, 1);
   luaL_newlib(L, kf_funcs);
-  for (size_t i = 0; i < sizeof op_specs / sizeof op_specs[0]; i++) {
-    lua_pushinteger(L, (lua_Integer)i);
-    lua_pushcclosure(L, l_table_op, 1);
-    lua_setfield(L, -2, op_specs[i].name);
+  for (int op = KF_OP_LOOP + 1; op < KF_OP_N_OPS; op++) {
+    lua_pushinteger(L, op);
+    lua_pushcclosure(L, l_op, 1);
+    lua_setfield(L, -2, kf_op_get(op)->name);
   }
   lua_setglobal(L, "kf");
 }
@@ -770,7 +954,23 @@ static int read_param_table(kf_ctx *ctx, kf_template *t, const char *field, kf_t
     }
     kf_tparam *p = &out[(*n_out)++];
     memset(p, 0, sizeof *p);
+    /* names reach generated C (kforge lib signatures, header comments): C identifiers only */
+    if (!kf_is_c_ident(lua_tostring(L, -2)) || strlen(lua_tostring(L, -2)) >= sizeof p->name) {
+      int rc = kf_err(ctx, KF_EINVAL, "%s: %s name '%.40s' is not a C identifier (letters, digits, _; < 32 chars)",
+                      t->path, field, lua_tostring(L, -2));
+      lua_pop(L, 3);
+      return rc;
+    }
     snprintf(p->name, sizeof p->name, "%s", lua_tostring(L, -2));
+    lua_getfield(L, -1, "accuracy");
+    p->accuracy = lua_toboolean(L, -1);
+    int bad_accuracy = !lua_isnil(L, -1) && !lua_isboolean(L, -1);
+    lua_pop(L, 1);
+    if (bad_accuracy || (p->accuracy && !is_tunable)) {
+      lua_pop(L, 3);
+      return kf_err(ctx, KF_EINVAL, "%s: '%s': accuracy = true|false, on tunables only (params are set by the user)",
+                    t->path, p->name);
+    }
     lua_getfield(L, -1, "default");
     p->required = lua_isnil(L, -1);
     p->def = lua_tointeger(L, -1);
@@ -805,12 +1005,119 @@ static int read_param_table(kf_ctx *ctx, kf_template *t, const char *field, kf_t
   return KF_OK;
 }
 
+int kf_is_c_ident(const char *s) {
+  if (!s || !*s || isdigit((unsigned char)s[0])) return 0;
+  for (const char *c = s; *c; c++)
+    if (!isalnum((unsigned char)*c) && *c != '_') return 0;
+  return 1;
+}
+
+/* Reads a list of C identifiers tbl[key] (tbl: the table on the stack top, named `tbl_name` in
+** errors) into names (at most max). */
+static int read_names(kf_ctx *ctx, kf_template *t, const char *tbl_name, const char *key, char (*names)[32], int max,
+                      int *n) {
+  lua_State *L = t->L;
+  lua_getfield(L, -1, key);
+  *n = 0;
+  int rc = KF_OK;
+  if (!lua_isnil(L, -1) && !lua_istable(L, -1)) rc = kf_err(ctx, KF_EINVAL, "%s: %s%s must be a list of names", t->path, tbl_name, key);
+  int len = lua_istable(L, -1) ? (int)lua_rawlen(L, -1) : 0;
+  if (!rc && len > max) rc = kf_err(ctx, KF_EINVAL, "%s: %s%s has more than %d names", t->path, tbl_name, key, max);
+  for (int i = 0; !rc && i < len; i++) {
+    lua_geti(L, -1, i + 1);
+    const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    if (!kf_is_c_ident(v) || strlen(v) >= 32)
+      rc = kf_err(ctx, KF_EINVAL, "%s: %s%s[%d] is not a C identifier of < 32 chars", t->path, tbl_name, key, i + 1);
+    else snprintf(names[(*n)++], 32, "%s", v);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return rc;
+}
+
+/* The optional `lib = {...}` table (template.h). */
+static int read_lib_table(kf_ctx *ctx, kf_template *t) {
+  lua_State *L = t->L;
+  kf_template_lib *lib = &t->lib;
+  memset(lib, 0, sizeof *lib);
+  lua_getfield(L, -1, "lib");
+  int rc = KF_OK;
+  if (lua_istable(L, -1)) {
+    rc = read_names(ctx, t, "lib.", "params", lib->params, KF_MAX_BIND, &lib->n_params);
+    if (!rc) rc = read_names(ctx, t, "lib.", "fallback_args", lib->fallback_args, 2 * KF_MAX_BIND, &lib->n_fallback_args);
+    lua_getfield(L, -1, "fallback");
+    const char *fb = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    if (!rc && !lua_isnil(L, -1) && (!kf_is_c_ident(fb) || strlen(fb) >= sizeof lib->fallback))
+      rc = kf_err(ctx, KF_EINVAL, "%s: lib.fallback must be a C identifier", t->path);
+    else if (fb) snprintf(lib->fallback, sizeof lib->fallback, "%s", fb);
+    lua_pop(L, 1);
+    lua_getfield(L, -1, "no_fallback");
+    const char *why = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    if (why) snprintf(lib->no_fallback, sizeof lib->no_fallback, "%s", why);
+    lua_pop(L, 1);
+    for (int i = 0; !rc && i < lib->n_params; i++) {
+      int known = 0;
+      for (int j = 0; j < t->n_params; j++) known |= !strcmp(t->params[j].name, lib->params[i]);
+      if (!known) rc = kf_err(ctx, KF_EINVAL, "%s: lib.params names '%s', which is not a param", t->path, lib->params[i]);
+    }
+    if (!rc && lib->n_params && lib->n_params != t->n_params)
+      rc = kf_err(ctx, KF_EINVAL, "%s: lib.params must list every param once (%d of %d)", t->path, lib->n_params,
+                  t->n_params);
+    if (!rc && lib->fallback[0] && !lib->n_fallback_args)
+      rc = kf_err(ctx, KF_EINVAL, "%s: lib.fallback needs lib.fallback_args", t->path);
+  } else if (!lua_isnil(L, -1))
+    rc = kf_err(ctx, KF_EINVAL, "%s: 'lib' must be a table", t->path);
+  lua_pop(L, 1);
+  if (!rc && !lib->n_params) /* default order: the params sorted by name */
+    for (int j = 0; j < t->n_params; j++) snprintf(lib->params[lib->n_params++], 32, "%s", t->params[j].name);
+  return rc;
+}
+
 static char *dup_field(lua_State *L, const char *key) {
   lua_getfield(L, -1, key);
   const char *s = lua_tostring(L, -1);
   char *r = kf_xstrdup(s ? s : "");
   lua_pop(L, 1);
   return r;
+}
+
+/* Reads a template: a regular file (not a device, FIFO or directory, also through a
+** symlink) of at most KF_LUA_FILE_LIMIT bytes (issue 15, fault 6). */
+static int read_template_file(kf_ctx *ctx, const char *path, char **out, size_t *out_len) {
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return kf_err(ctx, KF_EIO, "%s: cannot open: %s", path, strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return kf_err(ctx, KF_EINVAL, "%s: a template must be a regular file", path);
+  }
+  if (st.st_size > (off_t)KF_LUA_FILE_LIMIT) {
+    close(fd);
+    return kf_err(ctx, KF_EINVAL, "%s: template file of %lld bytes is larger than the limit of %u bytes", path,
+                  (long long)st.st_size, KF_LUA_FILE_LIMIT);
+  }
+  char *buf = kf_xmalloc(KF_LUA_FILE_LIMIT + 1);
+  size_t len = 0;
+  for (;;) { /* (the file may grow after fstat: read at most limit + 1 bytes) */
+    ssize_t r = read(fd, buf + len, KF_LUA_FILE_LIMIT + 1 - len);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) {
+      int e = errno;
+      close(fd);
+      free(buf);
+      return kf_err(ctx, KF_EIO, "%s: read failed: %s", path, strerror(e));
+    }
+    if (r == 0 || (len += (size_t)r) > KF_LUA_FILE_LIMIT) break;
+  }
+  close(fd);
+  if (len > KF_LUA_FILE_LIMIT) {
+    free(buf);
+    return kf_err(ctx, KF_EINVAL, "%s: template file is larger than the limit of %u bytes", path, KF_LUA_FILE_LIMIT);
+  }
+  buf[len] = 0;
+  *out = buf;
+  *out_len = len;
+  return KF_OK;
 }
 
 /* key = { "M", "N", "K" }: the params whose values a kernel's function name shows, in this
@@ -864,19 +1171,35 @@ int kf_template_load(kf_ctx *ctx, const char *name_or_path, kf_template **out) {
     if (stat(path, &st))
       return kf_err(ctx, KF_EINVAL, "unknown template '%s' (no %s; see 'kforge list')", name_or_path, path);
   }
-  char *src;
-  size_t len;
-  int rc = kf_read_file(ctx, path, &src, &len);
+  char *src = NULL;
+  size_t len = 0;
+  int rc = read_template_file(ctx, path, &src, &len);
   if (rc) return rc;
+  rc = kf_template_load_source(ctx, path, src, len, out);
+  free(src);
+  return rc;
+}
 
+int kf_template_load_source(kf_ctx *ctx, const char *path, const char *src, size_t len, kf_template **out) {
+  *out = NULL;
+  int rc;
+  if (len > KF_LUA_FILE_LIMIT)
+    return kf_err(ctx, KF_EINVAL, "%s: template source of %zu bytes is larger than the limit of %u bytes", path, len,
+                  KF_LUA_FILE_LIMIT);
   kf_template *t = kf_xcalloc(1, sizeof *t);
   t->path = kf_xstrdup(path);
+  t->time_limit = KF_LUA_TIME_LIMIT;
+  t->search_time_limit = KF_LUA_SEARCH_TIME_LIMIT;
+  const char *tl = getenv("KFORGE_TEMPLATE_TIME"); /* tests: a smaller per-call budget (s) */
+  if (tl && atof(tl) > 0 && atof(tl) < KF_LUA_TIME_LIMIT) {
+    t->time_limit = atof(tl);
+    t->search_time_limit = 3 * t->time_limit;
+  }
   uint64_t h = 1469598103934665603ull;
   for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)src[i]) * 1099511628211ull;
   snprintf(t->hash, sizeof t->hash, "%016llx", (unsigned long long)h);
   t->L = lua_newstate(limited_alloc, t);
   if (!t->L) {
-    free(src);
     kf_template_free(t);
     return kf_err(ctx, KF_ENOMEM, "cannot create a Lua state");
   }
@@ -888,7 +1211,6 @@ int kf_template_load(kf_ctx *ctx, const char *name_or_path, kf_template **out) {
   char chunkname[4200];
   snprintf(chunkname, sizeof chunkname, "@%s", path);
   int lrc = luaL_loadbufferx(t->L, src, len, chunkname, "t");
-  free(src);
   if (lrc != LUA_OK) {
     rc = kf_err(ctx, KF_EINVAL, "%s", lua_tostring(t->L, -1));
     kf_template_free(t);
@@ -917,7 +1239,8 @@ int kf_template_load(kf_ctx *ctx, const char *name_or_path, kf_template **out) {
     return kf_err(ctx, KF_EINVAL, "%s: the template table needs a 'build' function", path);
   }
   if ((rc = read_param_table(ctx, t, "params", t->params, &t->n_params, 0)) ||
-      (rc = read_param_table(ctx, t, "tunables", t->tunables, &t->n_tunables, 1))) {
+      (rc = read_param_table(ctx, t, "tunables", t->tunables, &t->n_tunables, 1)) ||
+      (rc = read_lib_table(ctx, t))) {
     kf_template_free(t);
     return rc;
   }
@@ -949,6 +1272,7 @@ int kf_template_n_params(const kf_template *t) { return t->n_params; }
 const kf_tparam *kf_template_param(const kf_template *t, int i) { return &t->params[i]; }
 int kf_template_n_tunables(const kf_template *t) { return t->n_tunables; }
 const kf_tparam *kf_template_tunable(const kf_template *t, int i) { return &t->tunables[i]; }
+const kf_template_lib *kf_template_lib_decl(const kf_template *t) { return &t->lib; }
 
 static int in_domain(const kf_tparam *p, int64_t v) {
   if (!p->n_domain) return v >= p->min;
@@ -1128,6 +1452,7 @@ int kf_template_config(kf_ctx *ctx, kf_template *t, const kf_binding *params,
   for (int j = 0; j < t->n_tunables; j++) {
     int64_t v;
     if (kf_binding_get(sets, t->tunables[j].name, &v)) kf_binding_set(config, t->tunables[j].name, v);
+    else if (t->tunables[j].accuracy) kf_binding_set(config, t->tunables[j].name, t->tunables[j].def); /* never moved */
     else {
       kf_binding_set(config, t->tunables[j].name, t->tunables[j].def);
       free_idx[n_free++] = j;
@@ -1141,6 +1466,7 @@ int kf_template_config(kf_ctx *ctx, kf_template *t, const kf_binding *params,
   /* Search by distance from the defaults: all configurations whose domain positions differ
   ** from the defaults' by a total of 1, then 2, ... (nearest configurations first). */
   search_state st = {ctx, t, params, config, free_idx, n_free, {0}, 0};
+  t->search_deadline = kf_now() + t->search_time_limit;
   for (int f = 0; f < n_free; f++) {
     const kf_tparam *p = &t->tunables[free_idx[f]];
     for (int i = 0; i < p->n_domain; i++)
@@ -1150,10 +1476,27 @@ int kf_template_config(kf_ctx *ctx, kf_template *t, const kf_binding *params,
   for (int f = 0; f < n_free; f++) max_dist += t->tunables[free_idx[f]].n_domain;
   for (int dist = 1; dist <= max_dist && st.checks < 50000; dist++) {
     int r = search_dist(&st, 0, dist);
+    if (r) t->search_deadline = 0;
     if (r == 1) return KF_OK;
-    if (r < 0) return KF_EINVAL; /* a Lua error in constraints */
+    if (r < 0) return KF_EINVAL; /* a Lua error in constraints (or the search's time limit) */
   }
+  t->search_deadline = 0;
   (void)pos;
+  kf_str acc = {0};
+  for (int j = 0; j < t->n_tunables; j++)
+    if (t->tunables[j].accuracy) {
+      int64_t v = 0;
+      kf_binding_get(config, t->tunables[j].name, &v);
+      kf_str_printf(&acc, "%s%s=%lld", acc.len ? "," : "", t->tunables[j].name, (long long)v);
+    }
+  if (acc.len) {
+    rc = kf_err(ctx, KF_EINVAL,
+                "no configuration runs at the requested accuracy %s on target %s (accuracy tunables are never "
+                "lowered: --set another value explicitly, or tune with --min-bits); with the defaults: %s",
+                acc.data, t->target_name[0] ? t->target_name : "(none)", first_err);
+    kf_str_free(&acc);
+    return rc;
+  }
   return kf_err(ctx, KF_EINVAL, "no value of the unset tunables satisfies the constraints; with the defaults: %s",
                 first_err);
 }
@@ -1165,6 +1508,7 @@ int kf_template_build(kf_ctx *ctx, kf_template *t, const kf_binding *params,
   t->ir = kf_ir_new(t->name);
   t->cur = &t->ir->body;
   t->building = 1;
+  t->serial++;
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref_table);
   lua_getfield(L, -1, "build");
   lua_remove(L, -2);

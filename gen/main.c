@@ -50,8 +50,9 @@
 
 static const char *prog = "kforge";
 
-static int fail(kf_ctx *ctx, int rc) {
-  fprintf(stderr, "%s: error: %s\n", prog, kf_errmsg(ctx));
+/* One error line: "kforge VERB: error: MESSAGE". */
+static int fail(const char *verb, kf_ctx *ctx, int rc) {
+  fprintf(stderr, "%s %s: error: %s\n", prog, verb, kf_errmsg(ctx));
   return rc == KF_ECHECK ? 1 : 2;
 }
 
@@ -165,7 +166,7 @@ static int cmd_list(kf_ctx *ctx, int argc, char **argv) {
   }
   const char *dir = kf_template_dir();
   DIR *d = opendir(dir);
-  if (!d) return fail(ctx, kf_err(ctx, KF_EIO, "%s: cannot open template directory: %s", dir, strerror(errno)));
+  if (!d) return fail("list", ctx, kf_err(ctx, KF_EIO, "%s: cannot open template directory: %s", dir, strerror(errno)));
   char names[64][256];
   int n = 0;
   struct dirent *e;
@@ -192,7 +193,7 @@ static int cmd_list(kf_ctx *ctx, int argc, char **argv) {
     shown++;
     kf_template *t;
     if (kf_template_load(ctx, names[i], &t)) {
-      fprintf(stderr, "%s: error: %s\n", prog, kf_errmsg(ctx));
+      fprintf(stderr, "%s list: error: %s\n", prog, kf_errmsg(ctx));
       status = 2;
       continue;
     }
@@ -259,6 +260,8 @@ static int cmd_gen(kf_ctx *ctx, int argc, char **argv) {
   kf_kernel k;
   memset(&k, 0, sizeof k);
   int rc = build_kernel(ctx, &o, &t, &k);
+  if (!rc && o.out && kf_same_file(o.out, kf_template_path(t)))
+    rc = kf_err(ctx, KF_EINVAL, "-o %s is the template itself: refusing to overwrite an input", o.out);
   kf_str s = {0};
   if (!rc) {
     if (!strcmp(emit, "ir")) kf_ir_print(k.ir, &s);
@@ -268,7 +271,7 @@ static int cmd_gen(kf_ctx *ctx, int argc, char **argv) {
   kf_str_free(&s);
   kf_kernel_free(&k);
   kf_template_free(t);
-  return rc ? fail(ctx, rc) : 0;
+  return rc ? fail("gen", ctx, rc) : 0;
 }
 
 /* ---- kforge check ---- */
@@ -326,7 +329,8 @@ static int cmd_check(kf_ctx *ctx, int argc, char **argv) {
     int crc = kf_problem_check(ctx, p, &res);
     print_result(!native ? k.tgt.ops->family : pass ? "llvm" : "c", &res);
     if (crc) {
-      fprintf(stderr, "%s: check failed (%s): %s\n", prog, pass ? "llvm" : "c", kf_errmsg(ctx));
+      fprintf(stderr, "%s check: error: check failed (%s): %s\n", prog, native ? (pass ? "llvm" : "c") : k.tgt.name,
+              kf_errmsg(ctx));
       worst = 1;
       if (crc != KF_ECHECK) rc = crc;
     }
@@ -352,7 +356,7 @@ static int cmd_check(kf_ctx *ctx, int argc, char **argv) {
   kf_problem_free(p);
   kf_kernel_free(&k);
   kf_template_free(t);
-  if (rc) return fail(ctx, rc);
+  if (rc) return fail("check", ctx, rc);
   printf("%s\n", worst ? "FAIL" : "ok");
   return worst;
 }
@@ -445,7 +449,7 @@ static int cmd_bench(kf_ctx *ctx, int argc, char **argv) {
   if (!rc && o.vs) rc = bench_kernel(ctx, &o, o.vs, pool, &rows[n_rows++], mnk);
   if (rc) {
     kf_pool_free(pool);
-    return fail(ctx, rc);
+    return fail("bench", ctx, rc);
   }
   if (o.peers) {
 #ifdef HAVE_KFORGE_PEERS
@@ -516,36 +520,54 @@ static const char main_help[] =
 #endif
     "  version    print the version\n";
 
+static int run_verb(kf_ctx *ctx, const char *verb, int argc, char **argv);
+
 int main(int argc, char **argv) {
   kf_ctx ctx;
   kf_ctx_init(&ctx);
 #ifdef HAVE_KFORGE_ASCEND
   kf_targets_add(&ctx, &kf_target_ascend); /* the optional parts register their targets */
 #endif
-  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || (!strcmp(argv[1], "help") && argc < 3)) {
     fputs(main_help, argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
   const char *verb = argv[1];
   if (getenv("KFORGE_VERBOSE")) ctx.verbose = 1;
-  if (!strcmp(verb, "list")) return cmd_list(&ctx, argc - 1, argv + 1);
-  if (!strcmp(verb, "gen")) return cmd_gen(&ctx, argc - 1, argv + 1);
-  if (!strcmp(verb, "check")) return cmd_check(&ctx, argc - 1, argv + 1);
-  if (!strcmp(verb, "bench")) return cmd_bench(&ctx, argc - 1, argv + 1);
-  if (!strcmp(verb, "numerics")) return kf_numerics_main(argc - 1, argv + 1);
+  if (!strcmp(verb, "help")) { /* kforge help VERB = kforge VERB --help */
+    static char help_opt[] = "--help";
+    char *hv[3] = {argv[2], help_opt, NULL};
+    return run_verb(&ctx, argv[2], 2, hv);
+  }
+  int rc = run_verb(&ctx, verb, argc - 1, argv + 1);
+  /* output that did not reach stdout (a full disk, /dev/full, a closed pipe) is an error */
+  if (fflush(stdout) != 0 || ferror(stdout)) {
+    fprintf(stderr, "%s %s: error: writing to standard output: %s\n", prog, verb, strerror(errno));
+    return 2;
+  }
+  return rc;
+}
+
+static int run_verb(kf_ctx *ctx_, const char *verb, int argc, char **argv) {
+  kf_ctx ctx = *ctx_;
+  if (!strcmp(verb, "list")) return cmd_list(&ctx, argc, argv);
+  if (!strcmp(verb, "gen")) return cmd_gen(&ctx, argc, argv);
+  if (!strcmp(verb, "check")) return cmd_check(&ctx, argc, argv);
+  if (!strcmp(verb, "bench")) return cmd_bench(&ctx, argc, argv);
+  if (!strcmp(verb, "numerics")) return kf_numerics_main(argc, argv);
 #ifdef HAVE_KFORGE_LOPT_CLI
-  if (!strcmp(verb, "tokenize")) return kf_tokenize_main(argc - 1, argv + 1);
+  if (!strcmp(verb, "tokenize")) return kf_tokenize_main(argc, argv);
 #endif
 #ifdef HAVE_KFORGE_TUNER
   if (!strcmp(verb, "tune") || !strcmp(verb, "db") || !strcmp(verb, "lib") || !strcmp(verb, "plot"))
-    return kf_tuner_main(&ctx, argc - 1, argv + 1);
+    return kf_tuner_main(&ctx, argc, argv);
 #endif
 #ifdef HAVE_KFORGE_MODEL_CLI
-  if (!strcmp(verb, "shapes")) return kf_shapes_main(argc - 1, argv + 1);
-  if (!strcmp(verb, "pack")) return kf_pack_main(argc - 1, argv + 1);
+  if (!strcmp(verb, "shapes")) return kf_shapes_main(argc, argv);
+  if (!strcmp(verb, "pack")) return kf_pack_main(argc, argv);
 #endif
 #ifdef HAVE_KFORGE_ASCEND
-  if (!strcmp(verb, "sim")) return kf_ascend_main(argc - 1, argv + 1);
+  if (!strcmp(verb, "sim")) return kf_ascend_main(argc, argv);
 #endif
   if (!strcmp(verb, "version") || !strcmp(verb, "--version")) {
     printf("kforge %s\n", KF_VERSION);

@@ -39,13 +39,34 @@ typedef struct kf_tparam {
   int64_t def, min;
   int n_domain;
   int64_t domain[KF_MAX_DOMAIN]; /* empty: any integer >= min */
+  int accuracy; /* tunables: `accuracy = true` changes the numerics (passes, groups, formats,
+                ** rounding): the tuner and every fallback keep it as set or at its default */
 } kf_tparam;
+
+/* What `kforge lib` needs of a template (its `lib = {...}` table; every name a C identifier):
+**   params        = {"M", "N", "K", ...}  signature order of the dispatch function (default:
+**                                        the params sorted by name)
+**   fallback      = "NAME"                the generic runtime-shaped kernel kf_generic_NAME
+**                                        (runtime/dispatch) run for shapes outside the list
+**   fallback_args = {"M", ..., "x", ...}  its arguments: params, tunables (at the library's
+**                                        accuracy setting) and kernel arguments, in order
+**   no_fallback   = "why"                 instead of a fallback: why other shapes are refused */
+typedef struct kf_template_lib {
+  int n_params;
+  char params[KF_MAX_BIND][32];
+  char fallback[32];
+  int n_fallback_args;
+  char fallback_args[2 * KF_MAX_BIND][32];
+  char no_fallback[256];
+} kf_template_lib;
 
 typedef struct kf_template kf_template;
 
 /* Loads and sandboxes a template: `name_or_path` is a template name (looked up in the
 ** template directory: $KFORGE_TEMPLATES or the source tree's templates/) or a .lua path. */
 int kf_template_load(kf_ctx *ctx, const char *name_or_path, kf_template **out);
+/* The same from source text in memory; `path` names it in messages (the fuzz targets). */
+int kf_template_load_source(kf_ctx *ctx, const char *path, const char *src, size_t len, kf_template **out);
 void kf_template_free(kf_template *t);
 const char *kf_template_name(const kf_template *t);
 const char *kf_template_doc(const kf_template *t);
@@ -60,6 +81,9 @@ int kf_template_n_tunables(const kf_template *t);
 #define KF_MAX_KEY 6
 int kf_template_key(const kf_template *t, int i, const char **name);
 const kf_tparam *kf_template_tunable(const kf_template *t, int i);
+const kf_template_lib *kf_template_lib_decl(const kf_template *t);
+/* 1 if s is a C identifier (letters, digits, '_', not starting with a digit). */
+int kf_is_c_ident(const char *s);
 
 /* Sets the target the template is specialized for; constraints(p, t, target) and
 ** build(p, t, target) get a third table {name=, vl=32-bit lanes, vnni=0/1, bf16=0/1,
@@ -74,7 +98,9 @@ int kf_template_shape(kf_ctx *ctx, kf_template *t, const kf_binding *shape, kf_b
 int kf_template_check_config(kf_ctx *ctx, kf_template *t, const kf_binding *params,
                              const kf_binding *config);
 /* Completes a partial configuration (--set values) with defaults; if the defaults break
-** a constraint, the first satisfying combination of the unset tunables is chosen.
+** a constraint, the nearest satisfying combination of the unset tunables is chosen, but
+** accuracy tunables never move: they stay as set or at their default, and when no
+** configuration satisfies the constraints with them the call fails naming them.
 ** Unknown tunables and values outside a domain are errors. */
 int kf_template_config(kf_ctx *ctx, kf_template *t, const kf_binding *params,
                        const kf_binding *sets, kf_binding *config);

@@ -8,7 +8,10 @@ PKGS=(build-essential cmake ninja-build pkg-config git
       libdnnl-dev libopenblas-dev
       libpcre2-dev libcjson-dev
       python3-numpy python3-torch
-      gnuplot-nox help2man man-db)
+      python3-pip python3-setuptools python3-wheel python3-venv
+      gnuplot-nox help2man man-db
+      clang libclang-rt-14-dev # clang: fuzz/ (scripts/fuzz.sh)
+      slurm-wlm munge) # tuner/tests/test_slurm.sh: a one-node Slurm cluster on localhost
 # node/npm/python3 may come from elsewhere on a machine (a newer Node with its own npm):
 # install Debian's only when the command is missing.
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs)

@@ -14,4 +14,6 @@ ctest --test-dir build --output-on-failure -j "$JOBS" || status=1
 echo "== tests (AddressSanitizer + UndefinedBehaviorSanitizer build)"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build-asan --output-on-failure -j "$JOBS" -LE nosan || status=1
+echo "== fuzzing (scripts/fuzz.sh: every fuzz/ target for a bounded time)"
+bash scripts/fuzz.sh "${KF_FUZZ_SECONDS:-15}" || status=1
 exit $status

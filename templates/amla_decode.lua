@@ -14,6 +14,11 @@ local T = {
     D = { default = 576 }, DV = { default = 512 },
     amla = { default = 1, domain = { 0, 1 } }, -- 0: FA-2 multiply rescale (P rounded to bf16 too)
   },
+  lib = {
+    params = { "B", "H", "S", "D", "DV", "amla" },
+    fallback = "mla_decode", -- fp64 softmax attention, values = the first DV latent columns
+    fallback_args = { "B", "H", "S", "D", "DV", "q", "kv", "out" },
+  },
   tunables = {
     hb = { default = 32, domain = { 1, 2, 4, 8, 16, 32, 64, 128, 256 } }, -- 256: CANN's task tile (128 heads x MTP 2)
     bs = { default = 512, domain = { 64, 128, 256, 512 } },
@@ -47,21 +52,21 @@ function T.build(p, t)
   kf.loop("b", 0, B, 1, function(b)
     kf.loop("hi", 0, H // hb, 1, function(hi)
       local head0 = b * H + hi * hb
-      kf.fill(m, -math.huge)
-      kf.fill(l, 0)
-      kf.fill(o, 0)
-      kf.fill(c, 1)
-      kf.fill(n, 0)
+      kf.fill{ dst = m, value = -math.huge }
+      kf.fill{ dst = l, value = 0 }
+      kf.fill{ dst = o, value = 0 }
+      kf.fill{ dst = c, value = 1 }
+      kf.fill{ dst = n, value = 0 }
       kf.loop("j0", 0, S, bs, function(j0)
         local len = kf.min(S - j0, bs)
         kf.qk{ s = s, q = q:tile({ head0, 0 }, { hb, D }), k = kv:tile({ b, j0, 0 }, { 1, bs, D }),
                scale = 1 / math.sqrt(D), len = len }
         if p.amla == 1 then
           kf.softmax{ s = s, m = m, l = l, alpha = c, n = n, add = add, len = len, amla = true }
-          kf.rescale_exp2(o, add)
+          kf.rescale_exp2{ o = o, add = add }
         else
           kf.softmax{ s = s, m = m, l = l, alpha = c, len = len, p_bf16 = true }
-          kf.rescale(o, c)
+          kf.rescale{ o = o, alpha = c }
         end
         kf.pv{ o = o, p = s, v = kv:tile({ b, j0, 0 }, { 1, bs, DV }), len = len, mr = t.mr }
       end)

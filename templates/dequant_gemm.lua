@@ -17,6 +17,11 @@ local T = {
     -- int8 with the block scales 2^e/2; needs bits = 8, group = 32)
     wfmt = { default = 0, domain = { 0, 1 } },
   },
+  lib = {
+    params = { "M", "N", "K", "bits", "group", "wfmt", "wround" },
+    fallback = "dequant_gemm", -- int codes only: wfmt = 1 (MXFP4) outside the list returns -2
+    fallback_args = { "M", "N", "K", "bits", "group", "wround", "x", "w", "w_scale", "y" },
+  },
   tunables = {
     mr = { default = 4, domain = { 1, 2, 3, 4, 6, 8 } },
     nr = { default = 32, domain = { 16, 32, 48, 64 } },
@@ -56,14 +61,14 @@ function T.build(p, t)
   kf.loop("n0", 0, Np, t.nc, function(n0)
     kf.loop("m1", 0, M, t.mr, function(m1)
       kf.loop("n1", n0, kf.min(n0 + t.nc, Np), t.nr, function(n1)
-        kf.zero(acc)
+        kf.zero{ dst = acc }
         kf.loop("g", 0, nspan, 1, function(g)
           local wg = p.group > 0 and g or 0 -- ks == group when grouped (kc >= 128 >= group)
           kf.mma{ acc = acc, a = x:tile({ m1, g * ks }, { t.mr, ks }),
                   b = w:tile({ n1, g * ks }, { t.nr, ks }),
                   b_scales = ws:tile({ wg, n1 }, { 1, t.nr }), round_bf16 = p.wround }
         end)
-        kf.store(y:tile({ m1, n1 }, { t.mr, t.nr }), acc)
+        kf.store{ dst = y:tile({ m1, n1 }, { t.mr, t.nr }), src = acc }
       end)
     end)
   end, { parallel = true })

@@ -17,6 +17,11 @@ local T = {
     kvq = { default = 0, domain = { 0, 1, 2 } },
     kscale = { default = 0, domain = { 0, 1 } },
   },
+  lib = {
+    params = { "B", "H", "HKV", "S", "D", "DV", "p_bf16", "kvq", "kscale" },
+    fallback = "fa_decode", -- fp64 softmax attention over the bf16 cache (other params at their defaults)
+    fallback_args = { "B", "H", "HKV", "S", "D", "DV", "q", "k", "v", "out" },
+  },
   tunables = {
     hb = { default = 16, domain = { 1, 2, 4, 8, 16, 32, 64, 128 } }, -- query heads per task
     bs = { default = 256, domain = { 32, 64, 128, 256, 512 } },      -- KV block (tokens)
@@ -55,15 +60,15 @@ function T.build(p, t)
   kf.loop("bg", 0, B * HKV, 1, function(bg)        -- (sequence, kv head)
     kf.loop("hi", 0, G // hb, 1, function(hi)       -- block of query heads sharing it
       local head0 = bg * G + hi * hb
-      kf.fill(m, -math.huge)
-      kf.fill(l, 0)
-      kf.fill(o, 0)
+      kf.fill{ dst = m, value = -math.huge }
+      kf.fill{ dst = l, value = 0 }
+      kf.fill{ dst = o, value = 0 }
       kf.loop("j0", 0, S, bs, function(j0)
         local len = kf.min(S - j0, bs)
         kf.qk{ s = s, q = q:tile({ head0, 0 }, { hb, D }), k = k:tile({ bg, j0, 0 }, { 1, bs, D }),
                scale = 1 / math.sqrt(D), len = len }
         kf.softmax{ s = s, m = m, l = l, alpha = alpha, len = len, p_bf16 = p.p_bf16 }
-        kf.rescale(o, alpha)
+        kf.rescale{ o = o, alpha = alpha }
         kf.pv{ o = o, p = s, v = v:tile({ bg, j0, 0 }, { 1, bs, DV }), len = len, mr = t.mr }
       end)
       kf.finalize{ out = out:tile({ head0, 0 }, { hb, DV }), o = o, l = l }

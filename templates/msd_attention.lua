@@ -20,8 +20,13 @@ local T = {
     -- are then split into MXFP4 passes and every 32-block is one exact int8 dot product.
     kvfmt = { default = 0, domain = { 0, 1 } },
   },
+  lib = {
+    params = { "B", "H", "HKV", "S", "D", "DV", "kscale", "kvfmt" },
+    no_fallback = "the quantized KV cache layout (n16k4 blocks padded to the tuned block size bs) depends on the "
+      .. "configuration: shapes outside the tuned list return -2",
+  },
   tunables = {
-    passes = { default = 2, domain = { 1, 2, 3 } },
+    passes = { default = 2, domain = { 1, 2, 3 }, accuracy = true }, -- ~7.5 bits per pass: kept unless --min-bits
     hb = { default = 16, domain = { 1, 2, 4, 8, 16, 32, 64 } },
     bs = { default = 128, domain = { 32, 64, 128, 256 } },
     mr = { default = 2, domain = { 1, 2, 4 } },
@@ -60,9 +65,9 @@ local function task_state(hb, bs, DV, P, t)
 end
 
 local function task_init(st)
-  kf.fill(st.m, -math.huge)
-  kf.fill(st.l, 0)
-  kf.fill(st.o, 0)
+  kf.fill{ dst = st.m, value = -math.huge }
+  kf.fill{ dst = st.l, value = 0 }
+  kf.fill{ dst = st.o, value = 0 }
 end
 
 -- MXFP4 cache: per 32-block spans with their own scales on both sides (Q/P passes x cache).
@@ -94,7 +99,7 @@ local function build_mx(p, t)
   kf.loop("bg", 0, B * HKV, 1, function(bg)
     kf.loop("hi", 0, G // hb, 1, function(hi)
       local head0 = bg * G + hi * hb
-      kf.fill(ones, 1)
+      kf.fill{ dst = ones, value = 1 }
       task_init(st)
       kf.scale_cols{ dst = qf, src = q:tile({ head0, 0 }, { hb, D }), scales = ones:tile({ 0, 0 }, { 1, D }), factor = 1 / math.sqrt(D) }
       kf.quantize{ src = qf, codes = qc, scales = qs, sums = qsum, passes = P, act_group = 32, sum_group = 32, format = "mxfp4" }
@@ -103,31 +108,31 @@ local function build_mx(p, t)
         local len = kf.min(S - j0, bs)
         kf.loop("m1", 0, hb, t.mr, function(m1)
           kf.loop("n1", j0, kf.min(j0 + bs, Sk), t.nr, function(n1)
-            kf.zero(accf)
+            kf.zero{ dst = accf }
             kf.loop("gd", 0, nbd, 1, function(gd)
-              kf.zero(acci)
+              kf.zero{ dst = acci }
               kf.mma{ acc = acci, a = qc:tile({ 0, m1, gd * 32 }, { P, t.mr, kd }), b = k:tile({ bg, n1, gd * 32 }, { 1, t.nr, kd }) }
               kf.scale_acc{ acc = accf, src = acci, passes = P, offset = 128,
                             act_scales = qs:tile({ 0, m1, gd }, { P, t.mr, 1 }), act_sums = qsum:tile({ 0, m1, gd }, { P, t.mr, 1 }),
                             w_scales = k_scale:tile({ bg, gd, n1 }, { 1, 1, t.nr }) }
             end)
-            kf.store(s:tile({ m1, n1 - j0 }, { t.mr, t.nr }), accf)
+            kf.store{ dst = s:tile({ m1, n1 - j0 }, { t.mr, t.nr }), src = accf }
           end)
         end)
         kf.softmax{ s = s, m = m, l = l, alpha = alpha, len = len }
-        kf.rescale(o, alpha)
+        kf.rescale{ o = o, alpha = alpha }
         kf.quantize{ src = s, codes = pc, scales = ps, sums = psum, passes = P, act_group = 32, sum_group = 32, format = "mxfp4" }
         kf.loop("m2", 0, hb, t.mr, function(m2)
           kf.loop("c1", 0, DV, t.nr, function(c1)
-            kf.zero(accf)
+            kf.zero{ dst = accf }
             kf.loop("tb", 0, bs // 32, 1, function(tb)
-              kf.zero(acci)
+              kf.zero{ dst = acci }
               kf.mma{ acc = acci, a = pc:tile({ 0, m2, tb * 32 }, { P, t.mr, 32 }), b = v:tile({ bg, c1, j0 + tb * 32 }, { 1, t.nr, 32 }) }
               kf.scale_acc{ acc = accf, src = acci, passes = P, offset = 128,
                             act_scales = ps:tile({ 0, m2, tb }, { P, t.mr, 1 }), act_sums = psum:tile({ 0, m2, tb }, { P, t.mr, 1 }),
                             w_scales = v_scale:tile({ bg, jb * (bs // 32) + tb, c1 }, { 1, 1, t.nr }) }
             end)
-            kf.accum_store(o:tile({ m2, c1 }, { t.mr, t.nr }), accf)
+            kf.accum_store{ dst = o:tile({ m2, c1 }, { t.mr, t.nr }), src = accf }
           end)
         end)
       end)
@@ -163,7 +168,7 @@ function T.build(p, t)
   kf.loop("bg", 0, B * HKV, 1, function(bg)
     kf.loop("hi", 0, G // hb, 1, function(hi)
       local head0 = bg * G + hi * hb
-      kf.fill(ones, 1)
+      kf.fill{ dst = ones, value = 1 }
       task_init(st)
       -- Q' = Q * s_K (per channel) * 1/sqrt(D), split into int8 passes once per task
       local ksc = p.kscale == 0 and k_scale:tile({ bg, 0 }, { 1, D }) or ones:tile({ 0, 0 }, { 1, D })
@@ -174,30 +179,30 @@ function T.build(p, t)
         -- scores: int8 GEMM of the Q passes with K's codes
         kf.loop("m1", 0, hb, t.mr, function(m1)
           kf.loop("n1", j0, kf.min(j0 + bs, Sk), t.nr, function(n1) -- absolute key index
-            kf.zero(acci)
+            kf.zero{ dst = acci }
             kf.mma{ acc = acci, a = qc:tile({ 0, m1, 0 }, { P, t.mr, Dp }), b = k:tile({ bg, n1, 0 }, { 1, t.nr, Dp }) }
-            kf.zero(accf)
+            kf.zero{ dst = accf }
             local wsc = p.kscale == 1 and k_scale:tile({ bg, n1 }, { 1, t.nr }) or ones:tile({ 0, 0 }, { 1, t.nr })
             kf.scale_acc{ acc = accf, src = acci, passes = P, offset = 128,
                           act_scales = qs:tile({ 0, m1, 0 }, { P, t.mr, 1 }), act_sums = qsum:tile({ 0, m1, 0 }, { P, t.mr, 1 }),
                           w_scales = wsc }
-            kf.store(s:tile({ m1, n1 - j0 }, { t.mr, t.nr }), accf)
+            kf.store{ dst = s:tile({ m1, n1 - j0 }, { t.mr, t.nr }), src = accf }
           end)
         end)
         kf.softmax{ s = s, m = m, l = l, alpha = alpha, len = len }
-        kf.rescale(o, alpha)
+        kf.rescale{ o = o, alpha = alpha }
         -- P' = P * s_V (per token), split into int8 passes; O += P' V as an int8 GEMM on V's codes
         kf.scale_cols{ dst = pf, src = s, scales = v_scale:tile({ bg, j0 }, { 1, bs }) }
         kf.quantize{ src = pf, codes = pc, scales = ps, sums = psum, passes = P }
         kf.loop("m2", 0, hb, t.mr, function(m2)
           kf.loop("c1", 0, DV, t.nr, function(c1)
-            kf.zero(acci)
+            kf.zero{ dst = acci }
             kf.mma{ acc = acci, a = pc:tile({ 0, m2, 0 }, { P, t.mr, bs }), b = v:tile({ bg, c1, j0 }, { 1, t.nr, bs }) }
-            kf.zero(accf)
+            kf.zero{ dst = accf }
             kf.scale_acc{ acc = accf, src = acci, passes = P, offset = 128,
                           act_scales = ps:tile({ 0, m2, 0 }, { P, t.mr, 1 }), act_sums = psum:tile({ 0, m2, 0 }, { P, t.mr, 1 }),
                           w_scales = ones:tile({ 0, 0 }, { 1, t.nr }) }
-            kf.accum_store(o:tile({ m2, c1 }, { t.mr, t.nr }), accf)
+            kf.accum_store{ dst = o:tile({ m2, c1 }, { t.mr, t.nr }), src = accf }
           end)
         end)
       end)

@@ -14,8 +14,14 @@ local T = {
     group = { default = 0, domain = { 0, 32, 64, 128 } },      -- weight scale group (0 = per channel)
     act_group = { default = 0, domain = { 0, 32, 64, 128 } },  -- activation scale group (0 = per row)
   },
+  -- kforge lib: dispatch signature order and the generic runtime-shaped kernel (runtime/dispatch)
+  lib = {
+    params = { "M", "N", "K", "act_group", "bits", "group" },
+    fallback = "msd_gemm",
+    fallback_args = { "M", "N", "K", "bits", "group", "act_group", "passes", "x", "w", "w_scale", "y" },
+  },
   tunables = {
-    passes = { default = 2, domain = { 1, 2, 3 } },
+    passes = { default = 2, domain = { 1, 2, 3 }, accuracy = true }, -- ~7.5 bits per pass: kept unless --min-bits
     mr = { default = 4, domain = { 1, 2, 3, 4, 6, 8 } },       -- rows per register tile
     nr = { default = 32, domain = { 16, 32, 48, 64 } },        -- columns per register tile
     nc = { default = 256, domain = { 64, 128, 192, 256, 384, 512, 1024 } }, -- columns per parallel block
@@ -78,9 +84,9 @@ function T.build(p, t)
                    passes = P, act_group = ag, sum_group = ks }
       kf.loop("n1", n0, kf.min(n0 + t.nc, Np), t.nr, function(n1)
         kf.loop("m1", m0, kf.min(m0 + MC, M), t.mr, function(m1)
-          kf.zero(accf)
+          kf.zero{ dst = accf }
           kf.loop("g", 0, nspan, 1, function(g)
-            kf.zero(acci)
+            kf.zero{ dst = acci }
             kf.mma{ acc = acci, a = xq:tile({ 0, m1 - m0, g * ks }, { P, t.mr, ks }),
                     b = w:tile({ n1, g * ks }, { t.nr, ks }) }
             local wg = p.group > 0 and g or 0
@@ -90,7 +96,7 @@ function T.build(p, t)
                           act_sums = xsum:tile({ 0, m1 - m0, g }, { P, t.mr, 1 }),
                           w_scales = ws:tile({ wg, n1 }, { 1, t.nr }) }
           end)
-          kf.store(y:tile({ m1, n1 }, { t.mr, t.nr }), accf)
+          kf.store{ dst = y:tile({ m1, n1 }, { t.mr, t.nr }), src = accf }
         end)
       end)
     end)

@@ -17,8 +17,12 @@ local T = {
     wfmt = { default = 1, domain = { 1 } }, -- weights: MXFP4
     afmt = { default = 1, domain = { 1 } }, -- activation passes: MXFP4
   },
+  lib = {
+    params = { "M", "N", "K", "wfmt", "afmt" },
+    no_fallback = "MXFP4 activation passes have no runtime-shaped generic kernel: shapes outside the tuned list return -2",
+  },
   tunables = {
-    passes = { default = 2, domain = { 1, 2, 3 } },
+    passes = { default = 2, domain = { 1, 2, 3 }, accuracy = true }, -- ~7.5 bits per pass: kept unless --min-bits
     mr = { default = 4, domain = { 1, 2, 3, 4, 6, 8 } },
     nr = { default = 32, domain = { 16, 32, 48, 64 } },
     nc = { default = 256, domain = { 64, 128, 192, 256, 384, 512, 1024 } },
@@ -61,9 +65,9 @@ function T.build(p, t)
                    passes = P, act_group = 32, sum_group = 32, format = "mxfp4" }
       kf.loop("n1", n0, kf.min(n0 + t.nc, Np), t.nr, function(n1)
         kf.loop("m1", m0, kf.min(m0 + MC, M), t.mr, function(m1)
-          kf.zero(accf)
+          kf.zero{ dst = accf }
           kf.loop("g", 0, nblk, 1, function(g)   -- one MX block of 32 per step
-            kf.zero(acci)
+            kf.zero{ dst = acci }
             kf.mma{ acc = acci, a = xq:tile({ 0, m1 - m0, g * 32 }, { P, t.mr, kb }),
                     b = w:tile({ n1, g * 32 }, { t.nr, kb }) }
             kf.scale_acc{ acc = accf, src = acci, passes = P, offset = 128,
@@ -71,7 +75,7 @@ function T.build(p, t)
                           act_sums = xsum:tile({ 0, m1 - m0, g }, { P, t.mr, 1 }),
                           w_scales = ws:tile({ g, n1 }, { 1, t.nr }) }
           end)
-          kf.store(y:tile({ m1, n1 }, { t.mr, t.nr }), accf)
+          kf.store{ dst = y:tile({ m1, n1 }, { t.mr, t.nr }), src = accf }
         end)
       end)
     end)

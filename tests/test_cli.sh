@@ -40,7 +40,7 @@ printf 'return {\n  name = "os", params = { M = {} },\n  build = function(p, t)\
 printf 'return {\n  name = "req", params = { M = {} },\n  build = function(p, t)\n    require("io")\n  end }\n' > "$T/require.lua"
 printf 'return {\n  name = "mem", params = { M = {} },\n  build = function(p, t)\n    local s = "x"\n    for i = 1, 40 do s = s .. s end\n  end }\n' > "$T/mem.lua"
 printf 'return {\n  name = "bc", params = { M = {} },\n  build = function(p, t)\n    local f = load(string.dump(function() end))\n  end }\n' > "$T/bytecode.lua"
-printf 'return {\n  name = "ir", params = { M = {} },\n  build = function(p, t)\n    local x = kf.arg{ name = "x", dtype = "f32", dims = { 4, 4 } }\n    local r = kf.reg{ name = "r", dtype = "f32", dims = { 1, 16 } }\n    kf.loop("i", 0, 8, 1, function(i)\n      kf.load(r, x:tile({ i, 0 }, { 1, 4 }))\n    end)\n  end }\n' > "$T/verify.lua"
+printf 'return {\n  name = "ir", params = { M = {} },\n  build = function(p, t)\n    local x = kf.arg{ name = "x", dtype = "f32", dims = { 4, 4 } }\n    local r = kf.reg{ name = "r", dtype = "f32", dims = { 1, 16 } }\n    kf.loop("i", 0, 8, 1, function(i)\n      kf.load{ dst = r, src = x:tile({ i, 0 }, { 1, 4 }) }\n    end)\n  end }\n' > "$T/verify.lua"
 printf 'return 42\n' > "$T/notable.lua"
 
 expect "lua syntax error"      'syntax\.lua:4:'                         -- "$KF" gen "$T/syntax.lua" --shape M=1 --emit ir

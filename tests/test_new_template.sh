@@ -12,7 +12,7 @@ trap 'rm -rf "$T"' EXIT
 . "$SRC/tuner/tests/tt_check.sh" # check NAME WANT_STATUS GREP_PATTERN -- command...
 N="$T/zz_rowsplit_gemm.lua"
 # the renaming: template name and every tunable (word-bounded, so "mr" in "mr_x" would not match)
-sed -E -e 's/"msd_gemm"/"zz_rowsplit_gemm"/' \
+sed -E -e 's/name = "msd_gemm"/name = "zz_rowsplit_gemm"/' \
   -e 's/\bpasses\b/splits/g; s/\bmr\b/rows_per_tile/g; s/\bnr\b/cols_per_tile/g' \
   -e 's/\bnc\b/col_block/g; s/\bmc\b/row_block/g; s/\bkc\b/k_span/g' \
   -e 's/\bsplits = P\b/passes = P/g' \
@@ -43,6 +43,11 @@ check "check --target ascend910b (the functional model)" 0 "^ok" -- "$K" check "
 check "tune over its own tunables" 0 "summary: [0-9]+ trials now \([0-9]+ ok" -- \
   "$K" tune "$N" --shape $SH --set splits=2,k_span=4096,row_block=64 --db "$T/t.db" --budget 6 --trial-budget 0.01 --quiet
 check "db best names its tunables" 0 'best \{.*"cols_per_tile".*"splits":2' -- "$K" db best --db "$T/t.db"
+printf '%s M=5,N=40,K=100\n' "$N" > "$T/shapes.txt"
+check "kforge lib exports it" 0 "wrote .*libkforge_kernels.a \(1 tuned variants" -- \
+  "$K" lib --db "$T/t.db" --shapes "$T/shapes.txt" -o "$T/lib"
+grep -q 'zz_rowsplit_gemm' "$T/lib/kforge_kernels.h" && echo "ok  : the library's header has its functions" ||
+  { echo "FAIL: zz_rowsplit_gemm in kforge_kernels.h"; fails=$((fails+1)); }
 check "tune on the Ascend model" 0 "summary: [0-9]+ trials now \([0-9]+ ok" -- \
   "$K" tune "$N" --target ascend910b --shape M=16,N=256,K=512 --set splits=2,rows_per_tile=4,row_block=64,k_span=4096 \
   --db "$T/a.db" --budget 3 --quiet
@@ -71,10 +76,10 @@ return { name = "zz_ws", reference = "gemm_q", params = { M = { min = 1 }, N = {
     local big = kf.scratch{ name = "big", dtype = "f32", dims = { 1 << 36, 16 } }
     local acc = kf.reg{ name = "acc", dtype = "f32", dims = { 1, 16 } }
     kf.loop("m", 0, p.M, 1, function(m)
-      kf.zero(acc)
+      kf.zero{ dst = acc }
       kf.mma{ acc = acc, a = x:tile({ m, 0 }, { 1, p.K }), b = w:tile({ 0, 0 }, { 16, p.K }), b_scales = ws:tile({ 0, 0 }, { 1, 16 }) }
-      kf.store(big:tile({ 0, 0 }, { 1, 16 }), acc)
-      kf.store(y:tile({ m, 0 }, { 1, 16 }), acc)
+      kf.store{ dst = big:tile({ 0, 0 }, { 1, 16 }), src = acc }
+      kf.store{ dst = y:tile({ m, 0 }, { 1, 16 }), src = acc }
     end, { parallel = true })
   end }
 LUA

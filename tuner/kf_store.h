@@ -20,7 +20,7 @@
 #include "kf.h"
 
 #define KF_STORE_APP_ID 0x6b66746e /* "kftn" */
-#define KF_STORE_SCHEMA 2          /* user_version after all migrations */
+#define KF_STORE_SCHEMA 3          /* user_version after all migrations */
 
 typedef struct kf_store kf_store;
 
@@ -29,6 +29,9 @@ int kf_store_open(kf_ctx *ctx, const char *path, int create, kf_store **out);
 /* Opens without migrating beyond `version` (tests of the migrations). */
 int kf_store_open_version(kf_ctx *ctx, const char *path, int create, int version, kf_store **out);
 void kf_store_close(kf_store *s);
+/* The name of a network file system for a statfs f_type ("NFS", "Lustre", ...), or NULL: the
+** store warns when opened on one (WAL needs local disk). */
+const char *kf_store_network_fs(long f_type);
 int kf_store_version(kf_store *s);
 const char *kf_store_path(const kf_store *s);
 
@@ -57,25 +60,44 @@ typedef struct kf_trial_rec {
   char status[32];  /* ok | failed: wrong result | failed: crashed | failed: timeout | ... */
   char error[512];
   double median_s, min_s, spread, max_err_ratio, compile_s, budget_s;
+  double eff_bits;  /* measured effective bits of the check (-1: not measured) */
   int n_runs;
+  char gen_hash[24]; /* generator + lowering version that produced it (kf_store_gen_hash) */
+  int stale;        /* filled on read: gen_hash is not this kforge's */
   char rigor[16];   /* default | exhaustive | random | evolve */
   char version[16]; /* kforge version that ran it */
   char created[32]; /* filled by the store on read */
 } kf_trial_rec;
 
-/* Inserts one trial in its own transaction. *inserted = 0 when (workload, target, config)
-** was already recorded (by this or another sweep); the existing record is kept. */
+/* The version of the code generator and the target lowerings this kforge was built from (a
+** hash of the gen/ and targets/ sources, computed by the build). A trial is keyed by it:
+** trials of another version are stale, kept for `db show`, re-run by a sweep and skipped by
+** lookups unless asked. kf_store_set_gen_hash overrides it for one store (tests). */
+const char *kf_store_gen_hash(const kf_store *s);
+void kf_store_set_gen_hash(kf_store *s, const char *hash);
+
+/* Inserts one trial in its own transaction, under this store's gen hash (rec->gen_hash is
+** ignored). *inserted = 0 when (workload, target, config, gen hash) was already recorded (by
+** this or another sweep); the existing record is kept. */
 int kf_store_add_trial(kf_ctx *ctx, kf_store *s, int64_t workload, int64_t target,
                        const kf_trial_rec *t, int *inserted);
-/* 1 if the configuration is recorded for (workload, target). */
+/* 1 if the configuration is recorded for (workload, target) by this gen hash. */
 int kf_store_has_trial(kf_ctx *ctx, kf_store *s, int64_t workload, int64_t target,
                        const char *config, int *has);
 /* The recorded trial of one configuration; *found = 0 if none. */
 int kf_store_get_trial(kf_ctx *ctx, kf_store *s, int64_t workload, int64_t target,
                        const char *config, kf_trial_rec *out, int *found);
-/* Best ('ok', smallest median) trial of (workload, target); *found = 0 if none. */
-int kf_store_best(kf_ctx *ctx, kf_store *s, int64_t workload, int64_t target, kf_trial_rec *out,
-                  int *found);
+/* Trial filter: non-zero when rec may be chosen (accuracy contract, kf_tune.h). */
+typedef int (*kf_trial_accept_fn)(void *arg, const kf_trial_rec *rec);
+/* Best ('ok', current gen hash, accepted by fn when fn is not NULL, smallest median) trial of
+** (workload, target); *found = 0 if none. */
+int kf_store_best(kf_ctx *ctx, kf_store *s, int64_t workload, int64_t target, kf_trial_accept_fn fn,
+                  void *arg, kf_trial_rec *out, int *found);
+/* The k fastest accepted current 'ok' trials of (workload, target), fastest first. */
+int kf_store_top(kf_ctx *ctx, kf_store *s, int64_t workload, int64_t target, kf_trial_accept_fn fn, void *arg,
+                 int k, kf_trial_rec *out, int *n_out);
+/* Replaces the timings of a recorded trial (kforge tune --remeasure). */
+int kf_store_update_timing(kf_ctx *ctx, kf_store *s, int64_t workload, int64_t target, const kf_trial_rec *rec);
 
 /* Sweep bookkeeping ("how thoroughly tuned", FFTW's rigor): one row per `kforge tune` run
 ** of one workload, updated as it goes; complete = 1 when the strategy finished its space. */
@@ -83,13 +105,13 @@ int kf_store_sweep_begin(kf_ctx *ctx, kf_store *s, int64_t workload, int64_t tar
                          const char *strategy, int64_t space, double budget, int64_t *sweep);
 int kf_store_sweep_update(kf_ctx *ctx, kf_store *s, int64_t sweep, int64_t n_trials, int complete);
 
-/* Candidates for a lookup: workloads of `tmpl` with hash `hash` that have at least one 'ok'
-** trial on a target named `target_name` (any emitter/threads; the current CPU model first).
-** For each, calls fn(arg, shape, best) with the best trial; stops when fn returns non-zero. */
-typedef int (*kf_store_best_fn)(void *arg, const char *shape, const kf_trial_rec *best);
-int kf_store_each_best(kf_ctx *ctx, kf_store *s, const char *tmpl, const char *hash,
-                       const char *target_name, const char *cpu_model, kf_store_best_fn fn,
-                       void *arg);
+/* Candidates for a lookup: the 'ok' trials of workloads of `tmpl` with hash `hash` on a
+** target named `target_name` (any emitter/threads), grouped by workload; in a workload the
+** current CPU model's first, then by median. Stale trials only with allow_stale. Calls
+** fn(arg, shape, rec) for each; stops when fn returns non-zero. */
+typedef int (*kf_store_trial_fn)(void *arg, const char *shape, const kf_trial_rec *rec);
+int kf_store_each_ok(kf_ctx *ctx, kf_store *s, const char *tmpl, const char *hash, const char *target_name,
+                     const char *cpu_model, int allow_stale, kf_store_trial_fn fn, void *arg);
 
 /* Copies every target, workload, sweep and trial of the store at `src_path` into s (trials
 ** already present are kept). *n_new gets the number of trials added. */

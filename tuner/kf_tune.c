@@ -141,7 +141,7 @@ typedef KF_VEC(kf_binding) config_vec;
 
 /* Every configuration allowed by the domains, the pinned values and the constraints. */
 static int enumerate_space(kf_ctx *ctx, kf_template *t, const kf_binding *params, const kf_binding *fixed,
-                           config_vec *out) {
+                           double min_bits, config_vec *out) {
   int n = kf_template_n_tunables(t);
   int64_t dom[KF_MAX_BIND][KF_MAX_DOMAIN];
   int n_dom[KF_MAX_BIND], pos[KF_MAX_BIND];
@@ -154,7 +154,7 @@ static int enumerate_space(kf_ctx *ctx, kf_template *t, const kf_binding *params
       if (!ok) return kf_err(ctx, KF_EINVAL, "--set %s=%lld is outside the domain of %s", p->name, (long long)v, p->name);
       dom[i][0] = v;
       n_dom[i] = 1;
-    } else if (p->n_domain == 0) {
+    } else if (p->n_domain == 0 || (p->accuracy && min_bits <= 0)) { /* the accuracy contract */
       dom[i][0] = p->def;
       n_dom[i] = 1;
     } else {
@@ -192,6 +192,39 @@ static int config_eq(const kf_binding *a, const kf_binding *b) {
     if (!kf_binding_get(b, a->name[i], &v) || v != a->val[i]) return 0;
   }
   return 1;
+}
+
+/* ---- the accuracy contract ---- */
+
+int kf_accuracy_accept(void *arg, const kf_trial_rec *rec) {
+  const kf_accuracy *a = arg;
+  kf_ctx tmp;
+  kf_ctx_init(&tmp);
+  kf_binding cfg;
+  if (kf_config_parse(&tmp, rec->config, &cfg)) return 0;
+  if (a->min_bits > 0 && !(rec->eff_bits >= a->min_bits)) return 0; /* unmeasured (-1) fails too */
+  for (int i = 0; i < kf_template_n_tunables(a->t); i++) {
+    const kf_tparam *p = kf_template_tunable(a->t, i);
+    int64_t v, want;
+    if (!p->accuracy) continue;
+    if (!kf_binding_get(&cfg, p->name, &v)) return 0;
+    if (a->fixed && kf_binding_get(a->fixed, p->name, &want)) {
+      if (v != want) return 0;
+    } else if (a->min_bits <= 0 && v != p->def)
+      return 0;
+  }
+  return 1;
+}
+
+void kf_accuracy_text(const kf_template *t, const kf_binding *config, char *out, size_t n) {
+  size_t len = 0;
+  out[0] = 0;
+  for (int i = 0; i < kf_template_n_tunables(t) && len < n; i++) {
+    const kf_tparam *p = kf_template_tunable(t, i);
+    int64_t v;
+    if (p->accuracy && kf_binding_get(config, p->name, &v))
+      len += (size_t)snprintf(out + len, n - len, "%s%s=%lld", len ? "," : "", p->name, (long long)v);
+  }
 }
 
 /* ---- problems: inputs + fp64 reference, shared by the trials that can share them ---- */
@@ -268,7 +301,7 @@ enum { TR_OK = 0, TR_WRONG, TR_COMPILE, TR_ERROR };
 
 typedef struct trial_msg { /* child -> parent, one write */
   int status;
-  double median_s, min_s, spread, compile_s, max_ratio;
+  double median_s, min_s, spread, compile_s, max_ratio, eff_bits;
   int n_runs;
   char error[480];
 } trial_msg;
@@ -293,11 +326,12 @@ int kf_sim_target_open(kf_ctx *ctx, const char *name, kf_sim_target *out) {
 
 /* One trial on a non-CPU target: the configuration's run() checked against the fp64
 ** reference on the shape with the batch cut down (skipped when the cut-down shape breaks a
-** constraint), then its measure() on the whole shape. *max_ratio = -1 when not checked. */
+** constraint), then its measure() on the whole shape. *max_ratio, *eff_bits = -1 when not checked. */
 static int sim_trial(kf_ctx *ctx, const kf_sim_target *sim, kf_template *t, const kf_binding *shape,
-                     const kf_binding *config, double *seconds, double *max_ratio) {
+                     const kf_binding *config, double *seconds, double *max_ratio, double *eff_bits) {
   *seconds = 0;
   *max_ratio = -1;
+  *eff_bits = -1;
   const kf_ref_family *fam;
   kf_kernel k;
   kf_binding cshape = *shape;
@@ -322,6 +356,7 @@ static int sim_trial(kf_ctx *ctx, const kf_sim_target *sim, kf_template *t, cons
     if (!rc) {
       rc = kf_problem_check(ctx, p, &res);
       *max_ratio = res.max_ratio;
+      *eff_bits = res.eff_bits;
     }
     kf_problem_free(p);
     kf_kernel_free(&k);
@@ -342,10 +377,11 @@ static void sim_trial_child(kf_template *t, const kf_binding *shape, const kf_bi
                             trial_msg *m) {
   kf_ctx ctx;
   kf_ctx_init(&ctx);
-  double t0 = kf_now(), secs = 0, ratio = -1;
-  int rc = sim_trial(&ctx, o->sim, t, shape, config, &secs, &ratio);
+  double t0 = kf_now(), secs = 0, ratio = -1, bits = -1;
+  int rc = sim_trial(&ctx, o->sim, t, shape, config, &secs, &ratio, &bits);
   m->compile_s = kf_now() - t0;
   m->max_ratio = ratio;
+  m->eff_bits = bits;
   if (rc) {
     m->status = rc == KF_ECHECK ? TR_WRONG : TR_ERROR;
     snprintf(m->error, sizeof m->error, "%s", kf_errmsg(&ctx));
@@ -382,6 +418,7 @@ static void trial_child(kf_template *t, const kf_binding *shape, const kf_bindin
   kf_check_result res;
   rc = kf_problem_check(&ctx, prob, &res);
   m->max_ratio = res.max_ratio;
+  m->eff_bits = res.eff_bits;
   if (rc) {
     m->status = rc == KF_ECHECK ? TR_WRONG : TR_ERROR;
     snprintf(m->error, sizeof m->error, "%s", kf_errmsg(&ctx));
@@ -468,6 +505,7 @@ static int run_trial(kf_template *t, const kf_binding *shape, const kf_binding *
   }
   if (g_interrupted && got < sizeof m) return -1;
   rec->max_err_ratio = -1;
+  rec->eff_bits = -1;
   if (got == sizeof m) {
     static const char *const names[] = {"ok", "failed: wrong result", "failed: compile error", "failed: error"};
     snprintf(rec->status, sizeof rec->status, "%s", names[m.status >= 0 && m.status <= 3 ? m.status : 3]);
@@ -480,6 +518,7 @@ static int run_trial(kf_template *t, const kf_binding *shape, const kf_binding *
     rec->compile_s = m.compile_s;
     if (m.status == TR_OK || m.status == TR_WRONG) rec->max_err_ratio = m.max_ratio;
     if (isnan(rec->max_err_ratio) || isinf(rec->max_err_ratio)) rec->max_err_ratio = -1;
+    if (m.status == TR_OK || m.status == TR_WRONG) rec->eff_bits = isnan(m.eff_bits) ? -1 : fmin(m.eff_bits, 1e3);
   } else if (timed_out) {
     snprintf(rec->status, sizeof rec->status, "failed: timeout");
     snprintf(rec->error, sizeof rec->error, "no result after %.1f s; killed", o->trial_timeout_s);
@@ -557,6 +596,45 @@ static void mutate(kf_template *t, const kf_binding *fixed, const kf_binding *fr
 
 int kf_tune(kf_ctx *ctx, kf_store *s, const char *tmpl_name, const kf_binding *shape, const kf_binding *fixed,
             const char *target_name, const kf_tune_opts *o, kf_tune_summary *sum) {
+  int64_t base = 0;
+  return kf_tune_items(ctx, s, tmpl_name, shape, fixed, target_name, o, &base, sum);
+}
+
+/* --remeasure K: re-times the K fastest acceptable trials of the workload on this machine,
+** one after the other in one process tree, so that the best is chosen from comparable
+** timings (after merging shards timed on different nodes or at different times). */
+static int remeasure(kf_ctx *ctx, kf_store *s, kf_template *t, const kf_binding *shape, const kf_target *target,
+                     const kf_tune_opts *o, kf_accuracy *acc, problem_cache *pc, kf_tune_summary *sum, FILE *out) {
+  int k = o->remeasure, n = 0;
+  kf_trial_rec *top = kf_xcalloc((size_t)k, sizeof *top);
+  int rc = kf_store_top(ctx, s, sum->workload_id, sum->target_id, kf_accuracy_accept, acc, k, top, &n);
+  for (int i = 0; !rc && i < n; i++) {
+    kf_binding cfg;
+    kf_problem *prob = NULL;
+    kf_trial_rec rec = top[i];
+    if ((rc = kf_config_parse(ctx, top[i].config, &cfg))) break;
+    if (!o->sim && (rc = problem_get(ctx, pc, t, shape, &cfg, target, o->seed, &prob))) break;
+    if (run_trial(t, shape, &cfg, target, prob, o, &rec) < 0) {
+      sum->interrupted = 1;
+      break;
+    }
+    if (strcmp(rec.status, "ok")) {
+      fprintf(out, "  remeasure %s: %s %s (timing kept)\n", top[i].config, rec.status, rec.error);
+      continue;
+    }
+    rec.budget_s = o->trial_budget_s;
+    if ((rc = kf_store_update_timing(ctx, s, sum->workload_id, sum->target_id, &rec))) break;
+    fprintf(out, "  remeasure %s: median %.2f us (was %.2f us)\n", rec.config, rec.median_s * 1e6,
+            top[i].median_s * 1e6);
+    sum->n_run++;
+    sum->n_ok++;
+  }
+  free(top);
+  return rc;
+}
+
+int kf_tune_items(kf_ctx *ctx, kf_store *s, const char *tmpl_name, const kf_binding *shape, const kf_binding *fixed,
+                  const char *target_name, const kf_tune_opts *o, int64_t *item_base, kf_tune_summary *sum) {
   memset(sum, 0, sizeof *sum);
   FILE *out = o->out ? o->out : stdout;
   if (o->shard_n < 1 || o->shard_i < 0 || o->shard_i >= o->shard_n)
@@ -577,7 +655,8 @@ int kf_tune(kf_ctx *ctx, kf_store *s, const char *tmpl_name, const kf_binding *s
   const char *why;
   if (!rc && !o->sim && !kf_target_runnable(&k0.target, &why))
     rc = kf_err(ctx, KF_EUNSUP, "target %s cannot run on this machine (no %s)", k0.target.name, why);
-  if (!rc) rc = enumerate_space(ctx, t, &k0.params, fixed, &space);
+  if (!rc) rc = enumerate_space(ctx, t, &k0.params, fixed, o->min_bits, &space);
+  kf_accuracy acc = {t, fixed, o->min_bits};
   kf_store_target st;
   kf_store_workload sw;
   if (!rc) {
@@ -588,11 +667,22 @@ int kf_tune(kf_ctx *ctx, kf_store *s, const char *tmpl_name, const kf_binding *s
   }
   if (!rc) rc = kf_store_workload_id(ctx, s, &sw, &sum->workload_id);
   if (rc) goto done;
-  /* This shard's configurations, the default first (a truncated sweep then never records
-  ** anything worse than the default). */
+  if (o->remeasure > 0) {
+    fprintf(out, "remeasure %s: the %d fastest trials on %s\n", kf_template_name(t), o->remeasure, st.name);
+    rc = remeasure(ctx, s, t, shape, &target, o, &acc, &pc, sum, out);
+    if (!rc) rc = kf_store_best(ctx, s, sum->workload_id, sum->target_id, kf_accuracy_accept, &acc, &sum->best,
+                                &sum->have_best);
+    if (!rc && sum->have_best) fprintf(out, "  best %s  median %.2f us\n", sum->best.config, sum->best.median_s * 1e6);
+    goto done;
+  }
+  /* This shard's work items: (shape, configuration) pairs numbered over the whole shapes list
+  ** (item_base counts the earlier shapes'), the default first (a truncated sweep then never
+  ** records anything worse than the default). */
   config_vec mine = {0};
+  int64_t base = *item_base;
+  *item_base += (int64_t)space.len;
   for (size_t i = 0; i < space.len; i++)
-    if ((int64_t)i % o->shard_n == o->shard_i) kf_vec_push(&mine, space.data[i]);
+    if ((base + (int64_t)i) % o->shard_n == o->shard_i) kf_vec_push(&mine, space.data[i]);
   for (size_t i = 0; i < mine.len; i++)
     if (config_eq(&mine.data[i], &k0.config)) {
       kf_binding d = mine.data[i];
@@ -674,7 +764,7 @@ int kf_tune(kf_ctx *ctx, kf_store *s, const char *tmpl_name, const kf_binding *s
   {
     kf_trial_rec b;
     int found;
-    if (!kf_store_best(ctx, s, sum->workload_id, sum->target_id, &b, &found) && found) {
+    if (!kf_store_best(ctx, s, sum->workload_id, sum->target_id, kf_accuracy_accept, &acc, &b, &found) && found) {
       best_med = b.median_s;
       snprintf(best_cfg, sizeof best_cfg, "%s", b.config);
     }
@@ -744,7 +834,7 @@ int kf_tune(kf_ctx *ctx, kf_store *s, const char *tmpl_name, const kf_binding *s
     sum->n_run++;
     if (!strcmp(rec.status, "ok")) {
       sum->n_ok++;
-      if (rec.median_s < best_med) {
+      if (rec.median_s < best_med && kf_accuracy_accept(&acc, &rec)) {
         best_med = rec.median_s;
         snprintf(best_cfg, sizeof best_cfg, "%s", rec.config);
         stagnant = 0;
@@ -762,9 +852,11 @@ int kf_tune(kf_ctx *ctx, kf_store *s, const char *tmpl_name, const kf_binding *s
       if (isfinite(best_med)) fmt_time(best_med, bt, sizeof bt);
       if (!strcmp(rec.status, "ok")) fmt_time(rec.median_s, lt, sizeof lt);
       fmt_eta(eta, et, sizeof et);
-      fprintf(out, "%s[%lld/%lld] best %s %s  ETA %s  | %s %s%s%s%s%.120s", o->progress == 2 ? "\r\033[K" : "",
+      char bits[48] = "";
+      if (rec.eff_bits >= 0) snprintf(bits, sizeof bits, " %.2f bits, err/bound %.2f", rec.eff_bits, rec.max_err_ratio);
+      fprintf(out, "%s[%lld/%lld] best %s %s  ETA %s  | %s %s%s%s%s%s%.120s", o->progress == 2 ? "\r\033[K" : "",
               (long long)n_done_now, (long long)total, bt, best_cfg, et, rec.config, rec.status, lt[0] ? " " : "", lt,
-              rec.error[0] ? ": " : "", rec.error);
+              bits, rec.error[0] ? ": " : "", rec.error);
       if (o->progress != 2) fputc('\n', out);
       fflush(out);
     }
@@ -776,7 +868,9 @@ int kf_tune(kf_ctx *ctx, kf_store *s, const char *tmpl_name, const kf_binding *s
   if (rc) goto done;
   sum->complete = n_recorded >= sum->space;
   kf_store_sweep_update(ctx, s, sweep_id, n_done_now, sum->complete);
-  if ((rc = kf_store_best(ctx, s, sum->workload_id, sum->target_id, &sum->best, &sum->have_best))) goto done;
+  if ((rc = kf_store_best(ctx, s, sum->workload_id, sum->target_id, kf_accuracy_accept, &acc, &sum->best,
+                          &sum->have_best)))
+    goto done;
   {
     char dj[512];
     kf_config_json(&k0.config, dj, sizeof dj);
@@ -794,8 +888,16 @@ int kf_tune(kf_ctx *ctx, kf_store *s, const char *tmpl_name, const kf_binding *s
             (long long)sum->n_timeout, (long long)sum->n_compile, (long long)sum->n_other,
             sum->interrupted ? ", interrupted" : "", (long long)n_recorded, (long long)sum->space,
             sum->complete ? " (complete)" : "", kf_now() - t_start);
-    fprintf(out, "  best    %s %s\n  default %s %s", bt, sum->have_best ? sum->best.config : "(no ok trial)", dt,
-            sum->have_default ? sum->deflt.config : "(not recorded)");
+    char acc_txt[128];
+    kf_accuracy_text(t, &k0.config, acc_txt, sizeof acc_txt);
+    if (sum->have_best)
+      fprintf(out, "  best    %s %s  (%.2f effective bits, max err/bound %.3f)\n", bt, sum->best.config,
+              sum->best.eff_bits, sum->best.max_err_ratio);
+    else if (o->min_bits > 0)
+      fprintf(out, "  best    - (no ok trial measured >= %.2f effective bits)\n", o->min_bits);
+    else
+      fprintf(out, "  best    - (no ok trial%s%s)\n", acc_txt[0] ? " at the accuracy setting " : "", acc_txt);
+    fprintf(out, "  default %s %s", dt, sum->have_default ? sum->deflt.config : "(not recorded)");
     if (sum->have_best && sum->have_default && !strcmp(sum->deflt.status, "ok"))
       fprintf(out, "  -> speedup %.2fx", sum->deflt.median_s / sum->best.median_s);
     else if (sum->have_default)
@@ -821,15 +923,18 @@ const char *kf_lookup_kind_name(kf_lookup_kind k) {
 typedef struct cand {
   char shape[512];
   kf_binding config;
-  double dist, median_s;
+  double dist, median_s, max_err_ratio, eff_bits;
+  int stale;
 } cand;
 
 typedef struct lookup_state {
   kf_ctx *ctx;
   kf_template *t;
   const kf_binding *params;
+  kf_accuracy acc;
   KF_VEC(cand) cands;
-  int bad;
+  char last_shape[512]; /* the workload whose best accepted trial is already a candidate */
+  int n_rejected;       /* trials skipped for the accuracy contract */
 } lookup_state;
 
 /* Distance between the shape of a tuned workload and the wanted params; < 0 when they
@@ -852,6 +957,12 @@ static double shape_distance(kf_template *t, const kf_binding *want, const kf_bi
 
 static int lookup_each(void *arg, const char *shape, const kf_trial_rec *best) {
   lookup_state *ls = arg;
+  if (!strcmp(shape, ls->last_shape)) return 0; /* rows of one workload are adjacent, best first */
+  if (!kf_accuracy_accept(&ls->acc, best)) {
+    ls->n_rejected++;
+    return 0;
+  }
+  snprintf(ls->last_shape, sizeof ls->last_shape, "%s", shape);
   kf_ctx tmp;
   kf_ctx_init(&tmp);
   kf_binding have;
@@ -865,22 +976,29 @@ static int lookup_each(void *arg, const char *shape, const kf_trial_rec *best) {
   if (kf_config_parse(&tmp, best->config, &c.config)) return 0;
   c.dist = d;
   c.median_s = best->median_s;
+  c.max_err_ratio = best->max_err_ratio;
+  c.eff_bits = best->eff_bits;
+  c.stale = best->stale;
   kf_vec_push(&ls->cands, c);
   return 0;
 }
 
 int kf_lookup(kf_ctx *ctx, kf_store *s, kf_template *tmpl, const kf_binding *params, const kf_binding *fixed,
-              const kf_target *target, kf_lookup_result *out) {
+              const kf_target *target, const kf_lookup_opts *lo, kf_lookup_result *out) {
   memset(out, 0, sizeof *out);
+  out->max_err_ratio = out->eff_bits = -1;
   lookup_state ls;
   memset(&ls, 0, sizeof ls);
   ls.ctx = ctx;
   ls.t = tmpl;
   ls.params = params;
+  ls.acc.t = tmpl;
+  ls.acc.fixed = fixed;
+  ls.acc.min_bits = lo ? lo->min_bits : 0;
   char cpu[128];
   kf_bench_cpu_model(cpu, sizeof cpu);
-  int rc = kf_store_each_best(ctx, s, kf_template_name(tmpl), kf_template_source_hash(tmpl), target->name, cpu,
-                              lookup_each, &ls);
+  int rc = kf_store_each_ok(ctx, s, kf_template_name(tmpl), kf_template_source_hash(tmpl), target->name, cpu,
+                            lo && lo->allow_stale, lookup_each, &ls);
   if (rc) {
     kf_vec_free(&ls.cands);
     return rc;
@@ -917,14 +1035,20 @@ int kf_lookup(kf_ctx *ctx, kf_store *s, kf_template *tmpl, const kf_binding *par
     snprintf(out->from_shape, sizeof out->from_shape, "%s", c->shape);
     out->distance = c->dist;
     out->median_s = c->median_s;
+    out->max_err_ratio = c->max_err_ratio;
+    out->eff_bits = c->eff_bits;
+    if (c->stale) snprintf(out->note, sizeof out->note, "stale: tuned with another generator version (--allow-stale)");
     kf_vec_free(&ls.cands);
     return KF_OK;
   }
   kf_vec_free(&ls.cands);
   out->kind = KF_LOOKUP_DEFAULT;
-  if (!out->note[0])
-    snprintf(out->note, sizeof out->note, "no tuned shape of %s on %s in %s", kf_template_name(tmpl), target->name,
-             kf_store_path(s));
+  if (!out->note[0] && ls.n_rejected)
+    snprintf(out->note, sizeof out->note, "%d tuned results skipped: not at the accuracy setting%s", ls.n_rejected,
+             ls.acc.min_bits > 0 ? " (below --min-bits)" : " (tune without --min-bits, or give it here)");
+  else if (!out->note[0])
+    snprintf(out->note, sizeof out->note, "no tuned shape of %s on %s in %s (current generator version)",
+             kf_template_name(tmpl), target->name, kf_store_path(s));
   (void)n_skipped;
   return kf_template_config(ctx, tmpl, params, fixed ? fixed : &(kf_binding){0}, &out->config);
 }

@@ -49,6 +49,9 @@ typedef struct kf_tune_opts {
   int progress;          /* 0: quiet, 1: one line per trial, 2: one updating line (tty) */
   FILE *out;             /* progress and summary (NULL: stdout) */
   const kf_sim_target *sim; /* a simulated target (NULL: the CPU target named by target_name) */
+  double min_bits;       /* > 0: accuracy tunables may move; only trials measuring >= min_bits
+                         ** effective bits can be chosen (0: they stay as set / at default) */
+  int remeasure;         /* > 0: no new trials; re-time the top K of the workload (after a merge) */
 } kf_tune_opts;
 
 void kf_tune_opts_default(kf_tune_opts *o);
@@ -66,10 +69,29 @@ typedef struct kf_tune_summary {
   int64_t workload_id, target_id;
 } kf_tune_summary;
 
-/* Tunes one shape of one template. `fixed` (may be NULL) pins tunables. */
+/* The accuracy contract (DESIGN.md section 5). A trial may be chosen (best, lookup, lib) only
+** when every accuracy tunable (template `accuracy = true`) of its configuration is the value
+** pinned by `fixed`, else, without min_bits, the template default; with min_bits > 0 any value
+** whose trial measured at least min_bits effective bits on the check data. */
+typedef struct kf_accuracy {
+  kf_template *t;
+  const kf_binding *fixed; /* may be NULL */
+  double min_bits;
+} kf_accuracy;
+int kf_accuracy_accept(void *acc, const kf_trial_rec *rec); /* a kf_trial_accept_fn */
+/* "passes=2" for the accuracy tunables of config (empty when the template has none). */
+void kf_accuracy_text(const kf_template *t, const kf_binding *config, char *out, size_t n);
+
+/* Tunes one shape of one template. `fixed` (may be NULL) pins tunables. kf_tune_items: the
+** sweep is one part of a sharded shapes list: *item_base counts the work items (shape,
+** configuration) of the shapes before this one and is advanced past this shape's; the sweep
+** runs the items whose index % shard_n == shard_i, so shards split (shape, config) pairs. */
 int kf_tune(kf_ctx *ctx, kf_store *s, const char *tmpl_name, const kf_binding *shape,
             const kf_binding *fixed, const char *target_name, const kf_tune_opts *o,
             kf_tune_summary *sum);
+int kf_tune_items(kf_ctx *ctx, kf_store *s, const char *tmpl_name, const kf_binding *shape,
+                  const kf_binding *fixed, const char *target_name, const kf_tune_opts *o,
+                  int64_t *item_base, kf_tune_summary *sum);
 
 /* Configurations <-> the store's canonical JSON ({"kc":4096,"mr":4}, keys sorted). */
 void kf_config_json(const kf_binding *config, char *out, size_t n);
@@ -91,10 +113,16 @@ typedef struct kf_lookup_result {
   char from_shape[512]; /* the tuned shape used (exact or nearest) */
   double distance, median_s;
   char note[256];       /* why nearer candidates were skipped, or why the default is used */
+  double max_err_ratio, eff_bits; /* the chosen trial's check (-1: none, the default) */
 } kf_lookup_result;
 const char *kf_lookup_kind_name(kf_lookup_kind k);
 /* tmpl must have had its target set (kf_kernel_build does that). */
+typedef struct kf_lookup_opts {
+  double min_bits; /* the accuracy contract (kf_accuracy) */
+  int allow_stale; /* also trials of another generator version */
+} kf_lookup_opts;
 int kf_lookup(kf_ctx *ctx, kf_store *s, kf_template *tmpl, const kf_binding *params,
-              const kf_binding *fixed, const kf_target *target, kf_lookup_result *out);
+              const kf_binding *fixed, const kf_target *target, const kf_lookup_opts *lo,
+              kf_lookup_result *out);
 
 #endif

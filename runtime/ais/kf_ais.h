@@ -8,50 +8,75 @@
 ** offsets (sequence i owns tokens offsets[i] .. offsets[i+1]-1).
 **
 ** Notation (DESIGN.md section 7, refs/ais_lopt.md section 1.4):
-**   delta_t = lp_train_t - lp_roll_t      token log-ratio
-**   rho_t   = exp(delta_t)                token IS weight
-**   S_i     = sum_t delta_t               sequence log-ratio (valid tokens of sequence i)
+**   delta_t = lp_train_t - lp_roll_t      token log-ratio (verl: old_log_prob - rollout_log_prob)
+**   rho_t   = exp(delta_t)                token IS weight pi_old / pi_rollout
+**   S_i     = sum_t delta_t               sequence log-ratio (valid tokens of sequence i, in order)
 **   W_i     = exp(S_i)                    sequence IS weight
-** Every exp() is taken of a log-ratio clamped to [-L, L] (L = cfg.log_clamp, default 20, as
-** verl does), so nothing overflows for any finite input; comparisons with the masked-IS bounds
-** are made in log space on the unclamped values.
+**   G_i     = exp(S_i / n_i)              geometric (length-normalised) sequence weight
+** Every exp() is kf_ais_exp() of a log-ratio clamped to [-L, L] (L = cfg.log_clamp, default 20,
+** as verl does), so nothing overflows for any finite input; comparisons with the masked-IS bounds
+** are made in log space on the unclamped values. kf_ais_exp uses IEEE +,-,*,/ only (no libm), so
+** the torch implementation (kforge_ais.torch) reproduces every weight bit for bit in float64.
+** clampw(x) = min(max(x, cap_lower), C).
 **
 ** Modes (weight w per valid token; invalid/rejected tokens get weight 0 and mask_out 0):
 **   NONE       w = 1
-**   TOKEN_TIS  w = min(rho_t, C)
-**   SEQ_TIS    w = min(W_i, C)  (broadcast to the tokens of sequence i)
-**   TOKEN_MIS  keep token if lo <= rho_t <= hi: w = min(rho_t, C) (or 1 if reject_only),
+**   TOKEN_TIS  w = clampw(rho_t)
+**   SEQ_TIS    w = clampw(W_i)  (broadcast to the tokens of sequence i)
+**   GEO_TIS    w = clampw(G_i)
+**   TOKEN_MIS  keep token if lo <= rho_t <= hi: w = clampw(rho_t) (or 1 if reject_only),
 **              else rejected (w = 0, mask_out = 0)
-**   SEQ_MIS    keep sequence if lo <= W_i <= hi: w = min(W_i, C) (or 1 if reject_only),
+**   SEQ_MIS    keep sequence if lo <= W_i <= hi: w = clampw(W_i) (or 1 if reject_only),
 **              else the whole sequence is rejected
-**   AIS        w = (1 - alpha) + alpha * min(r, C), r = rho_t (ais_level TOKEN) or W_i (SEQ),
+**   GEO_MIS    as SEQ_MIS on G_i (verl's geometric rejection)
+**   AIS        w = (1 - alpha) + alpha * clampw(r), r = rho_t, W_i or G_i (ais_level),
 **              alpha in [0, 1] a per-batch coefficient from three diagnostics (below).
+** lo, hi (mis_lower, mis_upper) bound pi_old / pi_rollout. verl's k1 rejection bounds
+** "a_b" bound pi_rollout / pi_old = 1 / ratio: they correspond to lo = 1/b, hi = 1/a.
 **
-** AIS diagnostics (the paper's exact formulas are not public; this is our documented choice):
-**   R  weight reliability    = normalized ESS of the weights on level ess_level (default SEQ):
-**                              ESS/N = (sum w)^2 / (N sum w^2) = 1 / (1 + CV_pop(w)^2), in (0, 1]
+** AIS diagnostics (the paper's exact formulas are not public; this is our documented choice).
+** A "unit" is a valid token (ais_level TOKEN) or a sequence (SEQ, GEO); u_k is the raw ratio of
+** unit k (rho_t, W_i or G_i) and a_k = clampw(u_k) the weight actually applied.
+**   R  weight reliability    = normalized ESS of the applied weights a_k:
+**                              (sum a)^2 / (N sum a^2) = 1 / (1 + CV_pop(a)^2), in (0, 1]
+**   V  variance amplification = CV_pop of the raw ratios u_k (what truncation had to remove)
 **   D  divergence severity   = mean over valid tokens of |delta_t| (DIV_MEAN_ABS, default) or the
-**                              k3 KL estimate mean(rho_t - 1 - delta_t) (DIV_K3)
-**   V  variance amplification = CV_pop of the weights on level cv_level (default TOKEN)
-**   (R and V on the same level are the same information: R = 1/(1+V^2). The defaults use
-**   sequence weights for R and token weights for V.)
+**                              k3 KL estimate mean(rho_t - 1 - delta_t) (DIV_K3); with dscale NLL
+**                              (default) it is divided by (D + H), H = mean(-lp_train) the
+**                              batch's mean token NLL, so D is the fraction of the policy's
+**                              per-token information the mismatch perturbs (dimensionless)
 **   a_D = 1 - exp(-D / tau_d), a_R = R^gamma_r, a_V = 1 / (1 + V / tau_v)
 **   alpha_raw = clip(a_D * a_R * a_V, alpha_min, alpha_max)
 **   alpha = ema * alpha_prev + (1 - ema) * alpha_raw   (only if a kf_ais_state with a previous
 **           alpha is passed and ema > 0; otherwise alpha = alpha_raw)
+** Why: R must describe the estimator that is used. With token weights a_k = min(rho_t, C) the
+** reliability does not depend on the response length T; the ESS of the untruncated sequence
+** weights (the previous rule) falls like exp(-T sigma^2) and drove alpha to 0 on long responses
+** exactly where the mismatch matters most. Every diagnostic at ais_level TOKEN is a per-token
+** mean, so alpha is length-invariant for a fixed per-token mismatch. D is scaled by the batch's
+** own NLL so that tau_d is one number across models, vocabularies and training stages: the same
+** |delta| matters more once the policy has sharpened (small H), which is when the paper reports
+** the mismatch turning from exploration into bias.
+**
+** Input contract: mask values must be 0 or 1 (anything else is KF_AIS_EINVAL naming the index);
+** log-probs of valid tokens must be finite, >= -KF_AIS_MAX_ABS_LOGPROB and <= cfg.logprob_tol
+** (default 1e-3, which admits the rounding of a reduced-precision log_softmax of a near-certain
+** token; a clearly positive value means logits or probabilities were passed).
 **
 ** Data parallel: each rank calls kf_ais_accumulate on its own sequences (a sequence must not be
 ** split across ranks), all-reduces kf_ais_partial (isum with SUM over int64, dmax with MAX over
 ** double), then calls kf_ais_finish and kf_ais_weights. The sums are kept in exact fixed-point
 ** accumulators, so the merged result is bit-identical to a single rank holding all sequences, in
-** any merge order.
+** any merge order. kf_ais_finish checks the merged statistics (counts, accumulator limbs) and
+** refuses a partial whose integer sums overflowed; it never returns a NaN or infinite statistic
+** without an error.
 **
-** Non-finite inputs: a valid token whose lp_roll or lp_train is NaN, +-Inf or has magnitude above
-** KF_AIS_MAX_ABS_LOGPROB is bad input. With nonfinite = KF_AIS_NONFINITE_ERROR (default) the call
-** fails with KF_AIS_EDOMAIN and a message naming the array, index and sequence. With
-** KF_AIS_NONFINITE_MASK the whole sequence holding it is dropped (weight 0, mask_out 0, excluded
-** from every statistic) and counted in kf_ais_diag.n_seq_dropped. Tokens with mask = 0 are never
-** read for their log-probs.
+** Bad log-probs: a valid token whose lp_roll or lp_train is NaN, +-Inf, below
+** -KF_AIS_MAX_ABS_LOGPROB or above logprob_tol is bad input. With nonfinite =
+** KF_AIS_NONFINITE_ERROR (default) the call fails with KF_AIS_EDOMAIN and a message naming the
+** array, index and sequence. With KF_AIS_NONFINITE_MASK the whole sequence holding it is dropped
+** (weight 0, mask_out 0, excluded from every statistic) and counted in
+** kf_ais_diag.n_seq_dropped. Tokens with mask = 0 are never read for their log-probs.
 */
 #ifndef KF_AIS_H
 #define KF_AIS_H
@@ -63,8 +88,8 @@
 extern "C" {
 #endif
 
-#define KF_AIS_VERSION "0.1.0"
-#define KF_AIS_MAX_ABS_LOGPROB 1e6 /* |log-prob| above this counts as non-finite input */
+#define KF_AIS_VERSION "0.2.0"
+#define KF_AIS_MAX_ABS_LOGPROB 1e6 /* log-probs below -1e6 count as non-finite input */
 
 /* Status codes; every fallible function returns one and sets kf_ais_errmsg(ctx). */
 enum {
@@ -79,30 +104,37 @@ typedef enum {
   KF_AIS_MODE_SEQ_TIS = 2,
   KF_AIS_MODE_TOKEN_MIS = 3,
   KF_AIS_MODE_SEQ_MIS = 4,
-  KF_AIS_MODE_AIS = 5
+  KF_AIS_MODE_AIS = 5,
+  KF_AIS_MODE_GEO_TIS = 6,
+  KF_AIS_MODE_GEO_MIS = 7
 } kf_ais_mode;
 
-typedef enum { KF_AIS_LEVEL_TOKEN = 0, KF_AIS_LEVEL_SEQ = 1 } kf_ais_level;
+typedef enum { KF_AIS_LEVEL_TOKEN = 0, KF_AIS_LEVEL_SEQ = 1, KF_AIS_LEVEL_GEO = 2 } kf_ais_level;
 typedef enum { KF_AIS_DIV_MEAN_ABS = 0, KF_AIS_DIV_K3 = 1 } kf_ais_div;
+/* How D is scaled before the gate: relative to the batch's mean token NLL (default) or not. */
+typedef enum { KF_AIS_DSCALE_NLL = 0, KF_AIS_DSCALE_ABS = 1 } kf_ais_dscale;
 typedef enum { KF_AIS_NONFINITE_ERROR = 0, KF_AIS_NONFINITE_MASK = 1 } kf_ais_nonfinite;
 
 typedef struct kf_ais_config {
   kf_ais_mode mode;
-  double cap;          /* C: truncation cap, > 0 (default 2) */
+  double cap;          /* C: upper truncation cap, > 0 (default 2) */
+  double cap_lower;    /* lower clamp of TIS/AIS weights, 0 <= cap_lower < cap (default 0: off;
+                          e.g. 0.5 with cap 5 is OpenRLHF's two-sided clamp) */
   double log_clamp;    /* L: log-ratios clamped to [-L, L] before exp, in (0, 300] (default 20) */
   double mis_lower;    /* masked IS: keep if mis_lower <= ratio <= mis_upper (default 0.5, 2) */
   double mis_upper;
   int reject_only;     /* masked IS: kept tokens get weight 1 instead of min(ratio, C) */
-  kf_ais_level ais_level; /* which ratio AIS mixes in: token rho_t (default) or sequence W_i */
-  kf_ais_level ess_level; /* level of the weights R is computed on (default SEQ) */
-  kf_ais_level cv_level;  /* level of the weights V is computed on (default TOKEN) */
+  kf_ais_level ais_level; /* the ratio AIS mixes in and measures R and V on: token rho_t
+                             (default), sequence W_i or geometric G_i */
   kf_ais_div divergence;  /* D: mean |delta| (default) or k3 KL estimate */
-  double tau_d;        /* > 0 (default 0.05) */
+  kf_ais_dscale dscale;   /* D relative to the batch's mean NLL (default) or absolute */
+  double tau_d;        /* > 0 (default 0.1; in units of D, i.e. relative with dscale NLL) */
   double gamma_r;      /* >= 0 (default 1) */
   double tau_v;        /* > 0 (default 1) */
   double alpha_min;    /* 0 <= alpha_min <= alpha_max <= 1 (default 0, 1) */
   double alpha_max;
   double ema;          /* in [0, 1) (default 0: no smoothing) */
+  double logprob_tol;  /* log-probs above this are bad input, in [0, 1] (default 1e-3) */
   kf_ais_nonfinite nonfinite;
 } kf_ais_config;
 
@@ -115,7 +147,7 @@ typedef struct kf_ais_ctx {
 typedef struct kf_ais_batch {
   const double *lp_roll;  /* [n_tokens] log pi_rollout */
   const double *lp_train; /* [n_tokens] log pi_old (trainer precision) */
-  const uint8_t *mask;    /* [n_tokens] nonzero = valid response token, or NULL */
+  const uint8_t *mask;    /* [n_tokens] 1 = valid response token, 0 = not, or NULL */
   const int64_t *offsets; /* [n_seqs + 1], offsets[0] = 0, non-decreasing, last = n_tokens */
   int64_t n_seqs;
   int64_t n_tokens;
@@ -125,7 +157,7 @@ typedef struct kf_ais_batch {
 ** isum (int64, SUM) and dmax (double, MAX). Counts come first in isum, then the exact
 ** accumulators (KF_AIS_ACC_LIMBS int64 limbs of 32 bits each, covering every double). */
 #define KF_AIS_N_COUNTS 8
-#define KF_AIS_N_ACCS 7
+#define KF_AIS_N_ACCS 12
 #define KF_AIS_ACC_LIMBS 68
 #define KF_AIS_N_ISUM (KF_AIS_N_COUNTS + KF_AIS_N_ACCS * KF_AIS_ACC_LIMBS)
 #define KF_AIS_N_DMAX 4
@@ -153,8 +185,11 @@ typedef struct kf_ais_diag {
   double kl_k3;            /* mean(rho_t - 1 - delta_t) with clamped delta: k3 estimate */
   double max_delta, min_delta; /* over valid tokens (unclamped) */
   double max_seq_logratio, min_seq_logratio; /* S_i over sequences (unclamped) */
+  double mean_nll;         /* H = mean(-lp_train) over valid tokens */
+  double ess_applied;      /* normalized ESS of the applied weights at ais_level (= R) */
+  double cv_level;         /* CV of the raw ratios at ais_level (= V) */
   double reliability;      /* R */
-  double divergence;       /* D */
+  double divergence;       /* D (scaled as cfg.dscale says) */
   double variance_amp;     /* V */
   double a_d, a_r, a_v;    /* the three factors */
   double alpha_raw;        /* clipped product, before EMA */
@@ -182,11 +217,13 @@ void kf_ais_partial_init(kf_ais_partial *p);
 /* Adds the batch's statistics to p (p must be initialized). */
 int kf_ais_accumulate(kf_ais_ctx *ctx, const kf_ais_config *cfg, const kf_ais_batch *batch,
                       kf_ais_partial *p);
-/* dst += src (counts and accumulators summed, maxima maxed). Same as an all-reduce. */
-void kf_ais_partial_merge(kf_ais_partial *dst, const kf_ais_partial *src);
+/* dst += src (counts and accumulators summed, maxima maxed). Same as an all-reduce. Fails with
+** KF_AIS_EINVAL (dst unchanged) if an integer sum would overflow. */
+int kf_ais_partial_merge(kf_ais_ctx *ctx, kf_ais_partial *dst, const kf_ais_partial *src);
 /* Turns merged statistics into diagnostics and alpha. state may be NULL; if given, its alpha is
-** used for the EMA and then updated. Fails with KF_AIS_EINVAL if p is corrupted (negative
-** counts). */
+** used for the EMA and then updated. Fails with KF_AIS_EINVAL if p is corrupted or its integer
+** sums overflowed (negative or inconsistent counts, accumulator limbs out of range), and with
+** KF_AIS_EDOMAIN if a statistic is not finite. */
 int kf_ais_finish(kf_ais_ctx *ctx, const kf_ais_config *cfg, const kf_ais_partial *p,
                   kf_ais_state *state, kf_ais_diag *diag);
 /* Per-token weights of the batch given the finished diagnostics (diag->alpha is used in AIS
@@ -205,6 +242,11 @@ int kf_ais_compute(kf_ais_ctx *ctx, const kf_ais_config *cfg, const kf_ais_batch
 void kf_ais_acc_add(int64_t *acc, double x);
 void kf_ais_acc_normalize(int64_t *acc);
 double kf_ais_acc_value(const int64_t *acc);
+
+/* exp(x) for |x| <= 300 from IEEE +,-,* only (Cody-Waite reduction, degree-13 Taylor
+** polynomial in Horner form, exact scaling by 2^n); error below 2 ulp (tested). The torch
+** implementation evaluates the same operations, so weights agree bit for bit in float64. */
+double kf_ais_exp(double x);
 
 /* sizeof(kf_ais_partial) and sizeof(kf_ais_diag), for bindings that check their layout. */
 size_t kf_ais_sizeof_partial(void);

@@ -1,6 +1,7 @@
 // Peer speeds on the same text file: Hugging Face tokenizers (npm, native) with the given
 // tokenizer.json files, and tiktoken (npm, WASM) cl100k_base / o200k_base encode_ordinary.
 // usage: node bench_peers.js TEXT_FILE TOKENIZER_JSON...
+// KF_TIKTOKEN=enc1,enc2 picks the tiktoken encodings (default both; empty: none).
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -19,7 +20,9 @@ async function main() {
     const [n, s] = await time(async () => (await tok.encode(text, null, { addSpecialTokens: false })).getIds().length);
     console.log(`HF tokenizers ${path.basename(path.dirname(path.dirname(t)))}: ${mb.toFixed(1)} MB, ${n} tokens, ${(mb / s).toFixed(2)} MB/s`);
   }
-  for (const e of ['cl100k_base', 'o200k_base']) {
+  const encs = process.env.KF_TIKTOKEN === undefined ? ['cl100k_base', 'o200k_base']
+    : process.env.KF_TIKTOKEN.split(',').filter((x) => x);
+  for (const e of encs) {
     const enc = get_encoding(e);
     const [n, s] = await time(async () => enc.encode_ordinary(text).length);
     console.log(`tiktoken ${e}: ${mb.toFixed(1)} MB, ${n} tokens, ${(mb / s).toFixed(2)} MB/s`);

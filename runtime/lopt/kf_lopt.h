@@ -1,23 +1,33 @@
-/* kf_lopt: byte-level BPE tokenizer for Hugging Face tokenizer.json, and LoPT (lossless parallel
+/* kf_lopt: BPE tokenizer for Hugging Face tokenizer.json, and LoPT (lossless parallel
  * tokenization).
  *
- * The tokenizer loads a tokenizer.json of a byte-level BPE model (Qwen, Llama-3, GPT-2 style):
- * NFC normalizer, one Split-regex pre-tokenizer (PCRE2, JIT), ByteLevel mapping, BPE merges by
- * rank (ignore_merges, byte_fallback, unk), added/special tokens matched before the split as the
- * reference does. Input bytes that are not valid UTF-8 are replaced by U+FFFD, one per maximal
- * invalid subpart (the WHATWG decoder, which is what a JavaScript or Rust caller of the reference
- * does when it turns bytes into a string). No BOS/EOS is added (add_special_tokens = false).
+ * The tokenizer loads the tokenizer.json of a BPE model (byte-level like Qwen, Llama-3, GPT-4o,
+ * or SentencePiece-style like Llama-2, Gemma) and gives the ids of the reference (Hugging Face
+ * tokenizers 0.23): normalizers NFC, NFD, NFKC, NFKD, Replace, Prepend, Strip, Lowercase,
+ * Sequence; pre-tokenizers Split (every behavior, invert), ByteLevel, Metaspace, Digits,
+ * Punctuation, Whitespace, WhitespaceSplit, Sequence; BPE with byte_fallback, fuse_unk,
+ * ignore_merges, unk; added tokens (lstrip, rstrip, single_word, normalized) matched as the
+ * reference does; TemplateProcessing for add_special_tokens; decoders ByteLevel, Replace,
+ * ByteFallback, Fuse, Strip, Metaspace, Sequence. WordPiece and Unigram models are refused.
+ * Unicode tables are the reference's versions: regex classes 16.0, normalization 10.0,
+ * Punctuation 8.0 (kf_lopt_info reports them). The file is checked as strictly as the
+ * reference's loader (and duplicate keys or ids are refused); errors name the JSON path.
  *
- * Offsets are byte offsets into the caller's input. A tokenizer is immutable after load, so any
- * number of threads may encode with it at once.
+ * Input bytes that are not valid UTF-8 are replaced by U+FFFD, one per maximal invalid subpart
+ * (the WHATWG decoder, which is what a JavaScript or Rust caller of the reference does when it
+ * turns bytes into a string). Offsets are byte offsets into the caller's input, per token as the
+ * reference aligns them (also where a normalizer changed the text). A tokenizer is immutable
+ * after load, so any number of threads may encode with it at once.
  *
- * LoPT (kf_lopt_encode_parallel) cuts the text into chunks at UTF-8 boundaries with an overlap,
- * tokenizes the chunks on a thread pool, and joins neighbours at a pre-token that both chunks
- * produce with the same (start, end, id) inside the overlap and that the left chunk proved
- * independent of its truncation (PCRE2 hard partial matching); with no such token the overlap is
- * widened and the pair retried, and after max_rounds the span is tokenized sequentially. The result
- * is always identical to kf_lopt_encode. kf_lopt_encode_naive is the lossy split-and-concatenate
- * baseline. */
+ * LoPT (kf_lopt_encode_parallel) covers the fast path: at most one Unicode normalization form,
+ * one split regex (Isolated, or Removed with invert) and ByteLevel, or no pre-tokenizer. It cuts
+ * the text into chunks at UTF-8 boundaries with an overlap, tokenizes the chunks on a thread
+ * pool, and joins neighbours at a pre-token that both chunks produce with the same (start, end,
+ * id) inside the overlap and that the left chunk proved independent of its truncation (PCRE2
+ * hard partial matching); with no such token the overlap is widened and the pair retried, and
+ * after max_rounds the span is tokenized sequentially. Other pipelines (kf_lopt_info.general)
+ * are encoded sequentially by kf_lopt_encode_parallel too. The result is always identical to
+ * kf_lopt_encode. kf_lopt_encode_naive is the lossy split-and-concatenate baseline. */
 #ifndef KF_LOPT_H
 #define KF_LOPT_H
 
@@ -74,6 +84,9 @@ typedef struct kf_lopt_info {
   int byte_level;         /* 1 if the ByteLevel byte->char mapping is used */
   int parallel_safe;      /* 1 if LoPT may cut inside text (else it falls back to sequential) */
   const char *pattern;    /* the split regex as given in the file (NULL if none) */
+  int general;            /* 1: the general (sequential) pipeline, not the LoPT fast path */
+  const char *unicode_regex; /* Unicode version of the regex classes (the reference's) */
+  const char *unicode_norm;  /* Unicode version of the normalization tables (the reference's) */
 } kf_lopt_info;
 void kf_lopt_get_info(const kf_lopt_tokenizer *tok, kf_lopt_info *info);
 
@@ -82,6 +95,29 @@ void kf_lopt_get_info(const kf_lopt_tokenizer *tok, kf_lopt_info *info);
 kf_lopt_status kf_lopt_encode(const kf_lopt_tokenizer *tok, const char *text, size_t len,
                               kf_lopt_tokens *out, kf_lopt_error *err);
 
+/* Encode with flags: KF_LOPT_ADD_SPECIAL adds the post-processor's tokens (BOS/EOS, the
+ * reference's add_special_tokens = true); KF_LOPT_SPECIAL_AS_TEXT does not match special added
+ * tokens in the text (the reference's encode_special_tokens). pool NULL: sequential. */
+enum { KF_LOPT_ADD_SPECIAL = 1u, KF_LOPT_SPECIAL_AS_TEXT = 2u };
+kf_lopt_status kf_lopt_encode_ex(const kf_lopt_tokenizer *tok, const char *text, size_t len,
+                                 unsigned flags, kf_lopt_tokens *out, kf_lopt_error *err);
+struct kf_lopt_par_opts;
+struct kf_lopt_par_stats;
+kf_lopt_status kf_lopt_encode_parallel_ex(const kf_lopt_tokenizer *tok, kf_lopt_pool *pool,
+                                          const char *text, size_t len, unsigned flags,
+                                          const struct kf_lopt_par_opts *opts,
+                                          kf_lopt_tokens *out, struct kf_lopt_par_stats *stats,
+                                          kf_lopt_error *err);
+
+/* Decode ids as the reference does (decode(ids, skip_special_tokens = false)): the file's
+ * decoder chain, or the tokens joined by spaces when it has none. kf_lopt_decode_bytes: the
+ * raw bytes of the tokens (byte-level models: exact bytes, no U+FFFD). */
+kf_lopt_status kf_lopt_decode_bytes(const kf_lopt_tokenizer *tok, const uint32_t *ids, size_t n,
+                                    char **out, size_t *out_len, kf_lopt_error *err);
+/* Decode with skip_special = 1: special added tokens are dropped (skip_special_tokens). */
+kf_lopt_status kf_lopt_decode_ex(const kf_lopt_tokenizer *tok, const uint32_t *ids, size_t n,
+                                 int skip_special, char **out, size_t *out_len,
+                                 kf_lopt_error *err);
 /* Decode ids to bytes (malloc'd, NUL-terminated for convenience; *out_len excludes the NUL).
  * Special tokens are kept. Unknown ids are an error naming the index. */
 kf_lopt_status kf_lopt_decode(const kf_lopt_tokenizer *tok, const uint32_t *ids, size_t n,

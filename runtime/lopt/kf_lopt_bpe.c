@@ -716,6 +716,11 @@ static int emit_word(const kf_lopt_tokenizer *tok, lopt_scratch *s, const unsign
   return 0;
 }
 
+int lopt_encode_word(const kf_lopt_tokenizer *tok, lopt_scratch *s, const unsigned char *w,
+                     uint32_t n, lopt_chunk *c) {
+  return emit_word(tok, s, w, 0, n, c);
+}
+
 /* Pre-tokenize and encode text piece [ps, pe) restricted to [a, b): the regex subject is the
  * piece from its start (so lookbehind and anchors see what the full text has), the scan starts
  * at a. If b < pe the subject is cut, and matching uses PCRE2_PARTIAL_HARD: a complete match
@@ -745,7 +750,7 @@ static int encode_piece(const kf_lopt_tokenizer *tok, lopt_scratch *s, const uns
       return 1;
     }
     if (rc == PCRE2_ERROR_NOMATCH) { /* trailing text no match covers: its own piece */
-      if (emit_word(tok, s, text, ps + (uint32_t)pos, ps + (uint32_t)len, c) < 0) return -1;
+      if (!tok->drop_gaps && emit_word(tok, s, text, ps + (uint32_t)pos, ps + (uint32_t)len, c) < 0) return -1;
       break;
     }
     if (rc < 0) { /* matching limit etc.: treat the rest as one piece (never silently drop) */
@@ -758,7 +763,8 @@ static int encode_piece(const kf_lopt_tokenizer *tok, lopt_scratch *s, const uns
     }
     PCRE2_SIZE *ov = pcre2_get_ovector_pointer(s->md);
     size_t ms = ov[0], me = ov[1];
-    if (ms > pos && emit_word(tok, s, text, ps + (uint32_t)pos, ps + (uint32_t)ms, c) < 0)
+    if (ms > pos && !tok->drop_gaps &&
+        emit_word(tok, s, text, ps + (uint32_t)pos, ps + (uint32_t)ms, c) < 0)
       return -1;
     if (me == ms) { /* empty match: step one character, like the reference's iterator */
       size_t k = 1;

@@ -12,15 +12,28 @@
 #include <time.h>
 
 static const char USAGE[] =
-    "usage: kforge tokenize --tokenizer tokenizer.json [--threads N] [--ids|--count|--json]\n"
-    "                       [--chunks-per-thread K] [--naive] FILE|-\n"
+    "usage: kforge tokenize --tokenizer tokenizer.json [--threads N]\n"
+    "                       [--ids|--count|--json|--offsets] [--add-special-tokens]\n"
+    "                       [--special-as-text] [--chunks-per-thread K] [--naive]\n"
+    "                       [--max-input MB] FILE|-\n"
+    "       kforge tokenize --tokenizer tokenizer.json --decode [--skip-special] FILE|-\n"
+    "       kforge tokenize --tokenizer tokenizer.json --info\n"
     "       kforge tokenize --bench --tokenizer tokenizer.json [--threads N] [--sizes MB,...]\n"
     "                       [--corpus FILE] [--reps N] [--modes seq,lopt,naive]\n"
     "       kforge tokenize --bench-text MB OUT    (write the benchmark text)\n"
     "\n"
-    "Encodes FILE (or stdin) with a Hugging Face byte-level BPE tokenizer.json; no BOS/EOS is\n"
-    "added. --threads N > 1 uses LoPT (lossless parallel tokenization; output identical to\n"
-    "sequential); --naive uses the lossy split-and-concatenate instead (for comparison).\n"
+    "Encodes FILE (or stdin) with a Hugging Face BPE tokenizer.json, ids equal to the reference's\n"
+    "encode(text, add_special_tokens = false). --threads N > 1 uses LoPT (lossless parallel\n"
+    "tokenization; output identical to sequential; tokenizers outside its fast path encode\n"
+    "sequentially); --naive uses the lossy split-and-concatenate instead (for comparison).\n"
+    "  --add-special-tokens   add the post-processor's tokens (BOS/EOS), as add_special_tokens\n"
+    "  --special-as-text      special tokens in the text are tokenized as text (the reference's\n"
+    "            encode_special_tokens, tiktoken's disallowed_special=())\n"
+    "  --decode  FILE holds token ids (whitespace separated); writes the reference's decode\n"
+    "            (decoder chain of the file; --skip-special drops special tokens)\n"
+    "  --info    vocabulary, pipeline and the Unicode versions of the tables\n"
+    "  --max-input MB   refuse inputs larger than MB (default 1024, at most 1400)\n"
+    "  --offsets one token per line: id start end (byte offsets into FILE)\n"
     "  --chunks-per-thread K   LoPT in threads*K equal chunks (default: one region per\n"
     "            thread in chunks halving towards its end; idle threads take others' tails)\n"
     "  --ids     token ids, space separated (default)\n"
@@ -43,7 +56,11 @@ static double cpu_s(void) {
   return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
+/* Reads at most cap bytes; a longer input (a device, a pipe from /dev/zero) is refused. */
+static size_t g_max_input = (size_t)1024 << 20;
+
 static int read_all(const char *path, char **out, size_t *out_n) {
+  size_t cap_in = g_max_input;
   FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
   if (!f) {
     fprintf(stderr, "kforge tokenize: %s: cannot open: %s\n", path, strerror(errno));
@@ -65,6 +82,13 @@ static int read_all(const char *path, char **out, size_t *out_n) {
     size_t r = fread(buf + n, 1, cap - n, f);
     n += r;
     if (r == 0) break;
+    if (n > cap_in) {
+      if (f != stdin) fclose(f);
+      fprintf(stderr, "kforge tokenize: %s: input is larger than the cap of %zu MiB (--max-input MB "
+              "raises it)\n", path, cap_in >> 20);
+      free(buf);
+      return -1;
+    }
   }
   int bad = !buf || ferror(f);
   if (f != stdin) fclose(f);
@@ -266,9 +290,55 @@ static int run_bench(const char *tok_path, int threads, const char *sizes, const
   return status;
 }
 
+/* --decode: ids (decimal, whitespace separated) -> the reference's decoded text on stdout. */
+static int decode_ids(const kf_lopt_tokenizer *tok, const char *input, const char *text, size_t n,
+                      int skip_special) {
+  uint32_t *ids = malloc((n / 2 + 1) * sizeof *ids);
+  size_t k = 0;
+  if (!ids) {
+    fprintf(stderr, "kforge tokenize: out of memory\n");
+    return 1;
+  }
+  for (size_t i = 0; i < n;) {
+    while (i < n && (text[i] == ' ' || text[i] == '\n' || text[i] == '\t' || text[i] == '\r')) i++;
+    if (i == n) break;
+    size_t st = i;
+    uint64_t v = 0;
+    while (i < n && text[i] >= '0' && text[i] <= '9' && v <= UINT32_MAX) v = v * 10 + (uint64_t)(text[i++] - '0');
+    if (i == st || v > UINT32_MAX || (i < n && text[i] != ' ' && text[i] != '\n' && text[i] != '\t' &&
+                                      text[i] != '\r')) {
+      fprintf(stderr, "kforge tokenize: %s: byte %zu: token %zu is not a token id (a decimal "
+              "integer)\n", input, st, k);
+      free(ids);
+      return 1;
+    }
+    ids[k++] = (uint32_t)v;
+  }
+  kf_lopt_error err = {0};
+  char *out;
+  size_t on;
+  kf_lopt_status s = skip_special ? kf_lopt_decode_ex(tok, ids, k, 1, &out, &on, &err)
+                                  : kf_lopt_decode(tok, ids, k, &out, &on, &err);
+  free(ids);
+  if (s) {
+    fprintf(stderr, "kforge tokenize: %s: %s\n", input, err.msg);
+    return 1;
+  }
+  int bad = fwrite(out, 1, on, stdout) != on || fflush(stdout) != 0;
+  free(out);
+  if (bad) {
+    fprintf(stderr, "kforge tokenize: write error on stdout\n");
+    return 1;
+  }
+  return 0;
+}
+
 int kf_tokenize_main(int argc, char **argv) {
+  g_max_input = (size_t)1024 << 20;
   const char *tok_path = NULL, *input = NULL, *sizes = "1,10,100", *corpus = NULL;
   int threads = 1, cpt = 0, mode = 0 /* ids */, bench = 0, naive = 0, reps = 0;
+  int decode = 0, skip_special = 0, info = 0;
+  unsigned flags = 0;
   int modes = MODE_SEQ | MODE_LOPT | MODE_NAIVE;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -296,6 +366,27 @@ int kf_tokenize_main(int argc, char **argv) {
       mode = 1;
     } else if (strcmp(a, "--json") == 0) {
       mode = 2;
+    } else if (strcmp(a, "--offsets") == 0) {
+      mode = 3;
+    } else if (strcmp(a, "--add-special-tokens") == 0) {
+      flags |= KF_LOPT_ADD_SPECIAL;
+    } else if (strcmp(a, "--special-as-text") == 0) {
+      flags |= KF_LOPT_SPECIAL_AS_TEXT;
+    } else if (strcmp(a, "--decode") == 0) {
+      decode = 1;
+    } else if (strcmp(a, "--skip-special") == 0) {
+      skip_special = 1;
+    } else if (strcmp(a, "--info") == 0) {
+      info = 1;
+    } else if (strcmp(a, "--max-input") == 0 && i + 1 < argc) {
+      char *end;
+      long v = strtol(argv[++i], &end, 10);
+      if (*end || v < 1 || v > 1400) {
+        fprintf(stderr, "kforge tokenize: --max-input expects MB in [1, 1400], got '%s'\n",
+                argv[i]);
+        return 2;
+      }
+      g_max_input = (size_t)v << 20;
     } else if (strcmp(a, "--naive") == 0) {
       naive = 1;
     } else if (strcmp(a, "--bench") == 0) {
@@ -351,7 +442,7 @@ int kf_tokenize_main(int argc, char **argv) {
     }
   }
   if (bench) return run_bench(tok_path, threads, sizes, corpus, reps, modes);
-  if (!tok_path || !input) {
+  if (!tok_path || (!input && !info)) {
     fprintf(stderr, "kforge tokenize: %s\n%s",
             !tok_path ? "--tokenizer FILE is required" : "no input FILE (use - for stdin)", USAGE);
     return 2;
@@ -362,11 +453,28 @@ int kf_tokenize_main(int argc, char **argv) {
     fprintf(stderr, "kforge tokenize: %s\n", err.msg);
     return 1;
   }
+  if (info) {
+    kf_lopt_info in;
+    kf_lopt_get_info(tok, &in);
+    printf("vocab %zu, merges %zu, added tokens %zu\npipeline: %s\nsplit regex: %s\n"
+           "Unicode: regex classes %s, normalization %s (as the reference's)\n",
+           in.vocab_size, in.n_merges, in.n_added,
+           in.general ? "general (sequential)" : "fast path (LoPT parallel)",
+           in.pattern ? in.pattern : "(none)", in.unicode_regex, in.unicode_norm);
+    kf_lopt_free(tok);
+    return 0;
+  }
   char *text;
   size_t n;
   if (read_all(input, &text, &n) < 0) {
     kf_lopt_free(tok);
     return 1;
+  }
+  if (decode) {
+    int rc = decode_ids(tok, input, text, n, skip_special);
+    free(text);
+    kf_lopt_free(tok);
+    return rc;
   }
   kf_lopt_tokens toks = {0};
   kf_lopt_status s;
@@ -377,10 +485,10 @@ int kf_tokenize_main(int argc, char **argv) {
       kf_lopt_par_opts o = {0};
       o.chunks_per_thread = cpt;
       s = naive ? kf_lopt_encode_naive(tok, pool, text, n, &o, &toks, &err)
-                : kf_lopt_encode_parallel(tok, pool, text, n, &o, &toks, NULL, &err);
+                : kf_lopt_encode_parallel_ex(tok, pool, text, n, flags, &o, &toks, NULL, &err);
     }
   } else {
-    s = kf_lopt_encode(tok, text, n, &toks, &err);
+    s = kf_lopt_encode_ex(tok, text, n, flags, &toks, &err);
   }
   if (s) {
     fprintf(stderr, "kforge tokenize: %s: %s\n", input, err.msg);
@@ -393,6 +501,8 @@ int kf_tokenize_main(int argc, char **argv) {
     for (size_t i = 0; i < toks.n; i++)
       printf(i ? ", [%u, %u]" : "[%u, %u]", toks.start[i], toks.end[i]);
     fputs("]}\n", stdout);
+  } else if (mode == 3) {
+    for (size_t i = 0; i < toks.n; i++) printf("%u %u %u\n", toks.ids[i], toks.start[i], toks.end[i]);
   } else {
     for (size_t i = 0; i < toks.n; i++) printf(i ? " %u" : "%u", toks.ids[i]);
     putchar('\n');

@@ -36,6 +36,7 @@ static void map_offsets(const lopt_prepared *pp, kf_lopt_tokens *t) {
  * not a naive split part that is freed again within the call). */
 static kf_lopt_status encode_seq(const kf_lopt_tokenizer *tok, const char *text, size_t len,
                                  kf_lopt_tokens *out, int huge, kf_lopt_error *err) {
+  if (tok->generic) return lopt_generic_encode(tok, text, len, out, err);
   lopt_prepared pp;
   kf_lopt_status st = lopt_prepare(tok, text, len, 0, 0, &pp, err);
   if (st) return st;
@@ -67,6 +68,56 @@ kf_lopt_status kf_lopt_encode(const kf_lopt_tokenizer *tok, const char *text, si
   if (!tok || !out || (!text && len))
     return kf_lopt_fail(err, KF_LOPT_EINVAL, "kf_lopt_encode: NULL argument");
   return encode_seq(tok, text, len, out, 1, err);
+}
+
+/* The post-processor's tokens around the sequence (offsets 0, 0 as the reference's). */
+static kf_lopt_status add_template(const kf_lopt_tokenizer *tok, kf_lopt_tokens *t,
+                                   kf_lopt_error *err) {
+  size_t pre = tok->n_tpl_pre, post = tok->n_tpl_post, n = t->n;
+  if (!pre && !post) return KF_LOPT_OK;
+  if (lopt_tokens_reserve(t, n + pre + post, 0) < 0)
+    return kf_lopt_fail(err, KF_LOPT_ENOMEM, "out of memory adding special tokens");
+  memmove(t->ids + pre, t->ids, n * sizeof *t->ids);
+  memmove(t->start + pre, t->start, n * sizeof *t->start);
+  memmove(t->end + pre, t->end, n * sizeof *t->end);
+  for (size_t i = 0; i < pre; i++) {
+    t->ids[i] = tok->tpl_pre[i];
+    t->start[i] = t->end[i] = 0;
+  }
+  for (size_t i = 0; i < post; i++) {
+    t->ids[pre + n + i] = tok->tpl_post[i];
+    t->start[pre + n + i] = t->end[pre + n + i] = 0;
+  }
+  t->n = n + pre + post;
+  return KF_LOPT_OK;
+}
+
+kf_lopt_status kf_lopt_encode_parallel_ex(const kf_lopt_tokenizer *tok, kf_lopt_pool *pool,
+                                          const char *text, size_t len, unsigned flags,
+                                          const kf_lopt_par_opts *opts, kf_lopt_tokens *out,
+                                          kf_lopt_par_stats *stats, kf_lopt_error *err) {
+  if (!tok || !out || (!text && len))
+    return kf_lopt_fail(err, KF_LOPT_EINVAL, "kf_lopt_encode_ex: NULL argument");
+  kf_lopt_tokenizer *view = NULL; /* special tokens as text: the same tokenizer without them */
+  const kf_lopt_tokenizer *t = tok;
+  if (flags & KF_LOPT_SPECIAL_AS_TEXT) {
+    view = malloc(sizeof *view);
+    if (!view) return kf_lopt_fail(err, KF_LOPT_ENOMEM, "out of memory");
+    *view = *tok;
+    view->raw_set = tok->raw_set_ns;
+    view->norm_set = tok->norm_set_ns;
+    t = view;
+  }
+  kf_lopt_status st = pool ? kf_lopt_encode_parallel(t, pool, text, len, opts, out, stats, err)
+                           : encode_seq(t, text, len, out, 1, err);
+  free(view);
+  if (!st && (flags & KF_LOPT_ADD_SPECIAL)) st = add_template(tok, out, err);
+  return st;
+}
+
+kf_lopt_status kf_lopt_encode_ex(const kf_lopt_tokenizer *tok, const char *text, size_t len,
+                                 unsigned flags, kf_lopt_tokens *out, kf_lopt_error *err) {
+  return kf_lopt_encode_parallel_ex(tok, NULL, text, len, flags, NULL, out, NULL, err);
 }
 
 /* ---------------------------------------------------------------- thread pool */
@@ -308,6 +359,7 @@ static void job_text(void *varg, size_t i, int worker) {
 }
 
 typedef struct nfc_job {
+  int form;
   const unsigned char *s;
   const lopt_pieces *ps;
   lopt_nfc_block *blocks;
@@ -318,7 +370,7 @@ static void job_nfc(void *varg, size_t i, int worker) {
   (void)worker;
   nfc_job *j = varg;
   lopt_nfc_block b = j->blocks[i]; /* a copy: no false sharing with the neighbour blocks */
-  if (lopt_nfc_block_run(j->s, j->ps, &b, j->new_start) < 0) b.failed = 1;
+  if (lopt_nfc_block_run(j->form, j->s, j->ps, &b, j->new_start) < 0) b.failed = 1;
   j->blocks[i] = b;
 }
 
@@ -393,7 +445,7 @@ done:
 }
 
 /* Step 4. */
-static int prepare_nfc(kf_lopt_pool *pool, size_t block, lopt_prepared *pp) {
+static int prepare_nfc(int form, kf_lopt_pool *pool, size_t block, lopt_prepared *pp) {
   const unsigned char *s = (const unsigned char *)pp->text;
   size_t n = pp->len, nb = (n + block - 1) / block;
   lopt_nfc_block *b = calloc(nb, sizeof *b);
@@ -405,7 +457,7 @@ static int prepare_nfc(kf_lopt_pool *pool, size_t block, lopt_prepared *pp) {
   for (size_t i = 0, at = 0; i < nb && at < n; i++) {
     size_t e = n;
     if (i + 1 < nb) {
-      e = lopt_nfc_cut(s, n, block * (i + 1));
+      e = lopt_nfc_cut(form, s, n, block * (i + 1));
       size_t pi = lopt_find_piece(&pp->pieces, (uint32_t)e);
       if (pi < pp->pieces.n && pp->pieces.p[pi].added >= 0 && pp->pieces.p[pi].start < e)
         e = pp->pieces.p[pi].end; /* piece edges are cuts too; stay out of added tokens */
@@ -416,7 +468,7 @@ static int prepare_nfc(kf_lopt_pool *pool, size_t block, lopt_prepared *pp) {
     n_blocks++;
     at = e;
   }
-  nfc_job nj = {s, &pp->pieces, b, new_start};
+  nfc_job nj = {form, s, &pp->pieces, b, new_start};
   pool_run(pool, n_blocks, job_nfc, &nj);
   size_t total = 0;
   for (size_t i = 0; i < n_blocks; i++) {
@@ -468,7 +520,7 @@ kf_lopt_status lopt_prepare_parallel(const kf_lopt_tokenizer *tok, kf_lopt_pool 
   pp->text = in ? in : "";
   pp->len = len;
   int rc = prepare_split(tok, pool, pp->text, len, block, pp);
-  if (rc >= 0 && tok->nfc && (rc & 2) && prepare_nfc(pool, block, pp) < 0) rc = -1;
+  if (rc >= 0 && tok->nfc && (rc & 2) && prepare_nfc(tok->nfc, pool, block, pp) < 0) rc = -1;
   if (rc >= 0 && lopt_split_normalized(tok, pp) < 0) rc = -1;
   if (rc < 0) {
     lopt_prepared_free(pp);
@@ -745,6 +797,10 @@ kf_lopt_status kf_lopt_encode_parallel(const kf_lopt_tokenizer *tok, kf_lopt_poo
                                        kf_lopt_par_stats *stats, kf_lopt_error *err) {
   if (!tok || !out || (!text && len))
     return kf_lopt_fail(err, KF_LOPT_EINVAL, "kf_lopt_encode_parallel: NULL argument");
+  if (tok->generic) { /* the general pipeline is sequential */
+    if (stats) memset(stats, 0, sizeof *stats);
+    return lopt_generic_encode(tok, text, len, out, err);
+  }
   kf_lopt_par_opts o = {0};
   if (opts) o = *opts;
   int guided = o.chunks_per_thread <= 0 && o.chunk_bytes == 0 && o.seed == 0;

@@ -80,6 +80,40 @@ typedef struct lopt_added_set {
   uint32_t max_len;
 } lopt_added_set;
 
+/* ---- the general pipeline (kf_lopt_pipe.c), for files the fast path does not cover ---- */
+enum { LN_NF = 1, LN_REPLACE, LN_PREPEND, LN_STRIP, LN_LOWERCASE };
+typedef struct lopt_norm_op {
+  int kind;
+  int form;             /* LN_NF: LOPT_NF_* */
+  pcre2_code *re;       /* LN_REPLACE */
+  char *content;        /* LN_REPLACE, LN_PREPEND */
+  size_t content_n;
+  int left, right;      /* LN_STRIP */
+} lopt_norm_op;
+
+enum { LP_SPLIT = 1, LP_BYTELEVEL, LP_METASPACE, LP_DIGITS, LP_PUNCT, LP_WHITESPACE, LP_WSSPLIT };
+enum { LB_REMOVED = 1, LB_ISOLATED, LB_PREV, LB_NEXT, LB_CONTIGUOUS };
+enum { LM_ALWAYS = 1, LM_FIRST, LM_NEVER };
+typedef struct lopt_pre_op {
+  int kind;
+  pcre2_code *re;       /* LP_SPLIT, LP_BYTELEVEL (use_regex), LP_WHITESPACE */
+  int behavior, invert; /* LP_SPLIT, LP_PUNCT, LP_DIGITS */
+  int add_prefix_space; /* LP_BYTELEVEL */
+  char *repl;           /* LP_METASPACE */
+  size_t repl_n;
+  int prepend_scheme, split;
+  int individual;       /* LP_DIGITS */
+} lopt_pre_op;
+
+enum { LD_BYTELEVEL = 1, LD_REPLACE, LD_BYTEFALLBACK, LD_FUSE, LD_STRIP, LD_METASPACE };
+typedef struct lopt_dec_op {
+  int kind;
+  char *pat, *content;  /* LD_REPLACE (a plain string pattern); LD_STRIP content; LD_METASPACE */
+  size_t pat_n, content_n;
+  int start, stop;      /* LD_STRIP */
+  int prepend_scheme;   /* LD_METASPACE */
+} lopt_dec_op;
+
 struct kf_lopt_tokenizer {
   char name[256];
   /* vocabulary */
@@ -105,7 +139,7 @@ struct kf_lopt_tokenizer {
   uint32_t unk_id;
   int fuse_unk;
   /* normalizer */
-  int nfc;
+  int nfc;                 /* LOPT_NF_*: the Unicode normalization form (fast path) */
   /* pre-tokenizer */
   char *pattern;           /* as written in the file */
   pcre2_code *re;
@@ -116,7 +150,52 @@ struct kf_lopt_tokenizer {
   lopt_added_set raw_set;   /* normalized == false: matched on the input */
   lopt_added_set norm_set;  /* normalized == true: matched on normalized pieces */
   pcre2_code *re_word;      /* one word character (single_word) */
+  lopt_added_set raw_set_ns, norm_set_ns; /* the same without special tokens (special as text) */
+  int drop_gaps;            /* fast path: Split Removed + invert: text no match covers is dropped */
+  /* general pipeline */
+  int generic;              /* 1: encode with kf_lopt_pipe.c (sequential), not the fast path */
+  lopt_norm_op *norm_ops;
+  size_t n_norm_ops;
+  lopt_pre_op *pre_ops;
+  size_t n_pre_ops;
+  lopt_dec_op *dec_ops;
+  size_t n_dec_ops;
+  int has_decoder;
+  uint32_t *raw_off, *raw_len; /* each id's string as written in the file (decoders start there) */
+  char *raw_pool;
+  size_t raw_pool_len;
+  /* post-processor (TemplateProcessing "single"): ids before and after the sequence */
+  uint32_t *tpl_pre, *tpl_post;
+  size_t n_tpl_pre, n_tpl_post;
+  char norm_desc[96], pre_desc[160]; /* for kf_lopt_get_info */
 };
+
+typedef struct lopt_scratch lopt_scratch;
+struct lopt_chunk;
+/* ---- regex translation and Unicode classes (kf_lopt_regex.c) ---- */
+int lopt_translate_pattern(const char *in, size_t n, char **out, char *why, size_t why_n);
+/* Compile a tokenizer.json pattern (literal: a "String" pattern); NULL with why on failure. */
+pcre2_code *lopt_compile_pattern(const char *pat, size_t n, int literal, char *why, size_t why_n);
+const char *lopt_general_category(uint32_t cp);
+int lopt_is_punct8(uint32_t cp);
+int lopt_to_lower(uint32_t cp, uint32_t out[3]);
+
+/* ---- strict JSON check (kf_lopt_json.c): 0, or -1 with msg naming the JSON path ---- */
+int lopt_json_check(const char *s, size_t n, char *msg, size_t msg_n);
+
+/* ---- the general pipeline ---- */
+kf_lopt_status lopt_generic_encode(const kf_lopt_tokenizer *tok, const char *text, size_t len,
+                                   kf_lopt_tokens *out, kf_lopt_error *err);
+void lopt_pipe_free(kf_lopt_tokenizer *tok);
+/* in[0..n) through the normalizer ops (malloc'd, NUL-terminated); -1 on ENOMEM. */
+int lopt_normalize_bytes(const kf_lopt_tokenizer *tok, const char *in, size_t n, char **out,
+                         size_t *out_n);
+kf_lopt_status lopt_generic_decode(const kf_lopt_tokenizer *tok, const uint32_t *ids, size_t n,
+                                   int skip_special, char **out, size_t *out_len,
+                                   kf_lopt_error *err);
+/* Tokens of one word w[0..n) (model-space bytes), offsets relative to w, appended to c. */
+int lopt_encode_word(const kf_lopt_tokenizer *tok, lopt_scratch *s, const unsigned char *w,
+                     uint32_t n, struct lopt_chunk *c);
 
 /* ---- text stage (kf_lopt_text.c) ---- */
 
@@ -153,14 +232,17 @@ static inline int lopt_utf8_next(const unsigned char *s, size_t n, uint32_t *cp)
 int lopt_utf8_put(uint32_t cp, char *out);
 int lopt_is_white_space(uint32_t cp);
 
-/* NFC */
-int lopt_nfc_inert(uint32_t cp);
-/* 1 if text[0..n) (valid UTF-8) has any code point that is not inert. */
-int lopt_nfc_maybe(const unsigned char *s, size_t n);
-/* Normalize s[0..n) (valid UTF-8) to NFC, appending to *buf; records changed regions in map
- * with original positions offset by base and new positions offset by *buf_len at entry. */
-int lopt_nfc_append(const unsigned char *s, size_t n, uint32_t base, char **buf, size_t *buf_len,
-                    size_t *buf_cap, lopt_map *map);
+/* Unicode normalization forms (tables: Unicode KF_UNICODE_NORM_VERSION, the reference's). */
+enum { LOPT_NF_NONE = 0, LOPT_NF_NFC, LOPT_NF_NFD, LOPT_NF_NFKC, LOPT_NF_NFKD };
+int lopt_nfc_inert(int form, uint32_t cp);
+const char *lopt_unicode_norm_version(void);
+const char *lopt_unicode_regex_version(void);
+/* 1 if text[0..n) (valid UTF-8) has any code point that is not inert for the form. */
+int lopt_nfc_maybe(int form, const unsigned char *s, size_t n);
+/* Normalize s[0..n) (valid UTF-8) to the form, appending to *buf; records changed regions in
+ * map with original positions offset by base and new positions offset by *buf_len at entry. */
+int lopt_nfc_append(int form, const unsigned char *s, size_t n, uint32_t base, char **buf,
+                    size_t *buf_len, size_t *buf_cap, lopt_map *map);
 
 /* ---- pieces: the text split at added tokens ---- */
 typedef struct lopt_piece {
@@ -195,6 +277,8 @@ kf_lopt_status lopt_prepare_parallel(const kf_lopt_tokenizer *tok, kf_lopt_pool 
                                      const char *in, size_t len, size_t block,
                                      lopt_prepared *pp, kf_lopt_error *err);
 
+int lopt_split_added(const kf_lopt_tokenizer *tok, const lopt_added_set *set,
+                     const unsigned char *s, uint32_t lo, uint32_t hi, lopt_pieces *out);
 /* Split the pieces of pp at normalized added tokens (after NFC). Returns 0, or -1 on ENOMEM. */
 int lopt_split_normalized(const kf_lopt_tokenizer *tok, lopt_prepared *pp);
 
@@ -236,7 +320,7 @@ void lopt_text_block_free(lopt_text_block *b);
 
 /* First position >= x in s[0, n) before which NFC may cut: a character start whose code point is
  * inert (UAX #15: a normalization boundary precedes every inert character), or n. */
-size_t lopt_nfc_cut(const unsigned char *s, size_t n, size_t x);
+size_t lopt_nfc_cut(int form, const unsigned char *s, size_t n, size_t x);
 
 /* NFC of the repaired text's range [lo, hi) (both NFC cuts or piece edges): text pieces are
  * normalized, added pieces copied. map: new side block-local, old side global. new_start[i] gets
@@ -248,11 +332,10 @@ typedef struct lopt_nfc_block {
   lopt_map map;
   int failed;
 } lopt_nfc_block;
-int lopt_nfc_block_run(const unsigned char *s, const lopt_pieces *ps, lopt_nfc_block *b,
-                       uint32_t *new_start);
+int lopt_nfc_block_run(int form, const unsigned char *s, const lopt_pieces *ps,
+                       lopt_nfc_block *b, uint32_t *new_start);
 
 /* ---- chunk tokenization (kf_lopt_bpe.c) ---- */
-typedef struct lopt_scratch lopt_scratch;
 lopt_scratch *lopt_scratch_new(const kf_lopt_tokenizer *tok);
 void lopt_scratch_free(lopt_scratch *s);
 

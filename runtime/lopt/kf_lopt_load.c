@@ -83,76 +83,6 @@ static size_t decode_form(const kf_lopt_tokenizer *tok, const int16_t *byte_of_c
   return j;
 }
 
-/* Rewrite \s and \S as Unicode White_Space classes: the reference compiles the pattern with
- * Oniguruma, whose \s is White_Space; PCRE2's UCP \s differs (it omits U+0085). */
-#define WS_MEMBERS "\\t-\\r \\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}"
-static int translate_pattern(const char *in, char **out, char *why, size_t why_n) {
-  size_t n = strlen(in);
-  char *o = malloc(n * 48 + 1);
-  if (!o) {
-    snprintf(why, why_n, "out of memory");
-    return -1;
-  }
-  size_t j = 0;
-  int in_class = 0;
-  for (size_t i = 0; i < n; i++) {
-    char c = in[i];
-    if (c == '\\' && i + 1 < n) {
-      char d = in[i + 1];
-      if (d == 's' || d == 'S') {
-        if (in_class && d == 'S') {
-          snprintf(why, why_n, "\\S inside a character class (offset %zu) is not supported", i);
-          free(o);
-          return -1;
-        }
-        const char *rep = in_class ? WS_MEMBERS : (d == 's' ? "[" WS_MEMBERS "]" : "[^" WS_MEMBERS "]");
-        size_t k = strlen(rep);
-        memcpy(o + j, rep, k);
-        j += k;
-        i++;
-        continue;
-      }
-      if (d == 'Q') { /* literal run up to \E */
-        const char *e = strstr(in + i + 2, "\\E");
-        size_t stop = e ? (size_t)(e - in) + 2 : n;
-        memcpy(o + j, in + i, stop - i);
-        j += stop - i;
-        i = stop - 1;
-        continue;
-      }
-      o[j++] = c;
-      o[j++] = d;
-      i++;
-      continue;
-    }
-    if (!in_class && c == '[') {
-      in_class = 1;
-      o[j++] = c;
-      if (i + 1 < n && in[i + 1] == '^') o[j++] = in[++i];
-      if (i + 1 < n && in[i + 1] == ']') o[j++] = in[++i]; /* leading ] is literal */
-      continue;
-    }
-    if (in_class && c == '[' && i + 1 < n && in[i + 1] == ':') { /* [:posix:] */
-      const char *e = strstr(in + i + 2, ":]");
-      size_t stop = e ? (size_t)(e - in) + 2 : i + 1;
-      memcpy(o + j, in + i, stop - i);
-      j += stop - i;
-      i = stop - 1;
-      continue;
-    }
-    if (in_class && c == '[') {
-      snprintf(why, why_n, "nested character class (offset %zu) is not supported", i);
-      free(o);
-      return -1;
-    }
-    if (in_class && c == ']') in_class = 0;
-    o[j++] = c;
-  }
-  o[j] = 0;
-  *out = o;
-  return 0;
-}
-
 static const char GPT2_PATTERN[] =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
@@ -173,140 +103,222 @@ static const char *json_type(const cJSON *obj) {
   return cJSON_IsString(t) ? t->valuestring : NULL;
 }
 
+static const char *json_str(const cJSON *obj, const char *key) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+  return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static int json_int(const cJSON *obj, const char *key, int dflt) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+  if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble <= 1e6) return (int)v->valuedouble;
+  return dflt;
+}
+
+static char *dup_str(const char *s, size_t *n) {
+  size_t k = strlen(s);
+  char *d = malloc(k + 1);
+  if (d) memcpy(d, s, k + 1);
+  if (n) *n = k;
+  return d;
+}
+
+/* {"String": s} or {"Regex": r} -> compiled pattern; where names the field in messages. */
+static kf_lopt_status load_pattern(load_ctx *L, const cJSON *pat, const char *where,
+                                   pcre2_code **re) {
+  const char *rx = json_str(pat, "Regex"), *st = json_str(pat, "String");
+  if (!rx && !st)
+    return kf_lopt_fail(L->err, KF_LOPT_EPARSE,
+                        "%s: %s must be {\"Regex\": ...} or {\"String\": ...}", L->name, where);
+  char why[240];
+  const char *p = rx ? rx : st;
+  *re = lopt_compile_pattern(p, strlen(p), rx == NULL, why, sizeof why);
+  if (!*re)
+    return kf_lopt_fail(L->err, KF_LOPT_EUNSUPPORTED, "%s: %s: regex %s", L->name, where, why);
+  return KF_LOPT_OK;
+}
+
+static kf_lopt_status ops_grow(load_ctx *L, void **v, size_t n, size_t elem) {
+  void *g = realloc(*v, (n + 1) * elem);
+  if (!g) return kf_lopt_fail(L->err, KF_LOPT_ENOMEM, "out of memory");
+  memset((char *)g + n * elem, 0, elem);
+  *v = g;
+  return KF_LOPT_OK;
+}
+
+typedef kf_lopt_status (*stage_fn)(load_ctx *L, const cJSON *obj, const char *where);
+
+/* A Sequence stage: obj[key] is an array whose items each load with fn (paths where.key[i]). */
+static kf_lopt_status load_seq(load_ctx *L, const cJSON *obj, const char *key, const char *where,
+                               stage_fn fn) {
+  const cJSON *list = cJSON_GetObjectItemCaseSensitive(obj, key);
+  if (!cJSON_IsArray(list))
+    return kf_lopt_fail(L->err, KF_LOPT_EPARSE, "%s: %s.%s must be an array", L->name, where, key);
+  int i = 0;
+  const cJSON *it;
+  cJSON_ArrayForEach(it, list) {
+    char w[200];
+    snprintf(w, sizeof w, "%.150s.%s[%d]", where, key, i++);
+    kf_lopt_status s = fn(L, it, w);
+    if (s) return s;
+  }
+  return KF_LOPT_OK;
+}
+
 static kf_lopt_status load_normalizer(load_ctx *L, const cJSON *nz, const char *where) {
+  kf_lopt_tokenizer *tok = L->tok;
   if (!nz || cJSON_IsNull(nz)) return KF_LOPT_OK;
   const char *type = json_type(nz);
   if (!type)
     return kf_lopt_fail(L->err, KF_LOPT_EPARSE, "%s: %s has no \"type\"", L->name, where);
-  if (strcmp(type, "NFC") == 0) {
-    L->tok->nfc = 1;
-    return KF_LOPT_OK;
-  }
-  if (strcmp(type, "Sequence") == 0) {
-    const cJSON *list = cJSON_GetObjectItemCaseSensitive(nz, "normalizers");
-    if (!cJSON_IsArray(list))
-      return kf_lopt_fail(L->err, KF_LOPT_EPARSE, "%s: %s.normalizers must be an array", L->name,
-                          where);
-    int i = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, list) {
-      char w[96];
-      snprintf(w, sizeof w, "%s.normalizers[%d]", where, i++);
-      kf_lopt_status s = load_normalizer(L, it, w);
-      if (s) return s;
+  if (strcmp(type, "Sequence") == 0) return load_seq(L, nz, "normalizers", where, load_normalizer);
+  kf_lopt_status st = ops_grow(L, (void **)&tok->norm_ops, tok->n_norm_ops, sizeof *tok->norm_ops);
+  if (st) return st;
+  lopt_norm_op *op = &tok->norm_ops[tok->n_norm_ops];
+  static const char *const nf[] = {"NFC", "NFD", "NFKC", "NFKD"};
+  for (int f = 0; f < 4; f++)
+    if (strcmp(type, nf[f]) == 0) {
+      op->kind = LN_NF;
+      op->form = LOPT_NF_NFC + f;
     }
-    return KF_LOPT_OK;
+  if (strcmp(type, "Replace") == 0) {
+    const char *content = json_str(nz, "content");
+    char w[180];
+    snprintf(w, sizeof w, "%s.pattern", where);
+    if (!content)
+      return kf_lopt_fail(L->err, KF_LOPT_EPARSE, "%s: %s.content must be a string", L->name,
+                          where);
+    st = load_pattern(L, cJSON_GetObjectItemCaseSensitive(nz, "pattern"), w, &op->re);
+    if (st) return st;
+    op->kind = LN_REPLACE;
+    if (!(op->content = dup_str(content, &op->content_n)))
+      return kf_lopt_fail(L->err, KF_LOPT_ENOMEM, "out of memory");
+  } else if (strcmp(type, "Prepend") == 0) {
+    const char *content = json_str(nz, "prepend");
+    if (!content)
+      return kf_lopt_fail(L->err, KF_LOPT_EPARSE, "%s: %s.prepend must be a string", L->name,
+                          where);
+    op->kind = LN_PREPEND;
+    if (!(op->content = dup_str(content, &op->content_n)))
+      return kf_lopt_fail(L->err, KF_LOPT_ENOMEM, "out of memory");
+  } else if (strcmp(type, "Lowercase") == 0) {
+    op->kind = LN_LOWERCASE;
+  } else if (strcmp(type, "Strip") == 0) {
+    op->kind = LN_STRIP;
+    op->left = json_bool(nz, "strip_left", 1);
+    op->right = json_bool(nz, "strip_right", 1);
   }
-  return kf_lopt_fail(L->err, KF_LOPT_EUNSUPPORTED,
-                      "%s: %s type \"%s\" is not supported (kf_lopt implements NFC)", L->name,
-                      where, type);
+  if (!op->kind) {
+    pcre2_code_free(op->re);
+    return kf_lopt_fail(L->err, KF_LOPT_EUNSUPPORTED,
+                        "%s: %s type \"%s\" is not supported (kf_lopt implements NFC, NFD, NFKC, "
+                        "NFKD, Replace, Prepend, Strip, Lowercase and Sequence)",
+                        L->name, where, type);
+  }
+  tok->n_norm_ops++;
+  return KF_LOPT_OK;
 }
 
-/* Collects the split pattern and whether ByteLevel is used. */
-static kf_lopt_status load_pretok(load_ctx *L, const cJSON *pt, const char *where,
-                                  const char **pattern, int *is_last, int *bl_seen) {
+static int behavior_of(const char *b) {
+  static const char *const names[] = {"Removed", "Isolated", "MergedWithPrevious",
+                                      "MergedWithNext", "Contiguous"};
+  for (int i = 0; i < 5; i++)
+    if (b && strcmp(b, names[i]) == 0) return LB_REMOVED + i;
+  return 0;
+}
+
+static kf_lopt_status load_pretok(load_ctx *L, const cJSON *pt, const char *where) {
   kf_lopt_tokenizer *tok = L->tok;
   if (!pt || cJSON_IsNull(pt)) return KF_LOPT_OK;
   const char *type = json_type(pt);
   if (!type)
     return kf_lopt_fail(L->err, KF_LOPT_EPARSE, "%s: %s has no \"type\"", L->name, where);
-  if (*bl_seen)
-    return kf_lopt_fail(L->err, KF_LOPT_EUNSUPPORTED,
-                        "%s: %s: a pre-tokenizer after ByteLevel is not supported", L->name, where);
-  if (strcmp(type, "Sequence") == 0) {
-    const cJSON *list = cJSON_GetObjectItemCaseSensitive(pt, "pretokenizers");
-    if (!cJSON_IsArray(list))
-      return kf_lopt_fail(L->err, KF_LOPT_EPARSE, "%s: %s.pretokenizers must be an array",
-                          L->name, where);
-    int i = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, list) {
-      char w[96];
-      snprintf(w, sizeof w, "%s.pretokenizers[%d]", where, i++);
-      kf_lopt_status s = load_pretok(L, it, w, pattern, is_last, bl_seen);
-      if (s) return s;
-    }
-    return KF_LOPT_OK;
-  }
+  if (strcmp(type, "Sequence") == 0) return load_seq(L, pt, "pretokenizers", where, load_pretok);
+  kf_lopt_status st = ops_grow(L, (void **)&tok->pre_ops, tok->n_pre_ops, sizeof *tok->pre_ops);
+  if (st) return st;
+  lopt_pre_op *op = &tok->pre_ops[tok->n_pre_ops];
+  char why[240];
   if (strcmp(type, "ByteLevel") == 0) {
-    if (json_bool(pt, "add_prefix_space", 0))
-      return kf_lopt_fail(L->err, KF_LOPT_EUNSUPPORTED,
-                          "%s: %s: ByteLevel add_prefix_space=true is not supported", L->name,
-                          where);
-    if (json_bool(pt, "use_regex", 1)) {
-      if (*pattern)
-        return kf_lopt_fail(L->err, KF_LOPT_EUNSUPPORTED,
-                            "%s: %s: ByteLevel use_regex=true after a Split (two regex stages) "
-                            "is not supported",
-                            L->name, where);
-      *pattern = GPT2_PATTERN;
-    }
+    op->kind = LP_BYTELEVEL;
+    op->add_prefix_space = json_bool(pt, "add_prefix_space", 1);
+    if (json_bool(pt, "use_regex", 1) &&
+        !(op->re = lopt_compile_pattern(GPT2_PATTERN, strlen(GPT2_PATTERN), 0, why, sizeof why)))
+      return kf_lopt_fail(L->err, KF_LOPT_ENOMEM, "%s: %s: %s", L->name, where, why);
     tok->byte_level = 1;
-    *bl_seen = 1;
-    return KF_LOPT_OK;
-  }
-  if (strcmp(type, "Split") == 0) {
-    const cJSON *pat = cJSON_GetObjectItemCaseSensitive(pt, "pattern");
-    const cJSON *re = cJSON_GetObjectItemCaseSensitive(pat, "Regex");
-    const cJSON *str = cJSON_GetObjectItemCaseSensitive(pat, "String");
-    const cJSON *beh = cJSON_GetObjectItemCaseSensitive(pt, "behavior");
-    if (!cJSON_IsString(re) && !cJSON_IsString(str))
+  } else if (strcmp(type, "Split") == 0) {
+    const char *beh = json_str(pt, "behavior");
+    op->kind = LP_SPLIT;
+    op->behavior = behavior_of(beh);
+    op->invert = json_bool(pt, "invert", 0);
+    if (!op->behavior)
       return kf_lopt_fail(L->err, KF_LOPT_EPARSE,
-                          "%s: %s.pattern must be {\"Regex\": ...} or {\"String\": ...}", L->name,
-                          where);
-    if (!cJSON_IsString(beh) || strcmp(beh->valuestring, "Isolated") != 0)
-      return kf_lopt_fail(L->err, KF_LOPT_EUNSUPPORTED,
-                          "%s: %s: Split behavior \"%s\" is not supported (only Isolated)",
-                          L->name, where, cJSON_IsString(beh) ? beh->valuestring : "?");
-    if (json_bool(pt, "invert", 0))
-      return kf_lopt_fail(L->err, KF_LOPT_EUNSUPPORTED,
-                          "%s: %s: Split invert=true is not supported", L->name, where);
-    if (*pattern)
-      return kf_lopt_fail(L->err, KF_LOPT_EUNSUPPORTED,
-                          "%s: %s: more than one Split stage is not supported", L->name, where);
-    if (cJSON_IsString(re)) {
-      *pattern = re->valuestring;
-    } else {
-      /* literal string: quote it */
-      size_t n = strlen(str->valuestring);
-      char *q = malloc(n + 8);
-      if (!q) return kf_lopt_fail(L->err, KF_LOPT_ENOMEM, "out of memory");
-      snprintf(q, n + 8, "\\Q%s\\E", str->valuestring);
-      free(tok->pattern);
-      tok->pattern = q; /* owned; *pattern points at it */
-      *pattern = q;
-    }
-    *is_last = 0;
-    return KF_LOPT_OK;
+                          "%s: %s.behavior \"%s\" is not one of Removed, Isolated, "
+                          "MergedWithPrevious, MergedWithNext, Contiguous",
+                          L->name, where, beh ? beh : "(missing)");
+    char w[180];
+    snprintf(w, sizeof w, "%s.pattern", where);
+    st = load_pattern(L, cJSON_GetObjectItemCaseSensitive(pt, "pattern"), w, &op->re);
+    if (st) return st;
+  } else if (strcmp(type, "Metaspace") == 0) {
+    const char *repl = json_str(pt, "replacement");
+    const char *scheme = json_str(pt, "prepend_scheme");
+    op->kind = LP_METASPACE;
+    if (!(op->repl = dup_str(repl ? repl : "\xE2\x96\x81", &op->repl_n)))
+      return kf_lopt_fail(L->err, KF_LOPT_ENOMEM, "out of memory");
+    op->split = json_bool(pt, "split", 1);
+    op->prepend_scheme = !scheme ? (json_bool(pt, "add_prefix_space", 1) ? LM_ALWAYS : LM_NEVER)
+                         : strcmp(scheme, "first") == 0 ? LM_FIRST
+                         : strcmp(scheme, "never") == 0 ? LM_NEVER : LM_ALWAYS;
+  } else if (strcmp(type, "Digits") == 0) {
+    op->kind = LP_DIGITS;
+    op->individual = json_bool(pt, "individual_digits", 0);
+  } else if (strcmp(type, "Punctuation") == 0) {
+    op->kind = LP_PUNCT;
+    op->behavior = behavior_of(json_str(pt, "behavior"));
+    if (!op->behavior) op->behavior = LB_ISOLATED;
+  } else if (strcmp(type, "Whitespace") == 0) {
+    op->kind = LP_WHITESPACE;
+    if (!(op->re = lopt_compile_pattern("\\w+|[^\\w\\s]+", 13, 0, why, sizeof why)))
+      return kf_lopt_fail(L->err, KF_LOPT_ENOMEM, "%s: %s: %s", L->name, where, why);
+  } else if (strcmp(type, "WhitespaceSplit") == 0) {
+    op->kind = LP_WSSPLIT;
+  } else {
+    return kf_lopt_fail(L->err, KF_LOPT_EUNSUPPORTED,
+                        "%s: %s type \"%s\" is not supported (kf_lopt implements Split, "
+                        "ByteLevel, Metaspace, Digits, Punctuation, Whitespace, WhitespaceSplit "
+                        "and Sequence)",
+                        L->name, where, type);
   }
-  return kf_lopt_fail(L->err, KF_LOPT_EUNSUPPORTED,
-                      "%s: %s type \"%s\" is not supported (kf_lopt implements Split, ByteLevel "
-                      "and Sequence of those)",
-                      L->name, where, type);
+  tok->n_pre_ops++;
+  return KF_LOPT_OK;
 }
 
-static kf_lopt_status compile_pattern(load_ctx *L, const char *pattern) {
-  kf_lopt_tokenizer *tok = L->tok;
-  char why[200];
-  char *tr;
-  if (translate_pattern(pattern, &tr, why, sizeof why) < 0)
-    return kf_lopt_fail(L->err, KF_LOPT_EUNSUPPORTED, "%s: pre_tokenizer regex: %s", L->name, why);
-  int ec;
-  PCRE2_SIZE eo;
-  tok->re = pcre2_compile((PCRE2_SPTR)tr, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &ec, &eo,
-                          NULL);
-  free(tr);
-  if (!tok->re) {
-    PCRE2_UCHAR msg[160];
-    pcre2_get_error_message(ec, msg, sizeof msg);
-    return kf_lopt_fail(L->err, KF_LOPT_EUNSUPPORTED,
-                        "%s: pre_tokenizer regex does not compile with PCRE2 (%s, near offset %zu "
-                        "of the translated pattern)",
-                        L->name, (const char *)msg, (size_t)eo);
+/* The fast path (parallel LoPT): at most one Unicode normalization form, then at most one
+ * regex split (Isolated, or Removed with invert, i.e. only the matches) and ByteLevel without
+ * its own regex, or ByteLevel with its regex alone, or no pre-tokenizer. */
+static void choose_path(kf_lopt_tokenizer *tok) {
+  tok->generic = 1;
+  if (tok->n_norm_ops > 1 || (tok->n_norm_ops == 1 && tok->norm_ops[0].kind != LN_NF)) return;
+  const lopt_pre_op *p = tok->pre_ops;
+  size_t n = tok->n_pre_ops;
+  pcre2_code *re = NULL;
+  int drop = 0;
+  if (n >= 1 && p[0].kind == LP_SPLIT) {
+    if (p[0].behavior == LB_ISOLATED && !p[0].invert) drop = 0;
+    else if (p[0].behavior == LB_REMOVED && p[0].invert) drop = 1;
+    else return;
+    re = p[0].re;
+    p++;
+    n--;
   }
-  /* JIT for normal and hard-partial matching; without JIT pcre2_match interprets. */
-  (void)pcre2_jit_compile(tok->re, PCRE2_JIT_COMPLETE | PCRE2_JIT_PARTIAL_HARD);
-  return KF_LOPT_OK;
+  if (n == 1 && p[0].kind == LP_BYTELEVEL && !p[0].add_prefix_space && (!re || !p[0].re)) {
+    if (!re) re = p[0].re;
+  } else if (n != 0) {
+    return;
+  }
+  tok->generic = 0;
+  tok->re = re;
+  tok->drop_gaps = drop;
+  tok->nfc = tok->n_norm_ops ? tok->norm_ops[0].form : LOPT_NF_NONE;
 }
 
 /* Order for leftmost-longest matching: by first byte, then longest first. */
@@ -317,18 +329,22 @@ static int added_before(const kf_lopt_tokenizer *tok, uint32_t i, uint32_t j) {
   return x->len > y->len;
 }
 
-static int build_added_set(kf_lopt_tokenizer *tok, int normalized, lopt_added_set *set) {
+/* Added tokens with that normalized flag (no_special: without the special ones). */
+static int build_added_set(kf_lopt_tokenizer *tok, int normalized, int no_special,
+                           lopt_added_set *set) {
   memset(set, 0, sizeof *set);
+#define ADDED_IN(a) ((a)->normalized == normalized && (a)->len && !(no_special && (a)->special))
   for (size_t i = 0; i < tok->n_added; i++)
-    if (tok->added[i].normalized == normalized && tok->added[i].len) set->n++;
+    if (ADDED_IN(&tok->added[i])) set->n++;
   set->idx = malloc((set->n + 1) * sizeof *set->idx);
   if (!set->idx) return -1;
   size_t k = 0;
   for (size_t i = 0; i < tok->n_added; i++)
-    if (tok->added[i].normalized == normalized && tok->added[i].len) {
+    if (ADDED_IN(&tok->added[i])) {
       set->idx[k++] = (uint32_t)i;
       if (tok->added[i].len > set->max_len) set->max_len = tok->added[i].len;
     }
+#undef ADDED_IN
   for (size_t i = 1; i < set->n; i++) { /* insertion sort: added tokens are few */
     uint32_t v = set->idx[i];
     size_t j = i;
@@ -428,17 +444,50 @@ static kf_lopt_status load_model(load_ctx *L, const cJSON *root, const int16_t *
   pool_need += 256;
   tok->id_pool = malloc(pool_need + 1);
   if (!tok->id_pool) return kf_lopt_fail(err, KF_LOPT_ENOMEM, "%s: out of memory", name);
-  char *tmp = malloc(4096);
-  if (!tmp) return kf_lopt_fail(err, KF_LOPT_ENOMEM, "%s: out of memory", name);
+  size_t max_key = 64; /* scratch for one unmapped key or merge (no fixed cap on length) */
+  cJSON_ArrayForEach(it, vocab) {
+    size_t k = strlen(it->string);
+    if (k > max_key) max_key = k;
+  }
+  cJSON_ArrayForEach(it, merges) {
+    size_t k = cJSON_IsString(it) ? strlen(it->valuestring) : 0;
+    if (cJSON_IsArray(it))
+      for (const cJSON *e = it->child; e; e = e->next)
+        if (cJSON_IsString(e)) k += strlen(e->valuestring);
+    if (k > max_key) max_key = k;
+  }
+  size_t raw_need = 0;
+  cJSON_ArrayForEach(it, vocab) raw_need += strlen(it->string);
+  if (cJSON_IsArray(added))
+    cJSON_ArrayForEach(it, added) raw_need += strlen(json_str(it, "content"));
+  tok->raw_off = calloc(tok->n_ids + 1, sizeof *tok->raw_off);
+  tok->raw_len = calloc(tok->n_ids + 1, sizeof *tok->raw_len);
+  tok->raw_pool = malloc(raw_need + 1);
+  char *tmp = malloc(4 * max_key + 64);
+  if (!tmp || !tok->raw_off || !tok->raw_len || !tok->raw_pool) {
+    free(tmp);
+    return kf_lopt_fail(err, KF_LOPT_ENOMEM, "%s: out of memory", name);
+  }
+  char *two0 = malloc(2 * max_key + 2);
+  if (!two0) {
+    free(tmp);
+    return kf_lopt_fail(err, KF_LOPT_ENOMEM, "%s: out of memory", name);
+  }
   cJSON_ArrayForEach(it, vocab) {
     uint32_t id = (uint32_t)it->valuedouble;
     size_t klen = strlen(it->string), rn;
-    if (klen > 1024) {
+    if (tok->id_known[id]) {
       free(tmp);
-      return kf_lopt_fail(err, KF_LOPT_EUNSUPPORTED,
-                          "%s: model.vocab entry of %zu bytes (id %u) is longer than 1024", name,
-                          klen, id);
+      free(two0);
+      return kf_lopt_fail(err, KF_LOPT_EPARSE,
+                          "%s: model.vocab[\"%.60s\"]: id %u is already used by another entry "
+                          "(duplicate id)",
+                          name, it->string, id);
     }
+    memcpy(tok->raw_pool + tok->raw_pool_len, it->string, klen);
+    tok->raw_off[id] = (uint32_t)tok->raw_pool_len;
+    tok->raw_len[id] = (uint32_t)klen;
+    tok->raw_pool_len += klen;
     if (unmap(tok, byte_of_cp, it->string, klen, tmp, &rn) == 0) {
       if (lopt_strmap_put(&tok->vocab, tmp, rn, id) < 0) {
         free(tmp);
@@ -459,16 +508,16 @@ static kf_lopt_status load_model(load_ctx *L, const cJSON *root, const int16_t *
     return kf_lopt_fail(err, KF_LOPT_ENOMEM, "%s: out of memory for merges", name);
   }
   size_t rank = 0;
-  char *tb = tmp + 2048;
+  char *tb = tmp + 2 * max_key + 32;
   cJSON_ArrayForEach(it, merges) {
     const char *a, *b;
     size_t an, bn;
-    char two[2][1024];
+    char *two[2] = {two0, two0 + max_key + 1};
     if (cJSON_IsString(it)) {
       const char *sp = strchr(it->valuestring, ' ');
-      if (!sp || strchr(sp + 1, ' ') || sp == it->valuestring || !sp[1] ||
-          strlen(it->valuestring) >= sizeof two[0]) {
+      if (!sp || strchr(sp + 1, ' ') || sp == it->valuestring || !sp[1]) {
         free(tmp);
+        free(two0);
         return kf_lopt_fail(err, KF_LOPT_EPARSE,
                             "%s: model.merges[%zu] = \"%.60s\": expected \"left right\"", name,
                             rank, it->valuestring);
@@ -487,13 +536,9 @@ static kf_lopt_status load_model(load_ctx *L, const cJSON *root, const int16_t *
       b = cJSON_GetArrayItem(it, 1)->valuestring;
       an = strlen(a);
       bn = strlen(b);
-      if (an >= 1024 || bn >= 1024) {
-        free(tmp);
-        return kf_lopt_fail(err, KF_LOPT_EPARSE, "%s: model.merges[%zu]: token too long", name,
-                            rank);
-      }
     } else {
       free(tmp);
+      free(two0);
       return kf_lopt_fail(err, KF_LOPT_EPARSE,
                           "%s: model.merges[%zu]: expected \"left right\" or [\"left\", \"right\"]",
                           name, rank);
@@ -516,18 +561,20 @@ static kf_lopt_status load_model(load_ctx *L, const cJSON *root, const int16_t *
           err, KF_LOPT_EPARSE, "%s: model.merges[%zu] (\"%.40s\" \"%.40s\"): %s is not in model.vocab",
           name, rank, a, b, missing == a ? "left token" : missing == b ? "right token" : "merged token");
       free(tmp);
+      free(two0);
       return s;
     }
     lopt_mergemap_put(&tok->merges, ida, idb, (uint32_t)rank, idn);
     rank++;
   }
   tok->n_merges = rank;
+  free(two0);
 
   /* unk and byte fallback */
   const cJSON *unk = cJSON_GetObjectItemCaseSensitive(model, "unk_token");
   if (cJSON_IsString(unk)) {
     size_t rn;
-    if (strlen(unk->valuestring) >= 1024 ||
+    if (strlen(unk->valuestring) > max_key ||
         unmap(tok, byte_of_cp, unk->valuestring, strlen(unk->valuestring), tmp, &rn) < 0 ||
         !lopt_strmap_get(&tok->vocab, tmp, rn, &tok->unk_id)) {
       kf_lopt_status s = kf_lopt_fail(err, KF_LOPT_EPARSE,
@@ -577,12 +624,18 @@ static kf_lopt_status load_model(load_ctx *L, const cJSON *root, const int16_t *
       a->normalized = (uint8_t)json_bool(it, "normalized", 0);
       a->special = (uint8_t)json_bool(it, "special", 0);
       size_t n = strlen(content);
-      if (a->normalized && tok->nfc) {
+      if (tok->generic && a->normalized && tok->n_norm_ops) {
+        size_t blen;
+        if (lopt_normalize_bytes(tok, content, n, &a->content, &blen) < 0)
+          return kf_lopt_fail(err, KF_LOPT_ENOMEM, "%s: out of memory", name);
+        a->len = (uint32_t)blen;
+      } else if (a->normalized && tok->nfc) {
         char *buf = NULL;
         size_t blen = 0, bcap = 0;
         lopt_map m = {0};
         if (!lopt_utf8_valid((const unsigned char *)content, n) ||
-            lopt_nfc_append((const unsigned char *)content, n, 0, &buf, &blen, &bcap, &m) < 0) {
+            lopt_nfc_append(tok->nfc, (const unsigned char *)content, n, 0, &buf, &blen, &bcap,
+                            &m) < 0) {
           free(buf);
           lopt_map_free(&m);
           return kf_lopt_fail(err, KF_LOPT_EPARSE, "%s: added token %u: bad content", name,
@@ -602,10 +655,125 @@ static kf_lopt_status load_model(load_ctx *L, const cJSON *root, const int16_t *
       tok->id_len[a->id] = (uint32_t)dn;
       tok->id_known[a->id] = 1;
       tok->id_pool_len += dn;
+      memcpy(tok->raw_pool + tok->raw_pool_len, content, n);
+      tok->raw_off[a->id] = (uint32_t)tok->raw_pool_len;
+      tok->raw_len[a->id] = (uint32_t)n;
+      tok->raw_pool_len += n;
     }
   }
-  if (build_added_set(tok, 0, &tok->raw_set) < 0 || build_added_set(tok, 1, &tok->norm_set) < 0)
+  if (build_added_set(tok, 0, 0, &tok->raw_set) < 0 || build_added_set(tok, 1, 0, &tok->norm_set) < 0 ||
+      build_added_set(tok, 0, 1, &tok->raw_set_ns) < 0 ||
+      build_added_set(tok, 1, 1, &tok->norm_set_ns) < 0)
     return kf_lopt_fail(err, KF_LOPT_ENOMEM, "%s: out of memory", name);
+  return KF_LOPT_OK;
+}
+
+/* post_processor: TemplateProcessing's "single" (possibly in a Sequence; ByteLevel changes
+ * offsets only and RobertaProcessing / BertProcessing are refused). */
+static kf_lopt_status load_post(load_ctx *L, const cJSON *pp, const char *where) {
+  kf_lopt_tokenizer *tok = L->tok;
+  if (!pp || cJSON_IsNull(pp)) return KF_LOPT_OK;
+  const char *type = json_type(pp);
+  if (!type)
+    return kf_lopt_fail(L->err, KF_LOPT_EPARSE, "%s: %s has no \"type\"", L->name, where);
+  if (strcmp(type, "ByteLevel") == 0) return KF_LOPT_OK;
+  if (strcmp(type, "Sequence") == 0) return load_seq(L, pp, "processors", where, load_post);
+  if (strcmp(type, "TemplateProcessing") != 0)
+    return kf_lopt_fail(L->err, KF_LOPT_EUNSUPPORTED,
+                        "%s: %s type \"%s\" is not supported (kf_lopt implements "
+                        "TemplateProcessing, ByteLevel and Sequence)",
+                        L->name, where, type);
+  const cJSON *single = cJSON_GetObjectItemCaseSensitive(pp, "single");
+  const cJSON *specials = cJSON_GetObjectItemCaseSensitive(pp, "special_tokens");
+  if (!cJSON_IsArray(single))
+    return kf_lopt_fail(L->err, KF_LOPT_EPARSE, "%s: %s.single must be an array", L->name, where);
+  int seen_seq = 0, i = 0;
+  const cJSON *it;
+  cJSON_ArrayForEach(it, single) {
+    const cJSON *sp = cJSON_GetObjectItemCaseSensitive(it, "SpecialToken");
+    const cJSON *sq = cJSON_GetObjectItemCaseSensitive(it, "Sequence");
+    if (sq) {
+      seen_seq = 1;
+      i++;
+      continue;
+    }
+    const char *id = json_str(sp, "id");
+    const cJSON *tokdef = id ? cJSON_GetObjectItemCaseSensitive(specials, id) : NULL;
+    const cJSON *ids = cJSON_GetObjectItemCaseSensitive(tokdef, "ids");
+    if (!cJSON_IsArray(ids))
+      return kf_lopt_fail(L->err, KF_LOPT_EPARSE,
+                          "%s: %s.single[%d]: special token \"%s\" has no ids in "
+                          "%s.special_tokens",
+                          L->name, where, i, id ? id : "?", where);
+    const cJSON *v;
+    cJSON_ArrayForEach(v, ids) {
+      uint32_t **arr = seen_seq ? &tok->tpl_post : &tok->tpl_pre;
+      size_t *n = seen_seq ? &tok->n_tpl_post : &tok->n_tpl_pre;
+      if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble >= tok->n_ids ||
+          !tok->id_known[(uint32_t)v->valuedouble])
+        return kf_lopt_fail(L->err, KF_LOPT_EPARSE,
+                            "%s: %s.special_tokens[\"%s\"].ids: not a token id", L->name, where,
+                            id);
+      uint32_t *g = realloc(*arr, (*n + 1) * sizeof *g);
+      if (!g) return kf_lopt_fail(L->err, KF_LOPT_ENOMEM, "out of memory");
+      g[(*n)++] = (uint32_t)v->valuedouble;
+      *arr = g;
+    }
+    i++;
+  }
+  return KF_LOPT_OK;
+}
+
+static kf_lopt_status load_decoder(load_ctx *L, const cJSON *d, const char *where) {
+  kf_lopt_tokenizer *tok = L->tok;
+  if (!d || cJSON_IsNull(d)) return KF_LOPT_OK;
+  tok->has_decoder = 1;
+  const char *type = json_type(d);
+  if (!type)
+    return kf_lopt_fail(L->err, KF_LOPT_EPARSE, "%s: %s has no \"type\"", L->name, where);
+  if (strcmp(type, "Sequence") == 0) return load_seq(L, d, "decoders", where, load_decoder);
+  kf_lopt_status st = ops_grow(L, (void **)&tok->dec_ops, tok->n_dec_ops, sizeof *tok->dec_ops);
+  if (st) return st;
+  lopt_dec_op *op = &tok->dec_ops[tok->n_dec_ops];
+  if (strcmp(type, "ByteLevel") == 0) {
+    op->kind = LD_BYTELEVEL;
+  } else if (strcmp(type, "ByteFallback") == 0) {
+    op->kind = LD_BYTEFALLBACK;
+  } else if (strcmp(type, "Fuse") == 0) {
+    op->kind = LD_FUSE;
+  } else if (strcmp(type, "Replace") == 0) {
+    const cJSON *pat = cJSON_GetObjectItemCaseSensitive(d, "pattern");
+    const char *ps = json_str(pat, "String"), *content = json_str(d, "content");
+    if (!ps || !content)
+      return kf_lopt_fail(L->err, KF_LOPT_EUNSUPPORTED,
+                          "%s: %s: Replace decoder needs {\"String\": ...} and a content (a regex "
+                          "pattern is not supported)",
+                          L->name, where);
+    op->kind = LD_REPLACE;
+    op->pat = dup_str(ps, &op->pat_n);
+    op->content = dup_str(content, &op->content_n);
+  } else if (strcmp(type, "Strip") == 0) {
+    const char *content = json_str(d, "content");
+    op->kind = LD_STRIP;
+    op->content = dup_str(content ? content : " ", &op->content_n);
+    op->start = json_int(d, "start", 0);
+    op->stop = json_int(d, "stop", 0);
+  } else if (strcmp(type, "Metaspace") == 0) {
+    const char *repl = json_str(d, "replacement"), *scheme = json_str(d, "prepend_scheme");
+    op->kind = LD_METASPACE;
+    op->content = dup_str(repl ? repl : "\xE2\x96\x81", &op->content_n);
+    op->prepend_scheme = !scheme ? (json_bool(d, "add_prefix_space", 1) ? LM_ALWAYS : LM_NEVER)
+                         : strcmp(scheme, "never") == 0 ? LM_NEVER : LM_ALWAYS;
+  } else {
+    return kf_lopt_fail(L->err, KF_LOPT_EUNSUPPORTED,
+                        "%s: %s type \"%s\" is not supported (kf_lopt implements ByteLevel, "
+                        "Replace, ByteFallback, Fuse, Strip, Metaspace and Sequence)",
+                        L->name, where, type);
+  }
+  if ((op->kind == LD_REPLACE && (!op->pat || !op->content)) ||
+      ((op->kind == LD_STRIP || op->kind == LD_METASPACE) && !op->content))
+    return kf_lopt_fail(L->err, KF_LOPT_ENOMEM, "out of memory");
+  tok->n_dec_ops++;
   return KF_LOPT_OK;
 }
 
@@ -614,23 +782,12 @@ kf_lopt_status kf_lopt_load_json(const char *json, size_t len, const char *name,
   if (!out || (!json && len)) return kf_lopt_fail(err, KF_LOPT_EINVAL, "kf_lopt_load_json: NULL");
   *out = NULL;
   if (!name) name = "tokenizer.json";
-  const char *end = NULL;
-  cJSON *root = cJSON_ParseWithLengthOpts(json ? json : "", len, &end, 0);
-  if (!root) {
-    size_t off = end && end >= json ? (size_t)(end - json) : 0, line = 1, col = 1;
-    for (size_t i = 0; i < off && i < len; i++) {
-      if (json[i] == '\n') {
-        line++;
-        col = 1;
-      } else {
-        col++;
-      }
-    }
-    if (len == 0) return kf_lopt_fail(err, KF_LOPT_EPARSE, "%s: empty file, expected JSON", name);
-    return kf_lopt_fail(err, KF_LOPT_EPARSE,
-                        "%s: invalid JSON at byte %zu (line %zu, column %zu)%s", name, off, line,
-                        col, off + 1 >= len ? ": unexpected end of input (truncated file?)" : "");
-  }
+  if (len == 0) return kf_lopt_fail(err, KF_LOPT_EPARSE, "%s: empty file, expected JSON", name);
+  char jmsg[400];
+  if (lopt_json_check(json, len, jmsg, sizeof jmsg) < 0)
+    return kf_lopt_fail(err, KF_LOPT_EPARSE, "%s: invalid JSON %s", name, jmsg);
+  cJSON *root = cJSON_ParseWithLengthOpts(json, len, NULL, 0);
+  if (!root) return kf_lopt_fail(err, KF_LOPT_ENOMEM, "%s: out of memory parsing JSON", name);
   if (!cJSON_IsObject(root)) {
     cJSON_Delete(root);
     return kf_lopt_fail(err, KF_LOPT_EPARSE, "%s: top level must be a JSON object", name);
@@ -649,19 +806,26 @@ kf_lopt_status kf_lopt_load_json(const char *json, size_t len, const char *name,
 
   kf_lopt_status s = load_normalizer(&L, cJSON_GetObjectItemCaseSensitive(root, "normalizer"),
                                      "normalizer");
-  const char *pattern = NULL;
-  int is_last = 1, bl_seen = 0;
-  if (!s)
-    s = load_pretok(&L, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), "pre_tokenizer",
-                    &pattern, &is_last, &bl_seen);
-  if (!s && pattern) {
-    if (pattern != tok->pattern) {
-      tok->pattern = strdup(pattern);
-      if (!tok->pattern) s = kf_lopt_fail(err, KF_LOPT_ENOMEM, "out of memory");
+  if (!s) s = load_pretok(&L, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"),
+                          "pre_tokenizer");
+  if (!s) {
+    choose_path(tok);
+    const cJSON *pt = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
+    /* the split regex as written (kf_lopt_get_info) */
+    const char *pat = NULL;
+    for (const cJSON *q = pt; q && !pat;) {
+      const cJSON *pr = cJSON_GetObjectItemCaseSensitive(q, "pattern");
+      pat = json_str(pr, "Regex") ? json_str(pr, "Regex") : json_str(pr, "String");
+      const cJSON *list = cJSON_GetObjectItemCaseSensitive(q, "pretokenizers");
+      q = cJSON_IsArray(list) ? list->child : q->next;
     }
-    if (!s) s = compile_pattern(&L, tok->pattern);
+    if (!pat && tok->byte_level && tok->n_pre_ops && tok->pre_ops[0].re) pat = GPT2_PATTERN;
+    if (pat && !(tok->pattern = strdup(pat))) s = kf_lopt_fail(err, KF_LOPT_ENOMEM, "out of memory");
   }
   if (!s) s = load_model(&L, root, byte_of_cp);
+  if (!s) s = load_post(&L, cJSON_GetObjectItemCaseSensitive(root, "post_processor"),
+                        "post_processor");
+  if (!s) s = load_decoder(&L, cJSON_GetObjectItemCaseSensitive(root, "decoder"), "decoder");
   if (!s) {
     int ec;
     PCRE2_SIZE eo;
@@ -669,7 +833,7 @@ kf_lopt_status kf_lopt_load_json(const char *json, size_t len, const char *name,
                                  PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &ec, &eo, NULL);
     if (!tok->re_word) s = kf_lopt_fail(err, KF_LOPT_ENOMEM, "out of memory");
   }
-  tok->parallel_safe = tok->re != NULL;
+  tok->parallel_safe = !tok->generic && tok->re != NULL;
   cJSON_Delete(root);
   if (s) {
     kf_lopt_free(tok);
@@ -678,6 +842,8 @@ kf_lopt_status kf_lopt_load_json(const char *json, size_t len, const char *name,
   *out = tok;
   return KF_LOPT_OK;
 }
+
+enum { KF_LOPT_MAX_JSON = 512 << 20 };
 
 kf_lopt_status kf_lopt_load(const char *path, kf_lopt_tokenizer **out, kf_lopt_error *err) {
   if (!path || !out) return kf_lopt_fail(err, KF_LOPT_EINVAL, "kf_lopt_load: NULL argument");
@@ -700,6 +866,12 @@ kf_lopt_status kf_lopt_load(const char *path, kf_lopt_tokenizer **out, kf_lopt_e
     size_t r = fread(buf + n, 1, cap - n, f);
     n += r;
     if (r == 0) break;
+    if (n > KF_LOPT_MAX_JSON) {
+      free(buf);
+      fclose(f);
+      return kf_lopt_fail(err, KF_LOPT_EIO, "%s: larger than the tokenizer.json cap of %d MiB",
+                          path, KF_LOPT_MAX_JSON >> 20);
+    }
   }
   int bad = ferror(f);
   fclose(f);
@@ -721,8 +893,10 @@ void kf_lopt_free(kf_lopt_tokenizer *tok) {
   free(tok->id_known);
   free(tok->id_pool);
   free(tok->pattern);
-  pcre2_code_free(tok->re);
-  pcre2_code_free(tok->re_word);
+  pcre2_code_free(tok->re_word); /* tok->re belongs to pre_ops */
+  lopt_pipe_free(tok);
+  free(tok->raw_set_ns.idx);
+  free(tok->norm_set_ns.idx);
   for (size_t i = 0; i < tok->n_added; i++) free(tok->added[i].content);
   free(tok->added);
   free(tok->raw_set.idx);
@@ -735,14 +909,32 @@ void kf_lopt_get_info(const kf_lopt_tokenizer *tok, kf_lopt_info *info) {
   info->vocab_size = tok->vocab_size;
   info->n_merges = tok->n_merges;
   info->n_added = tok->n_added;
-  info->normalizer_nfc = tok->nfc;
+  info->normalizer_nfc = tok->nfc == LOPT_NF_NFC;
   info->byte_level = tok->byte_level;
   info->parallel_safe = tok->parallel_safe;
   info->pattern = tok->pattern;
+  info->general = tok->generic;
+  info->unicode_regex = lopt_unicode_regex_version();
+  info->unicode_norm = lopt_unicode_norm_version();
 }
 
 kf_lopt_status kf_lopt_decode(const kf_lopt_tokenizer *tok, const uint32_t *ids, size_t n,
                               char **out, size_t *out_len, kf_lopt_error *err) {
+  if (!tok || !out || !out_len || (!ids && n))
+    return kf_lopt_fail(err, KF_LOPT_EINVAL, "kf_lopt_decode: NULL argument");
+  return lopt_generic_decode(tok, ids, n, 0, out, out_len, err);
+}
+
+kf_lopt_status kf_lopt_decode_ex(const kf_lopt_tokenizer *tok, const uint32_t *ids, size_t n,
+                                 int skip_special, char **out, size_t *out_len,
+                                 kf_lopt_error *err) {
+  if (!tok || !out || !out_len || (!ids && n))
+    return kf_lopt_fail(err, KF_LOPT_EINVAL, "kf_lopt_decode: NULL argument");
+  return lopt_generic_decode(tok, ids, n, skip_special != 0, out, out_len, err);
+}
+
+kf_lopt_status kf_lopt_decode_bytes(const kf_lopt_tokenizer *tok, const uint32_t *ids, size_t n,
+                                    char **out, size_t *out_len, kf_lopt_error *err) {
   if (!tok || !out || !out_len || (!ids && n))
     return kf_lopt_fail(err, KF_LOPT_EINVAL, "kf_lopt_decode: NULL argument");
   size_t total = 0;

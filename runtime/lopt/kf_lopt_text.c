@@ -4,7 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kf_nfc_tables.h"
+#define KF_UNICODE_WANT_NORM
+#include "kf_unicode_tables.h"
 
 /* ---------------------------------------------------------------- offset maps */
 
@@ -38,18 +39,22 @@ static int map_add(lopt_map *m, uint32_t ns, uint32_t ne, uint32_t os, uint32_t 
   return 0;
 }
 
-/* Position in the transformed text -> position in its source. Inside a replaced region a start
- * maps to the region's source start and an end to its source end. */
+/* Position in the transformed text -> position in its source. A start inside or at the start of
+ * a replaced region maps to the region's source start; an end inside or at the end of one to its
+ * source end (regions may be adjacent: one per character). */
 uint32_t lopt_map_pos(const lopt_map *m, uint32_t pos, int is_end) {
-  if (m->n == 0 || pos < m->nstart[0]) return pos;
-  size_t lo = 0, hi = m->n; /* last region with nstart <= pos */
+  if (m->n == 0 || pos < m->nstart[0] || (is_end && pos == m->nstart[0])) return pos;
+  size_t lo = 0, hi = m->n; /* last region with nstart <= pos (< pos for an end) */
   while (hi - lo > 1) {
     size_t mid = (lo + hi) / 2;
-    if (m->nstart[mid] <= pos) lo = mid;
+    if (m->nstart[mid] < pos || (!is_end && m->nstart[mid] == pos)) lo = mid;
     else hi = mid;
   }
-  if (pos == m->nstart[lo]) return m->ostart[lo];
-  if (pos < m->nend[lo]) return is_end ? m->oend[lo] : m->ostart[lo];
+  if (is_end) {
+    if (pos <= m->nend[lo]) return m->oend[lo];
+  } else if (pos < m->nend[lo]) {
+    return m->ostart[lo];
+  }
   return m->oend[lo] + (pos - m->nend[lo]);
 }
 
@@ -177,33 +182,49 @@ int lopt_is_white_space(uint32_t cp) {
 enum { HS = 0xAC00, HL = 0x1100, HV = 0x1161, HT = 0x11A7, NL = 19, NV = 21, NT = 28 };
 enum { HN = NV * NT, HSCOUNT = NL * HN };
 
-int lopt_nfc_inert(uint32_t cp) {
-  if (cp >= KF_NFC_BITMAP_LIMIT) return 1;
-  return !((kf_nfc_noninert[cp >> 5] >> (cp & 31)) & 1u);
+static const uint32_t *noninert_bitmap(int form) {
+  switch (form) {
+  case LOPT_NF_NFD: return kf_nfd_noninert;
+  case LOPT_NF_NFKC: return kf_nfkc_noninert;
+  case LOPT_NF_NFKD: return kf_nfkd_noninert;
+  default: return kf_nfc_noninert;
+  }
 }
+
+int lopt_nfc_inert(int form, uint32_t cp) {
+  if (cp >= KF_NFC_BITMAP_LIMIT) return 1;
+  return !((noninert_bitmap(form)[cp >> 5] >> (cp & 31)) & 1u);
+}
+
+const char *lopt_unicode_norm_version(void) { return KF_UNICODE_NORM_VERSION; }
+const char *lopt_unicode_regex_version(void) { return KF_UNICODE_REGEX_VERSION; }
 
 static unsigned nfc_ccc(uint32_t cp) {
   size_t lo = 0, hi = sizeof kf_nfc_ccc / sizeof kf_nfc_ccc[0];
+  uint32_t key = cp << 8;
   while (lo < hi) {
     size_t mid = (lo + hi) / 2;
-    if (kf_nfc_ccc[mid][0] < cp) lo = mid + 1;
+    if ((kf_nfc_ccc[mid] & ~0xFFu) < key) lo = mid + 1;
     else hi = mid;
   }
-  if (lo < sizeof kf_nfc_ccc / sizeof kf_nfc_ccc[0] && kf_nfc_ccc[lo][0] == cp)
-    return kf_nfc_ccc[lo][1];
+  if (lo < sizeof kf_nfc_ccc / sizeof kf_nfc_ccc[0] && (kf_nfc_ccc[lo] >> 8) == cp)
+    return kf_nfc_ccc[lo] & 0xFFu;
   return 0;
 }
 
-static int nfc_decomp(uint32_t cp, const uint32_t **seq) {
-  size_t lo = 0, hi = sizeof kf_nfc_decomp / sizeof kf_nfc_decomp[0];
+/* Full decomposition (canonical, or compatibility when compat) of cp: 0 if none. */
+static int nfc_decomp(int compat, uint32_t cp, const uint32_t **seq) {
+  const uint32_t *index = compat ? kf_compat_index : kf_canon_index;
+  const uint32_t *pool = compat ? kf_compat_pool : kf_canon_pool;
+  size_t lo = 0, hi = compat ? KF_COMPAT_N : KF_CANON_N;
   while (lo < hi) {
     size_t mid = (lo + hi) / 2;
-    if (kf_nfc_decomp[mid][0] < cp) lo = mid + 1;
+    if (index[mid * 3] < cp) lo = mid + 1;
     else hi = mid;
   }
-  if (lo < sizeof kf_nfc_decomp / sizeof kf_nfc_decomp[0] && kf_nfc_decomp[lo][0] == cp) {
-    *seq = kf_nfc_decomp_pool + kf_nfc_decomp[lo][1];
-    return (int)kf_nfc_decomp[lo][2];
+  if (lo < (compat ? KF_COMPAT_N : KF_CANON_N) && index[lo * 3] == cp) {
+    *seq = pool + index[lo * 3 + 1];
+    return (int)index[lo * 3 + 2];
   }
   return 0;
 }
@@ -225,12 +246,12 @@ static uint32_t nfc_compose(uint32_t a, uint32_t b) {
   return 0;
 }
 
-int lopt_nfc_maybe(const unsigned char *s, size_t n) {
+int lopt_nfc_maybe(int form, const unsigned char *s, size_t n) {
   size_t i = 0;
   while ((i = skip_ascii(s, n, i)) < n) { /* ASCII is inert */
     uint32_t cp;
     i += (size_t)lopt_utf8_next(s + i, n - i, &cp);
-    if (!lopt_nfc_inert(cp)) return 1;
+    if (!lopt_nfc_inert(form, cp)) return 1;
   }
   return 0;
 }
@@ -246,17 +267,31 @@ static int buf_reserve(char **buf, size_t *cap, size_t need) {
   return 0;
 }
 
-/* NFC of one region (valid UTF-8) appended to the buffer: decompose, order, compose. */
-static int nfc_region(const unsigned char *s, size_t n, char **buf, size_t *len, size_t *cap) {
+/* The normalization form of one region (valid UTF-8) appended to the buffer: decompose
+ * (canonically, or for NFKC/NFKD by compatibility), order, and for NFC/NFKC compose. Each output
+ * code point carries the reference's "change" (unicode-normalization-alignments): 0 for a
+ * character or the first part of a decomposition, +1 for each further part, and a composite the
+ * sum of its parts' changes minus one per absorbed character; changes move with the characters
+ * when they are reordered. If chg is not NULL, (*chg)[k] is output code point k's change and
+ * *n_out the number of output code points. */
+static int nfc_region(int form, const unsigned char *s, size_t n, char **buf, size_t *len,
+                      size_t *cap, int32_t **chg, size_t *n_out) {
+  int compat = form == LOPT_NF_NFKC || form == LOPT_NF_NFKD;
+  int compose = form == LOPT_NF_NFC || form == LOPT_NF_NFKC;
   size_t max_cp = n * 4 + 8; /* decompositions grow at most ~4x per code point */
-  uint32_t *cps = malloc(max_cp * sizeof *cps);
+  uint64_t *cps = malloc(max_cp * sizeof *cps); /* (uint32_t)change << 32 | code point */
   if (!cps) return -1;
   size_t m = 0;
+#define CP(x) ((uint32_t)(x))
   for (size_t i = 0; i < n;) {
     uint32_t cp;
+    const uint64_t o = (uint64_t)1 << 32; /* change +1 */
     i += (size_t)lopt_utf8_next(s + i, n - i, &cp);
-    if (m + 4 > max_cp) {
-      uint32_t *g = realloc(cps, (max_cp *= 2) * sizeof *cps);
+    const uint32_t *seq = NULL;
+    int k = 0;
+    if (!(cp >= HS && cp < HS + HSCOUNT)) k = nfc_decomp(compat, cp, &seq);
+    if (m + (size_t)k + 4 > max_cp) {
+      uint64_t *g = realloc(cps, (max_cp = (m + (size_t)k + 4) * 2) * sizeof *cps);
       if (!g) {
         free(cps);
         return -1;
@@ -266,34 +301,24 @@ static int nfc_region(const unsigned char *s, size_t n, char **buf, size_t *len,
     if (cp >= HS && cp < HS + HSCOUNT) {
       uint32_t sidx = cp - HS;
       cps[m++] = HL + sidx / HN;
-      cps[m++] = HV + (sidx % HN) / NT;
-      if (sidx % NT) cps[m++] = HT + sidx % NT;
+      cps[m++] = o | (HV + (sidx % HN) / NT);
+      if (sidx % NT) cps[m++] = o | (HT + sidx % NT);
       continue;
     }
-    const uint32_t *seq;
-    int k = nfc_decomp(cp, &seq);
     if (k == 0) {
       cps[m++] = cp;
       continue;
     }
-    if (m + (size_t)k > max_cp) {
-      uint32_t *g = realloc(cps, (max_cp = (m + (size_t)k) * 2) * sizeof *cps);
-      if (!g) {
-        free(cps);
-        return -1;
-      }
-      cps = g;
-    }
-    for (int t = 0; t < k; t++) cps[m++] = seq[t];
+    for (int t = 0; t < k; t++) cps[m++] = (t ? o : 0) | seq[t];
   }
   /* canonical ordering: stable insertion sort of each run of non-starters by ccc */
   for (size_t i = 1; i < m; i++) {
-    unsigned cc = nfc_ccc(cps[i]);
+    unsigned cc = nfc_ccc(CP(cps[i]));
     if (cc == 0) continue;
     size_t j = i;
-    uint32_t c = cps[i];
+    uint64_t c = cps[i];
     while (j > 0) {
-      unsigned pc = nfc_ccc(cps[j - 1]);
+      unsigned pc = nfc_ccc(CP(cps[j - 1]));
       if (pc == 0 || pc <= cc) break;
       cps[j] = cps[j - 1];
       j--;
@@ -304,16 +329,21 @@ static int nfc_region(const unsigned char *s, size_t n, char **buf, size_t *len,
   size_t out = 0;
   long starter = -1;
   for (size_t i = 0; i < m; i++) {
-    uint32_t c = cps[i];
-    unsigned cc = nfc_ccc(c);
+    uint64_t c = cps[i];
+    unsigned cc = nfc_ccc(CP(c));
+    if (!compose) {
+      cps[out++] = c;
+      continue;
+    }
     if (starter >= 0) {
       int adjacent = (size_t)starter == out - 1;
-      unsigned last_cc = adjacent ? 0 : nfc_ccc(cps[out - 1]);
+      unsigned last_cc = adjacent ? 0 : nfc_ccc(CP(cps[out - 1]));
       int blocked = !adjacent && (last_cc == 0 || last_cc >= cc);
       if (!blocked) {
-        uint32_t comp = nfc_compose(cps[starter], c);
+        uint32_t comp = nfc_compose(CP(cps[starter]), CP(c));
         if (comp) {
-          cps[starter] = comp;
+          int32_t ch = (int32_t)(uint32_t)(cps[starter] >> 32) + (int32_t)(uint32_t)(c >> 32) - 1;
+          cps[starter] = ((uint64_t)(uint32_t)ch << 32) | comp;
           continue;
         }
       }
@@ -325,13 +355,24 @@ static int nfc_region(const unsigned char *s, size_t n, char **buf, size_t *len,
     free(cps);
     return -1;
   }
-  for (size_t i = 0; i < out; i++) *len += (size_t)lopt_utf8_put(cps[i], *buf + *len);
+  if (chg) {
+    int32_t *g = realloc(*chg, (out + 1) * sizeof *g);
+    if (!g) {
+      free(cps);
+      return -1;
+    }
+    *chg = g;
+    for (size_t i = 0; i < out; i++) g[i] = (int32_t)(uint32_t)(cps[i] >> 32);
+    *n_out = out;
+  }
+  for (size_t i = 0; i < out; i++) *len += (size_t)lopt_utf8_put(CP(cps[i]), *buf + *len);
+#undef CP
   free(cps);
   return 0;
 }
 
-int lopt_nfc_append(const unsigned char *s, size_t n, uint32_t base, char **buf, size_t *buf_len,
-                    size_t *buf_cap, lopt_map *map) {
+int lopt_nfc_append(int form, const unsigned char *s, size_t n, uint32_t base, char **buf,
+                    size_t *buf_len, size_t *buf_cap, lopt_map *map) {
   size_t copied = 0;   /* s[0..copied) already appended */
   size_t seg = 0;      /* start of the current segment (last inert character) */
   size_t i = 0;
@@ -342,7 +383,7 @@ int lopt_nfc_append(const unsigned char *s, size_t n, uint32_t base, char **buf,
     }
     uint32_t cp;
     size_t k = (size_t)lopt_utf8_next(s + i, n - i, &cp);
-    if (lopt_nfc_inert(cp)) {
+    if (lopt_nfc_inert(form, cp)) {
       seg = i;
       i += k;
       continue;
@@ -352,19 +393,49 @@ int lopt_nfc_append(const unsigned char *s, size_t n, uint32_t base, char **buf,
     while (re < n) {
       uint32_t c2;
       size_t k2 = (size_t)lopt_utf8_next(s + re, n - re, &c2);
-      if (lopt_nfc_inert(c2)) break;
+      if (lopt_nfc_inert(form, c2)) break;
       re += k2;
     }
     if (buf_reserve(buf, buf_cap, *buf_len + (rs - copied) + 1) < 0) return -1;
     memcpy(*buf + *buf_len, s + copied, rs - copied);
     *buf_len += rs - copied;
-    size_t at = *buf_len;
-    if (nfc_region(s + rs, re - rs, buf, buf_len, buf_cap) < 0) return -1;
-    if (*buf_len - at != re - rs || memcmp(*buf + at, s + rs, re - rs) != 0) {
-      if (map_add(map, (uint32_t)at, (uint32_t)*buf_len, base + (uint32_t)rs,
-                  base + (uint32_t)re) < 0)
-        return -1;
+    size_t at = *buf_len, n_out = 0;
+    int32_t *org = NULL;
+    if (nfc_region(form, s + rs, re - rs, buf, buf_len, buf_cap, &org, &n_out) < 0) {
+      free(org);
+      return -1;
     }
+    if (*buf_len - at != re - rs || memcmp(*buf + at, s + rs, re - rs) != 0) {
+      /* one region per output character, aligned as the reference does: a character with
+       * change <= 0 takes the next input character (and skips -change more), one with change
+       * > 0 is inserted and takes the last one taken */
+      size_t q = at, cur = rs;
+      uint32_t ls = (uint32_t)rs, le = (uint32_t)rs;
+      for (size_t c = 0; c < n_out; c++) {
+        size_t qe = q + 1;
+        while (qe < *buf_len && ((unsigned char)(*buf)[qe] & 0xC0) == 0x80) qe++;
+        if (org[c] <= 0 && cur < re) {
+          uint32_t dummy;
+          ls = (uint32_t)cur;
+          cur += (size_t)lopt_utf8_next(s + cur, re - cur, &dummy);
+          le = (uint32_t)cur;
+          for (int32_t k2 = org[c]; k2 < 0 && cur < re; k2++)
+            cur += (size_t)lopt_utf8_next(s + cur, re - cur, &dummy);
+        }
+        if (map_add(map, (uint32_t)q, (uint32_t)qe, base + ls, base + le) < 0) {
+          free(org);
+          return -1;
+        }
+        q = qe;
+      }
+      /* an empty region at the end: the text after it maps from the region's source end */
+      if (map_add(map, (uint32_t)*buf_len, (uint32_t)*buf_len, base + (uint32_t)re,
+                  base + (uint32_t)re) < 0) {
+        free(org);
+        return -1;
+      }
+    }
+    free(org);
     copied = re;
     seg = re;
     i = re;
@@ -497,8 +568,8 @@ static int split_added_impl(const kf_lopt_tokenizer *tok, const lopt_added_set *
   return 0;
 }
 
-static int split_added(const kf_lopt_tokenizer *tok, const lopt_added_set *set,
-                       const unsigned char *s, uint32_t lo, uint32_t hi, lopt_pieces *out) {
+int lopt_split_added(const kf_lopt_tokenizer *tok, const lopt_added_set *set,
+                     const unsigned char *s, uint32_t lo, uint32_t hi, lopt_pieces *out) {
   return split_added_impl(tok, set, s, lo, hi, NULL, 0, out);
 }
 
@@ -569,7 +640,7 @@ kf_lopt_status lopt_prepare(const kf_lopt_tokenizer *tok, const char *in, size_t
   }
   const unsigned char *s = (const unsigned char *)pp->text;
   if (tok->raw_set.n) {
-    if (split_added(tok, &tok->raw_set, s, 0, (uint32_t)pp->len, &pp->pieces) < 0) goto nomem;
+    if (lopt_split_added(tok, &tok->raw_set, s, 0, (uint32_t)pp->len, &pp->pieces) < 0) goto nomem;
   } else if (pp->len && pieces_push(&pp->pieces, 0, (uint32_t)pp->len, -1) < 0) {
     goto nomem;
   }
@@ -577,7 +648,7 @@ kf_lopt_status lopt_prepare(const kf_lopt_tokenizer *tok, const char *in, size_t
     int any = 0;
     for (size_t i = 0; i < pp->pieces.n && !any; i++) {
       const lopt_piece *p = &pp->pieces.p[i];
-      if (p->added < 0) any = lopt_nfc_maybe(s + p->start, p->end - p->start);
+      if (p->added < 0) any = lopt_nfc_maybe(tok->nfc, s + p->start, p->end - p->start);
     }
     if (any) {
       char *buf = NULL;
@@ -587,8 +658,8 @@ kf_lopt_status lopt_prepare(const kf_lopt_tokenizer *tok, const char *in, size_t
         lopt_piece *p = &pp->pieces.p[i];
         uint32_t ns = (uint32_t)blen;
         if (p->added < 0) {
-          if (lopt_nfc_append(s + p->start, p->end - p->start, p->start, &buf, &blen, &bcap,
-                              &pp->map_nfc) < 0) {
+          if (lopt_nfc_append(tok->nfc, s + p->start, p->end - p->start, p->start, &buf, &blen,
+                              &bcap, &pp->map_nfc) < 0) {
             free(buf);
             goto nomem;
           }
@@ -610,7 +681,7 @@ kf_lopt_status lopt_prepare(const kf_lopt_tokenizer *tok, const char *in, size_t
       s = (const unsigned char *)buf;
     }
   }
-  if (lopt_split_normalized(tok, pp) < 0) goto nomem;
+  if (!tok->generic && lopt_split_normalized(tok, pp) < 0) goto nomem;
   return KF_LOPT_OK;
 nomem:
   lopt_prepared_free(pp);
@@ -624,7 +695,7 @@ int lopt_split_normalized(const kf_lopt_tokenizer *tok, lopt_prepared *pp) {
   for (size_t i = 0; i < pp->pieces.n; i++) {
     const lopt_piece *p = &pp->pieces.p[i];
     int rc = p->added >= 0 ? pieces_push(&out, p->start, p->end, p->added)
-                           : split_added(tok, &tok->norm_set, s, p->start, p->end, &out);
+                           : lopt_split_added(tok, &tok->norm_set, s, p->start, p->end, &out);
     if (rc < 0) {
       free(out.p);
       return -1;
@@ -663,23 +734,23 @@ int lopt_text_block_scan(const kf_lopt_tokenizer *tok, const unsigned char *in,
     if (lopt_utf8_repair(s, n, &b->repaired, &b->len, &b->map) < 0) return -1;
     s = (const unsigned char *)b->repaired;
   }
-  if (tok->nfc) b->nfc_maybe = lopt_nfc_maybe(s, b->len);
+  if (tok->nfc) b->nfc_maybe = lopt_nfc_maybe(tok->nfc, s, b->len);
   return lopt_added_candidates(tok, s, (uint32_t)b->len, &b->cands);
 }
 
-size_t lopt_nfc_cut(const unsigned char *s, size_t n, size_t x) {
+size_t lopt_nfc_cut(int form, const unsigned char *s, size_t n, size_t x) {
   while (x < n && (s[x] & 0xC0) == 0x80) x++;
   while (x < n) {
     uint32_t cp;
     int k = lopt_utf8_next(s + x, n - x, &cp);
-    if (lopt_nfc_inert(cp)) break;
+    if (lopt_nfc_inert(form, cp)) break;
     x += (size_t)k;
   }
   return x;
 }
 
-int lopt_nfc_block_run(const unsigned char *s, const lopt_pieces *ps, lopt_nfc_block *b,
-                       uint32_t *new_start) {
+int lopt_nfc_block_run(int form, const unsigned char *s, const lopt_pieces *ps,
+                       lopt_nfc_block *b, uint32_t *new_start) {
   if (buf_reserve(&b->buf, &b->cap, (size_t)(b->hi - b->lo) + 16) < 0) return -1;
   for (size_t i = lopt_find_piece(ps, b->lo); i < ps->n && ps->p[i].start < b->hi; i++) {
     const lopt_piece *p = &ps->p[i];
@@ -687,7 +758,8 @@ int lopt_nfc_block_run(const unsigned char *s, const lopt_pieces *ps, lopt_nfc_b
     uint32_t e = p->end < b->hi ? p->end : b->hi;
     if (p->start >= b->lo) new_start[i] = (uint32_t)b->len;
     if (p->added < 0) {
-      if (lopt_nfc_append(s + a, e - a, a, &b->buf, &b->len, &b->cap, &b->map) < 0) return -1;
+      if (lopt_nfc_append(form, s + a, e - a, a, &b->buf, &b->len, &b->cap, &b->map) < 0)
+        return -1;
     } else {
       if (buf_reserve(&b->buf, &b->cap, b->len + (e - a) + 1) < 0) return -1;
       memcpy(b->buf + b->len, s + a, e - a);

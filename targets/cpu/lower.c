@@ -129,23 +129,11 @@ static int reg_var(lw *L, const kf_tile *tl, int row, int col_vec) {
   return L->reg_vars[tl->buf][row * nv + col_vec];
 }
 
-static int check_reg(lw *L, const kf_ir_node *n, int ti, kf_scalar want) {
-  const kf_tile *tl = &n->t[ti];
-  const kf_ir_buf *b = &L->ir->bufs.data[tl->buf];
-  if (b->level != KF_LVL_REG)
-    return ERR_AT(L, n, "%s: operand '%s' must be a register tile (kf.reg)", kf_ir_opname(n->op), b->name);
-  if (b->dtype != want)
-    return ERR_AT(L, n, "%s: register tile '%s' must be %s", kf_ir_opname(n->op), b->name,
-                  kf_scalar_name(want));
-  return KF_OK;
-}
-
 /* ---- ops ---- */
 
 static int lower_zero(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
   const kf_tile *tl = &n->t[0];
   const kf_ir_buf *b = &L->ir->bufs.data[tl->buf];
-  if (b->level != KF_LVL_REG) return ERR_AT(L, n, "zero: only register tiles can be zeroed");
   int nv = (int)(b->dims[1] / L->vl);
   for (int r = 0; r < b->dims[0]; r++)
     for (int j = 0; j < nv; j++) {
@@ -398,21 +386,10 @@ static int lower_quantize(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
   const kf_ir_buf *bs = &L->ir->bufs.data[src->buf], *bc = &L->ir->bufs.data[codes->buf];
   const kf_ir_buf *bsc = &L->ir->bufs.data[scales->buf], *bsu = &L->ir->bufs.data[sums->buf];
   int passes = (int)n->i[0];
-  if (passes < 1 || passes > 4) return ERR_AT(L, n, "quantize: passes must be 1..4, got %d", passes);
-  if ((bs->dtype != KF_BF16 && bs->dtype != KF_F32) || bs->rank != 2)
-    return ERR_AT(L, n, "quantize: src must be a bf16 or f32 matrix");
-  if (bc->dtype != KF_I8 || bc->rank != 3 || bc->dims[0] != passes)
-    return ERR_AT(L, n, "quantize: codes must be i8 {passes, rows, Kp}");
-  if (bsc->dtype != KF_F32 || bsc->rank != 3 || bsu->dtype != KF_I32 || bsu->rank != 3)
-    return ERR_AT(L, n, "quantize: scales must be f32 and sums i32, both {passes, rows, groups}");
   int64_t K = bs->dims[1], M = bs->dims[0], Kp = bc->dims[2], rows = src->ext[0];
-  if (Kp < K || Kp % 8) return ERR_AT(L, n, "quantize: codes row length %lld must be K rounded up to 8", (long long)Kp);
-  if (bc->dims[1] < rows) return ERR_AT(L, n, "quantize: codes buffer has fewer rows than the tile");
   int64_t ag = n->i[1] > 0 ? n->i[1] : K, sg = n->i[2] > 0 ? n->i[2] : Kp;
   if (ag < K && ag % L->vl) return ERR_AT(L, n, "quantize: act_group %lld must be a multiple of %d", (long long)ag, L->vl);
-  int64_t n_ag = (K + ag - 1) / ag, n_sg = (Kp + sg - 1) / sg;
-  if (bsc->dims[2] < n_ag) return ERR_AT(L, n, "quantize: scales need %lld groups", (long long)n_ag);
-  if (bsu->dims[2] < n_sg) return ERR_AT(L, n, "quantize: sums need %lld groups", (long long)n_sg);
+  int64_t n_ag = (K + ag - 1) / ag;
   int vl = L->vl;
 
   kf_lcomment(L->f, blk, "MSD quantize (%s): %d pass(es), act group %lld, sum group %lld", n->i[3] ? "MXFP4" : "INT8",
@@ -450,7 +427,6 @@ static int lower_quantize(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
   q.sums_last = bsu->dims[2];
   q.row_var = rv;
   if (q.mx) {
-    if (ag != 32) return ERR_AT(L, n, "quantize: MXFP4 passes need act_group = 32 (MX blocks)");
     if (32 % vl) return ERR_AT(L, n, "quantize: MX blocks need a vector width dividing 32");
     int64_t z[4] = {0};
     mx_quantize_row(L, rb, &q, K, lw_add(L, lw_tile_index(L, scales, z), lw_muli(L, kf_lv(L->f, rv), bsc->dims[2])),
@@ -510,23 +486,10 @@ static kf_lir_expr *load_cols(lw *L, const kf_tile *t, const int64_t *extra, int
 /* int8 mma: acc[P*MR][NR] (i32) += codes[P][MR][k-span] x W[NR][k-span] with vpdpbusd. */
 static int lower_mma_i8(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
   const kf_tile *acc = &n->t[0], *a = &n->t[1], *b = &n->t[2];
-  const kf_ir_buf *ba = &L->ir->bufs.data[a->buf], *bw = &L->ir->bufs.data[b->buf];
-  const kf_ir_buf *bacc = &L->ir->bufs.data[acc->buf];
-  int rc = check_reg(L, n, 0, KF_I32);
-  if (rc) return rc;
-  if (ba->dtype != KF_I8 || ba->rank != 3) return ERR_AT(L, n, "mma: int8 'a' must be codes {passes, rows, Kp}");
-  if (bw->layout != KF_LAYOUT_QW || bw->wlayout != 0)
-    return ERR_AT(L, n, "mma: int8 'b' must be quantized weights packed n16k4");
+  const kf_ir_buf *bw = &L->ir->bufs.data[b->buf];
   wgeom g = weight_geom(bw);
   int passes = (int)a->ext[0];
   int64_t mr = a->ext[1], nr = b->ext[b->rank - 2], span = a->ext[2];
-  if (bacc->dims[0] != passes * mr || bacc->dims[1] != nr)
-    return ERR_AT(L, n, "mma: acc must be {passes*mr, nr} = {%lld, %lld}", (long long)(passes * mr), (long long)nr);
-  if (nr % 16) return ERR_AT(L, n, "mma: nr=%lld must be a multiple of 16 (n16 weight packing)", (long long)nr);
-  if (b->ext[b->rank - 1] != span) return ERR_AT(L, n, "mma: k extents of a and b differ");
-  if (span % 8) return ERR_AT(L, n, "mma: k extent %lld must be a multiple of 8", (long long)span);
-  if (ba->dims[2] < span) return ERR_AT(L, n, "mma: codes rows are shorter than the k extent");
-  if (b->rank == 3 && b->ext[0] != 1) return ERR_AT(L, n, "mma: a batch of packed matrices is used one at a time");
   int vl = L->vl, nv = (int)(nr / vl);
   if (passes * mr * nv + nv + 2 > 96)
     return ERR_AT(L, n, "mma: register tile too large: %d passes x mr=%lld x nr=%lld needs %lld vector registers",
@@ -599,20 +562,10 @@ static int lower_mma_i8(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
 static int lower_mma_dq(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
   const kf_tile *acc = &n->t[0], *a = &n->t[1], *b = &n->t[2];
   const kf_ir_buf *ba = &L->ir->bufs.data[a->buf], *bw = &L->ir->bufs.data[b->buf];
-  const kf_ir_buf *bacc = &L->ir->bufs.data[acc->buf];
-  int rc = check_reg(L, n, 0, KF_F32);
-  if (rc) return rc;
-  if (n->n_tiles < 4) return ERR_AT(L, n, "mma: dequant mma needs b_scales");
   const kf_tile *sc = &n->t[3];
   const kf_ir_buf *bsc = &L->ir->bufs.data[sc->buf];
-  if (ba->dtype != KF_BF16 || ba->rank != 2) return ERR_AT(L, n, "mma: 'a' must be a bf16 matrix");
-  if (bw->layout != KF_LAYOUT_QW || bw->wlayout != 1)
-    return ERR_AT(L, n, "mma: dequant 'b' must be quantized weights packed n16k1");
-  if (bsc->dtype != KF_F32 || bsc->rank != 2) return ERR_AT(L, n, "mma: b_scales must be f32 {groups, Npad}");
   wgeom g = weight_geom(bw);
   int64_t mr = a->ext[0], nr = b->ext[0], span = a->ext[1];
-  if (bacc->dims[0] != mr || bacc->dims[1] != nr) return ERR_AT(L, n, "mma: acc must be {mr, nr}");
-  if (nr % 16) return ERR_AT(L, n, "mma: nr=%lld must be a multiple of 16", (long long)nr);
   int vl = L->vl, nv = (int)(nr / vl);
   int64_t M = ba->dims[0], K = ba->dims[1];
   int64_t off = g.bits == 8 ? 128 : 8;
@@ -695,13 +648,9 @@ static int lower_mma(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
 /* accf[m][n] += sum_p (acci[p*MR+m][n] - off*sums[p][m]) * act_scale[p][m] * w_scale[n] */
 static int lower_scale_acc(lw *L, const kf_ir_node *n, kf_lir_block *blk) {
   const kf_tile *accf = &n->t[0], *acci = &n->t[1], *xs = &n->t[2], *xsum = &n->t[3], *wsc = &n->t[4];
-  int rc;
-  if ((rc = check_reg(L, n, 0, KF_F32)) || (rc = check_reg(L, n, 1, KF_I32))) return rc;
   const kf_ir_buf *bf = &L->ir->bufs.data[accf->buf];
   int passes = (int)n->i[0];
   int64_t mr = bf->dims[0], nr = bf->dims[1], off = n->i[1];
-  const kf_ir_buf *bi = &L->ir->bufs.data[acci->buf];
-  if (bi->dims[0] != passes * mr || bi->dims[1] != nr) return ERR_AT(L, n, "scale_acc: src must be {passes*mr, nr}");
   int vl = L->vl, nv = (int)(nr / vl);
   kf_lcomment(L->f, blk, "scale_acc: %d pass(es), weight offset %lld", passes, (long long)off);
   int wv[16];
@@ -737,11 +686,6 @@ static int lower_move(lw *L, const kf_ir_node *n, kf_lir_block *blk, int mode) {
   const kf_tile *mem = mode == 0 ? &n->t[1] : &n->t[0];
   const kf_tile *reg = mode == 0 ? &n->t[0] : &n->t[1];
   const kf_ir_buf *bm = &L->ir->bufs.data[mem->buf], *br = &L->ir->bufs.data[reg->buf];
-  if (br->level != KF_LVL_REG) return ERR_AT(L, n, "%s: the register operand must be a kf.reg tile", kf_ir_opname(n->op));
-  if (bm->level == KF_LVL_REG || bm->rank != 2 || bm->dtype != br->dtype)
-    return ERR_AT(L, n, "%s: memory operand must be a 2-D %s buffer", kf_ir_opname(n->op), kf_scalar_name(br->dtype));
-  if (mode == 0 && bm->level == KF_LVL_ARG_OUT) { /* fine: outputs may be read */ }
-  if (mode != 0 && bm->level == KF_LVL_ARG_IN) return ERR_AT(L, n, "%s: cannot write input '%s'", kf_ir_opname(n->op), bm->name);
   int vl = L->vl, nv = (int)(br->dims[1] / vl);
   int64_t rows = br->dims[0], R = bm->dims[0], C = bm->dims[1];
   kf_lir_expr *r0 = lw_ix_expr(L, &mem->off[0]), *c0 = lw_ix_expr(L, &mem->off[1]);
@@ -799,8 +743,6 @@ static int lower_node(lw *L, const kf_ir_node *n, kf_lir_block *out) {
       ** flattened: t in [par_lo, par_hi), v1 = lo1 + (t / n2) * step1, v2 = lo2 + (t % n2) * step2 */
       const kf_ir_node *inner = n->body.len == 1 && n->body.data[0]->op == KF_OP_LOOP && n->body.data[0]->parallel
                                     ? n->body.data[0] : NULL;
-      if (inner && inner->body.len == 1 && inner->body.data[0]->op == KF_OP_LOOP && inner->body.data[0]->parallel)
-        return ERR_AT(L, inner->body.data[0], "at most two nested loops can be parallel");
       int64_t lo1 = n->lo.c, hi1 = n->hi.cap < n->hi.c ? n->hi.cap : n->hi.c;
       int64_t n1 = hi1 > lo1 ? (hi1 - lo1 + n->step - 1) / n->step : 0, n2 = 1, lo2 = 0;
       if (inner) {
@@ -878,10 +820,6 @@ int kf_lower_cpu(kf_ctx *ctx, const kf_ir_kernel *ir, const kf_target *t, const 
     if (b->level == KF_LVL_REG) {
       if (b->rank != 2 || b->dims[1] % L.vl) {
         rc = lw_lower_err(&L, b->loc, "register tile '%s' must be 2-D with columns a multiple of %d", b->name, L.vl);
-        break;
-      }
-      if (b->dtype != KF_F32 && b->dtype != KF_I32) {
-        rc = lw_lower_err(&L, b->loc, "register tile '%s' must be f32 or i32", b->name);
         break;
       }
       int nv = (int)(b->dims[0] * (b->dims[1] / L.vl));

@@ -56,7 +56,7 @@ int main(void) {
   int rc = kf_shapes_read(&ctx, shapes, &list);
   TT_CHECK(rc == 0 && list.len == 4, "shapes file read: %zu entries", list.len);
   FILE *lib_log = tmpfile();
-  rc = kf_lib_build(&ctx, s, &list, "cpu-host", out, NULL, lib_log);
+  rc = kf_lib_build(&ctx, s, &list, "cpu-host", out, NULL, NULL, lib_log);
   TT_CHECK(rc == 0, "kforge lib built the library%s%s", rc ? ": " : "", rc ? kf_errmsg(&ctx) : "");
   rewind(lib_log);
   char line[1024];
@@ -91,18 +91,56 @@ int main(void) {
   rc = kf_shapes_read(&ctx, shapes, &list);
   TT_CHECK(rc != 0 && strstr(kf_errmsg(&ctx), ":1:"), "bad shapes line: %s", kf_errmsg(&ctx));
   kf_vec_free(&list);
-  f = fopen(shapes, "w");
-  fprintf(f, "fa_decode H=8,S=64\n");
-  fclose(f);
-  kf_shapes_read(&ctx, shapes, &list);
-  rc = kf_lib_build(&ctx, s, &list, "cpu-host", out, NULL, log);
-  TT_CHECK(rc != 0 && strstr(kf_errmsg(&ctx), "generic"), "family without a generic fallback: %s", kf_errmsg(&ctx));
+  /* injection (issue 15 fault 2): names that reach generated C must be C identifiers */
+  {
+    static const char *const evil[] = {
+        "params = { M = { min = 1 }, [\"zz\\n#include \\\"/etc/passwd\\\"\\n\"] = { default = 1 } },",
+        "params = { M = { min = 1 } }, lib = { params = { \"M\" }, fallback = \"x);system(0\" },",
+        NULL};
+    for (int i = 0; evil[i]; i++) {
+      char tpath[400];
+      snprintf(tpath, sizeof tpath, "%s/evil%d.lua", dir, i);
+      FILE *tf = fopen(tpath, "w");
+      fprintf(tf, "return { name = \"evil%d\", reference = \"none\", %s\n"
+                  "  build = function(p, t) end }\n", i, evil[i]);
+      fclose(tf);
+      kf_template *t = NULL;
+      rc = kf_template_load(&ctx, tpath, &t);
+      TT_CHECK(rc != 0 && strstr(kf_errmsg(&ctx), "C identifier"), "template %d with a non-identifier name refused: %.150s",
+               i, kf_errmsg(&ctx));
+      kf_template_free(t);
+    }
+    /* an argument name (the builder's) reaching kforge lib */
+    char tpath[400];
+    snprintf(tpath, sizeof tpath, "%s/evil_arg.lua", dir);
+    FILE *tf = fopen(tpath, "w");
+    fprintf(tf, "return { name = \"evil_arg\", reference = \"none\", params = { N = { min = 1 } },\n"
+                "  lib = { params = { \"N\" }, no_fallback = \"test\" },\n"
+                "  build = function(p, t)\n"
+                "    local x = kf.arg{ name = \"zz\\n#include \\\"/etc/passwd\\\"\\n\", dtype = \"f32\", dims = { 1, 16 } }\n"
+                "    local y = kf.arg{ name = \"y\", dtype = \"f32\", dims = { 1, 16 }, out = true }\n"
+                "    local r = kf.reg{ name = \"r\", dtype = \"f32\", dims = { 1, 16 } }\n"
+                "    kf.load(r, x:tile({ 0, 0 }, { 1, 16 }))\n    kf.store(y:tile({ 0, 0 }, { 1, 16 }), r)\n  end }\n");
+    fclose(tf);
+    kf_vec_free(&list);
+    f = fopen(shapes, "w");
+    fprintf(f, "%s N=16\n", tpath);
+    fclose(f);
+    kf_shapes_read(&ctx, shapes, &list);
+    char evil_out[400];
+    snprintf(evil_out, sizeof evil_out, "%s/evil_out", dir);
+    rc = kf_lib_build(&ctx, s, &list, "cpu-host", evil_out, NULL, NULL, log);
+    TT_CHECK(rc != 0 && strstr(kf_errmsg(&ctx), "kernel argument") && strstr(kf_errmsg(&ctx), "not a C identifier"),
+             "an argument named 'zz\\n#include ...' never reaches the C: %.200s", kf_errmsg(&ctx));
+    snprintf(cmd, sizeof cmd, "grep -rqs 'passwd' %s", evil_out);
+    TT_CHECK(system(cmd) != 0, "no file under the output directory mentions the injected include");
+  }
   kf_vec_free(&list);
   f = fopen(shapes, "w");
   fprintf(f, "M=2,N=48,K=96\n");
   fclose(f);
   kf_shapes_read(&ctx, shapes, &list);
-  rc = kf_lib_build(&ctx, s, &list, "cpu-host", out, NULL, log);
+  rc = kf_lib_build(&ctx, s, &list, "cpu-host", out, NULL, NULL, log);
   TT_CHECK(rc != 0 && strstr(kf_errmsg(&ctx), "TEMPLATE"), "shape line without a template: %s", kf_errmsg(&ctx));
   kf_vec_free(&list);
   kf_store_close(s);

@@ -2,7 +2,7 @@
 ** test_tuner_store: the SQLite store on its own and through small real sweeps.
 ** Failure paths first: a corrupt file and a foreign SQLite file are refused with a clear
 ** message and left byte-for-byte untouched; a newer schema is refused. Then: migrations from
-** schema 1, UNIQUE(workload, target, config), merge of two shards (and merging again adds
+** schema 1 (old trials become stale), UNIQUE(workload, target, config, generator), merge of two shards (and merging again adds
 ** nothing), and lookup: exact, nearest (log2 distance), nearest skipped when its config is
 ** invalid for the shape, default when nothing comparable is tuned.
 */
@@ -58,7 +58,7 @@ static void lookup_case(kf_store *s, const char *tmpl, const char *shape_txt, kf
   if (!rc) rc = kf_target_get(&ctx, "cpu-host", &target);
   if (!rc) rc = kf_template_load(&ctx, tmpl, &t);
   if (!rc) rc = kf_kernel_build(&ctx, t, &shape, NULL, &target, &k);
-  if (!rc) rc = kf_lookup(&ctx, s, t, &k.params, NULL, &target, &lr);
+  if (!rc) rc = kf_lookup(&ctx, s, t, &k.params, NULL, &target, NULL, &lr);
   char js[512] = "";
   kf_config_json(&lr.config, js, sizeof js);
   TT_CHECK(rc == 0 && lr.kind == want && (!want_from || strstr(lr.from_shape, want_from)),
@@ -125,19 +125,42 @@ int main(void) {
   tr.median_s = tr.min_s = 1e-3;
   tr.max_err_ratio = 0.5;
   int ins = 0;
-  rc = kf_store_add_trial(&ctx, s, wid, tid, &tr, &ins);
-  TT_CHECK(rc == 0 && ins == 1, "trial recorded");
-  tr.median_s = 5e-4;
-  rc = kf_store_add_trial(&ctx, s, wid, tid, &tr, &ins);
-  TT_CHECK(rc == 0 && ins == 0, "same (workload, target, config) again: not inserted, first kept");
-  snprintf(tr.status, sizeof tr.status, "bogus");
-  rc = kf_store_add_trial(&ctx, s, wid, tid, &tr, &ins);
-  TT_CHECK(rc != 0, "a status outside ok/failed: ... is refused by the schema: %s", kf_errmsg(&ctx));
+  /* a schema-1 trial, as kforge of that schema wrote it */
+  {
+    char ins_sql[512];
+    snprintf(ins_sql, sizeof ins_sql,
+             "INSERT INTO trials (workload_id, target_id, config, status, median_s, min_s, max_err_ratio, rigor, "
+             "kforge_version) VALUES (%lld, %lld, '{\"a\":1}', 'ok', 1e-3, 1e-3, 0.5, 'exhaustive', '0.1')",
+             (long long)wid, (long long)tid);
+    sqlite3 *raw;
+    sqlite3_open(path, &raw);
+    TT_CHECK(sqlite3_exec(raw, ins_sql, NULL, NULL, NULL) == SQLITE_OK, "schema-1 trial written");
+    sqlite3_close(raw);
+  }
   kf_store_close(s);
   rc = kf_store_open(&ctx, path, 0, &s);
   TT_CHECK(rc == 0 && kf_store_version(s) == KF_STORE_SCHEMA, "reopened: migrated to schema %d", KF_STORE_SCHEMA);
   TT_CHECK(tt_count(s, "SELECT count(*) FROM trials") == 1 && tt_count(s, "SELECT count(*) FROM sweeps") == 0,
            "rows kept, sweeps table added");
+  TT_CHECK(tt_count(s, "SELECT count(*) FROM trials WHERE gen_hash = 'unknown' AND eff_bits IS NULL") == 1,
+           "the migrated trial is of an unknown generator version (stale), no effective bits");
+  {
+    kf_trial_rec got;
+    int found = 1;
+    rc = kf_store_best(&ctx, s, wid, tid, NULL, NULL, &got, &found);
+    TT_CHECK(rc == 0 && !found, "a stale trial is never the best");
+  }
+  rc = kf_store_add_trial(&ctx, s, wid, tid, &tr, &ins);
+  TT_CHECK(rc == 0 && ins == 1, "the same config under this generator version is a new trial");
+  tr.median_s = 5e-4;
+  rc = kf_store_add_trial(&ctx, s, wid, tid, &tr, &ins);
+  TT_CHECK(rc == 0 && ins == 0, "same (workload, target, config, generator) again: not inserted, first kept");
+  snprintf(tr.status, sizeof tr.status, "bogus");
+  rc = kf_store_add_trial(&ctx, s, wid, tid, &tr, &ins);
+  TT_CHECK(rc != 0, "a status outside ok/failed: ... is refused by the schema: %s", kf_errmsg(&ctx));
+  TT_CHECK(kf_store_network_fs(0x6969) && !strcmp(kf_store_network_fs(0x6969), "NFS") &&
+               kf_store_network_fs(0x0bd00bd0) && !kf_store_network_fs(0xEF53) && !kf_store_network_fs(0x01021994),
+           "network file systems named (NFS, Lustre), local ones (ext4, tmpfs) not");
   TT_CHECK(tt_count(s, "SELECT count(*) FROM pragma_table_list WHERE strict = 1 AND schema = 'main'") == 4,
            "4 STRICT tables");
   TT_CHECK(tt_count(s, "PRAGMA journal_mode") == -1 || 1, "journal mode queried");
@@ -198,7 +221,7 @@ int main(void) {
   memset(&fixed, 0, sizeof fixed);
   kf_binding_set(&fixed, "mr", 8);
   kf_binding_set(&fixed, "nr", 16);
-  kf_binding_set(&fixed, "passes", 1);
+  kf_binding_set(&fixed, "passes", 2);
   memset(&shape, 0, sizeof shape);
   kf_binding_parse(&ctx, "M=8,N=32,K=64", "shape", &shape);
   o.budget_n = 1;

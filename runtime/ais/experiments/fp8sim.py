@@ -60,6 +60,36 @@ def quant_rows(x):
     return round_e4m3(x / s) * s
 
 
+FP4_MAX = 6.0  # E2M1: 0, 0.5, 1, 1.5, 2, 3, 4, 6
+
+
+def round_fp4_e2m1(x):
+    """Rounds to the nearest FP4 E2M1 value (ties to even), saturating at +-6. The quantum is
+    0.5 below 2, 1 in [2, 4) and 2 from 4 on; an even multiple of the quantum is an even
+    mantissa, so torch.round (ties to even) on x / quantum is the E2M1 rounding."""
+    x = x.float()
+    ax = x.abs()
+    q = torch.where(ax < 2.0, torch.full_like(ax, 0.5),
+                    torch.where(ax < 4.0, torch.ones_like(ax), torch.full_like(ax, 2.0)))
+    r = torch.clamp(torch.round(ax / q) * q, max=FP4_MAX)
+    return torch.copysign(r, x)
+
+
+def quant_blocks_fp4(x, block=32):
+    """FP4 fake-quantization with one float32 scale per block of `block` elements along the last
+    dimension (scale = block amax / 6; NVFP4-like, with a float32 instead of an E4M3 scale)."""
+    shape = x.shape
+    xb = x.reshape(*shape[:-1], shape[-1] // block, block)
+    amax = xb.detach().abs().amax(dim=-1, keepdim=True)
+    s = torch.where(amax > 0, amax / FP4_MAX, torch.ones_like(amax))
+    return (round_fp4_e2m1(xb / s) * s).reshape(shape)
+
+
+FP4_HAND_CASES = [(0.0, 0.0), (0.2, 0.0), (0.25, 0.0), (0.26, 0.5), (0.75, 1.0), (1.25, 1.0),
+                  (1.75, 2.0), (2.5, 2.0), (2.6, 3.0), (3.5, 4.0), (5.0, 4.0), (5.1, 6.0),
+                  (7.0, 6.0), (-1.6, -1.5), (-100.0, -6.0)]
+
+
 # Hand-computed E4M3 values (input, expected): used by tests/test_fp8sim.py and --quick.
 HAND_CASES = [
     (0.0, 0.0),

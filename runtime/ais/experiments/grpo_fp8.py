@@ -40,6 +40,7 @@ import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 import fp8sim  # noqa: E402
+from hostinfo import cpu_name  # noqa: E402
 
 ARMS = {
     "ref": dict(fp8=False, mode="none"),
@@ -236,14 +237,15 @@ def run_arm(args, seed, arm, sft_path):
         adv = adv.reshape(-1)
         lp = token_logprobs(model, prompts, comp)
         lp_old = lp.detach()
+        keep_all = torch.ones_like(lp_old, dtype=torch.bool)  # every answer token is valid
         if cfg is None:  # first batch calibrates AIS's tau_d (= tau_mult x D at step 0)
-            d0 = ais.compute(lp_roll.double(), lp_old.double(), config=diag_cfg)[2].divergence
+            d0 = ais.compute(lp_old.double(), lp_roll.double(), keep_all, config=diag_cfg)[2].divergence
             tau_d = max(args.ais_tau_mult * d0, 1e-6)
             cfg = ais.Config(spec["mode"], cap=args.cap, tau_d=tau_d, ema=args.ais_ema)
             diag_cfg = ais.Config("ais", cap=args.cap, tau_d=tau_d)
-        w, keep, diag = ais.compute(lp_roll.double(), lp_old.double(), config=cfg, state=state)
+        w, keep, diag = ais.compute(lp_old.double(), lp_roll.double(), keep_all, config=cfg, state=state)
         if spec["mode"] != "ais":  # log the AIS diagnostics the AIS arm would have seen
-            diag = ais.compute(lp_roll.double(), lp_old.double(), config=diag_cfg)[2]
+            diag = ais.compute(lp_old.double(), lp_roll.double(), keep_all, config=diag_cfg)[2]
         w, keep = w.float(), keep.float()
         ratio = torch.exp(lp - lp_old)  # = 1 (one step per batch); kept for the PPO form
         surr = torch.min(ratio * adv[:, None], ratio.clamp(0.8, 1.2) * adv[:, None])
@@ -358,17 +360,6 @@ def write_table(args, rows, path, wall, cpu):
     return "\n".join(lines)
 
 
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
-
-
 def smooth(xs, k):
     xs = np.asarray(xs, dtype=float)
     if k <= 1 or xs.size < k:
@@ -439,8 +430,8 @@ def plots(args, runs, out):
         "set multiplot layout 2,2\n"
         "set xlabel 'GRPO step'; unset ylabel; set key top left opaque box; set autoscale y\n"
         + panel(3, "D: mean |log pi_train - log pi_FP8| per token")
-        + panel(4, "R: normalized ESS of sequence weights")
-        + panel(5, "V: CV of token weights")
+        + panel(4, "R: normalized ESS of the applied token weights min(rho, C)")
+        + panel(5, "V: CV of the raw token ratios rho")
         + panel(6, "alpha (AIS mixing coefficient; applied only in ais)")
         + "unset multiplot\n")
     res = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
@@ -481,7 +472,10 @@ def parse_args(argv):
     args = p.parse_args(argv)
     if args.quick:
         args.seeds = args.seeds[:2] if len(args.seeds) > 2 else args.seeds
-        args.sft_steps, args.steps, args.prompts, args.group = 20, 6, 8, 4
+        # 1-digit addition (100 problems, 2-token answers) so that a 200-step warm start
+        # reaches a non-zero reward and the arms differ
+        args.digits, args.sft_target = 1, 0.3
+        args.sft_steps, args.steps, args.prompts, args.group = 200, 6, 8, 4
         args.eval_every, args.eval_prompts = 3, 64
     bad = [k for k in ("steps", "prompts", "group", "eval_every", "eval_prompts", "digits",
                        "workers") if getattr(args, k) < 1]
@@ -543,6 +537,11 @@ def main(argv=None):
         ok &= max(ref_D) < 1e-4  # FP32 rollouts = trainer policy up to fp32 rounding
     if fp8_D:
         ok &= min(fp8_D) > 0.0   # FP8 rollouts always differ
+    if args.quick:  # the quick run must exercise the arms: some non-zero rewards
+        n_nonzero = sum(x > 0 for r in runs for x in r["hist"]["reward"])
+        print(f"quick: {n_nonzero} of {sum(len(r['hist']['reward']) for r in runs)} steps with "
+              f"non-zero reward")
+        ok &= n_nonzero > 0
     print("experiment outputs", "OK" if ok else "FAILED")
     return 0 if ok else 1
 

@@ -73,8 +73,14 @@ static batch_buf batch_random(int64_t n_seqs, int max_len, double mu, double sig
   b.lp_train = malloc(n * sizeof(double));
   b.mask = malloc(n);
   for (int64_t t = 0; t < b.n_tokens; t++) {
+    double delta = mu + sigma * rng_normal();
     b.lp_roll[t] = -3.0 * rng_unif() - 0.01;
-    b.lp_train[t] = b.lp_roll[t] + mu + sigma * rng_normal();
+    b.lp_train[t] = b.lp_roll[t] + delta;
+    if (b.lp_train[t] > 0.0) { /* keep both log-probs <= 0, delta (almost) unchanged */
+      double shift = b.lp_train[t] + 0.01;
+      b.lp_train[t] -= shift;
+      b.lp_roll[t] -= shift;
+    }
     b.mask[t] = rng_unif() < 0.9;
   }
   return b;
@@ -90,7 +96,8 @@ static kf_ais_batch view(const batch_buf *b) {
 typedef struct {
   double ess_tok, ess_seq, cv2_tok, cv2_seq, cv_tok, cv_seq, mad, k1, k3, alpha;
   double R, D, V;
-  int64_t n_tok, n_seq;
+  double cv2_app, cv2_lvl, nll, d_abs; /* applied weights and raw ratios at ais_level */
+  int64_t n_tok, n_seq, n_unit;
   double sum_abs_delta;      /* for bounds */
   double sum_abs_k3_terms;   /* sum |k3_t| + 2u(|rho-1| + |dc|) slack, for bounds */
   int max_len;
@@ -128,16 +135,29 @@ static ref_diag ref_compute(const kf_ais_config *cfg, const batch_buf *b) {
   int64_t *nv = malloc((size_t)(b->n_seqs + 1) * sizeof(int64_t));
   double *wt = malloc((size_t)(b->n_tokens + 1) * sizeof(double));
   double *ws = malloc((size_t)(b->n_seqs + 1) * sizeof(double));
+  double *uraw = malloc((size_t)(b->n_tokens + 1) * sizeof(double));
+  double *uapp = malloc((size_t)(b->n_tokens + 1) * sizeof(double));
   ref_seq_logratios(b, S, nv);
-  double k1 = 0, k3 = 0;
+  double k1 = 0, k3 = 0, nll = 0;
   for (int64_t i = 0; i < b->n_seqs; i++) {
     if (nv[i] == 0) continue;
     ws[r.n_seq++] = exp(clampd(S[i], -L, L));
+    if (cfg->ais_level != KF_AIS_LEVEL_TOKEN) {
+      double u = cfg->ais_level == KF_AIS_LEVEL_SEQ ? exp(clampd(S[i], -L, L))
+                                                    : exp(clampd(S[i] / (double)nv[i], -L, L));
+      uraw[r.n_unit] = u;
+      uapp[r.n_unit++] = clampd(u, cfg->cap_lower, cfg->cap);
+    }
     if (nv[i] > r.max_len) r.max_len = (int)nv[i];
     for (int64_t t = b->offsets[i]; t < b->offsets[i + 1]; t++) {
       if (!b->mask[t]) continue;
       double d = b->lp_train[t] - b->lp_roll[t], dc = clampd(d, -L, L);
       wt[r.n_tok++] = exp(dc);
+      if (cfg->ais_level == KF_AIS_LEVEL_TOKEN) {
+        uraw[r.n_unit] = exp(dc);
+        uapp[r.n_unit++] = clampd(exp(dc), cfg->cap_lower, cfg->cap);
+      }
+      nll += -b->lp_train[t];
       r.sum_abs_delta += fabs(d);
       k1 += -d;
       double term = exp(dc) - 1.0 - dc;
@@ -151,20 +171,28 @@ static ref_diag ref_compute(const kf_ais_config *cfg, const batch_buf *b) {
     r.mad = r.sum_abs_delta / (double)r.n_tok;
     r.k1 = k1 / (double)r.n_tok;
     r.k3 = k3 / (double)r.n_tok;
+    r.nll = nll / (double)r.n_tok;
+    double ess_raw;
+    moments(uapp, r.n_unit, &r.R, &r.cv2_app);
+    moments(uraw, r.n_unit, &ess_raw, &r.cv2_lvl);
   } else {
-    r.ess_tok = r.ess_seq = 1.0;
+    r.ess_tok = r.ess_seq = r.R = 1.0;
   }
   r.cv_tok = sqrt(r.cv2_tok);
   r.cv_seq = sqrt(r.cv2_seq);
-  r.R = cfg->ess_level == KF_AIS_LEVEL_SEQ ? r.ess_seq : r.ess_tok;
-  r.D = cfg->divergence == KF_AIS_DIV_K3 ? r.k3 : r.mad;
-  r.V = cfg->cv_level == KF_AIS_LEVEL_SEQ ? r.cv_seq : r.cv_tok;
+  r.d_abs = cfg->divergence == KF_AIS_DIV_K3 ? r.k3 : r.mad;
+  r.D = r.d_abs;
+  if (cfg->dscale == KF_AIS_DSCALE_NLL)
+    r.D = r.d_abs + fmax(r.nll, 0) > 0 ? r.d_abs / (r.d_abs + fmax(r.nll, 0)) : 0.0;
+  r.V = sqrt(r.cv2_lvl);
   double a = (1.0 - exp(-r.D / cfg->tau_d)) * pow(r.R, cfg->gamma_r) / (1.0 + r.V / cfg->tau_v);
   r.alpha = clampd(a, cfg->alpha_min, cfg->alpha_max);
   free(S);
   free(nv);
   free(wt);
   free(ws);
+  free(uraw);
+  free(uapp);
   return r;
 }
 
@@ -176,8 +204,12 @@ static void ref_weights(const kf_ais_config *cfg, const batch_buf *b, double alp
     double S = 0;
     for (int64_t t = b->offsets[i]; t < b->offsets[i + 1]; t++)
       if (b->mask[t]) S += b->lp_train[t] - b->lp_roll[t];
-    double Wi = exp(clampd(S, -L, L));
-    double wseq = Wi < C ? Wi : C;
+    int64_t n_valid = 0;
+    for (int64_t t = b->offsets[i]; t < b->offsets[i + 1]; t++) n_valid += b->mask[t];
+    double lo_cap = cfg->cap_lower;
+    double wseq = clampd(exp(clampd(S, -L, L)), lo_cap, C);
+    double Gm = n_valid ? S / (double)n_valid : 0.0;
+    double wgeo = clampd(exp(clampd(Gm, -L, L)), lo_cap, C);
     for (int64_t t = b->offsets[i]; t < b->offsets[i + 1]; t++) {
       if (!b->mask[t]) {
         w[t] = 0;
@@ -186,7 +218,7 @@ static void ref_weights(const kf_ais_config *cfg, const batch_buf *b, double alp
       }
       double d = b->lp_train[t] - b->lp_roll[t];
       double rho = exp(clampd(d, -L, L));
-      double wtok = rho < C ? rho : C;
+      double wtok = clampd(rho, cfg->cap_lower, C);
       double val = 1.0;
       int k = 1;
       switch (cfg->mode) {
@@ -201,8 +233,15 @@ static void ref_weights(const kf_ais_config *cfg, const batch_buf *b, double alp
         k = exp(S) >= cfg->mis_lower && exp(S) <= cfg->mis_upper;
         val = cfg->reject_only ? 1.0 : wseq;
         break;
+      case KF_AIS_MODE_GEO_TIS: val = wgeo; break;
+      case KF_AIS_MODE_GEO_MIS:
+        k = exp(Gm) >= cfg->mis_lower && exp(Gm) <= cfg->mis_upper;
+        val = cfg->reject_only ? 1.0 : wgeo;
+        break;
       case KF_AIS_MODE_AIS:
-        val = (1 - alpha) + alpha * (cfg->ais_level == KF_AIS_LEVEL_SEQ ? wseq : wtok);
+        val = (1 - alpha) + alpha * (cfg->ais_level == KF_AIS_LEVEL_SEQ   ? wseq
+                                     : cfg->ais_level == KF_AIS_LEVEL_GEO ? wgeo
+                                                                          : wtok);
         break;
       }
       w[t] = k ? val : 0.0;
@@ -239,7 +278,7 @@ static int check_mode(const char *label, const kf_ais_config *cfg, const batch_b
   ref_diag r = ref_compute(cfg, b);
   /* Diagnostics. Token weights are computed by identical operations (e = 2u for exp); the
   ** sequence sums also run in the same order here, so e = 2u as well. */
-  double e = 2 * U, nt = (double)r.n_tok, ns = (double)r.n_seq;
+  double e = 6 * U, nt = (double)r.n_tok, ns = (double)r.n_seq, nu = (double)r.n_unit;
   double err_mad = fabs(d.mean_abs_delta - r.mad), b_mad = (gamma_n(nt) + 3 * U) * r.mad;
   double err_k1 = fabs(d.kl_k1 - r.k1), b_k1 = (gamma_n(nt) + 3 * U) * r.sum_abs_delta / fmax(nt, 1);
   double err_k3 = fabs(d.kl_k3 - r.k3),
@@ -249,10 +288,18 @@ static int check_mode(const char *label, const kf_ais_config *cfg, const batch_b
   double err_cvs = fabs(cv2s - r.cv2_seq), b_cvs = cv2_bound(r.cv2_seq, ns, e);
   double err_esst = fabs(d.ess_tok - r.ess_tok), b_esst = b_cvt + 4 * U;
   double err_esss = fabs(d.ess_seq - r.ess_seq), b_esss = b_cvs + 4 * U;
-  /* alpha: first-order propagation through a_D a_R a_V, plus evaluation error. */
-  double dR = cfg->ess_level == KF_AIS_LEVEL_SEQ ? b_esss : b_esst;
-  double dD = cfg->divergence == KF_AIS_DIV_K3 ? b_k3 : b_mad;
-  double cv2b = cfg->cv_level == KF_AIS_LEVEL_SEQ ? b_cvs : b_cvt;
+  /* alpha: first-order propagation through a_D a_R a_V, plus evaluation error. The library's
+  ** ratios use kf_ais_exp (< 2 ulp), the reference libm exp, so e covers both (6u); the
+  ** geometric level divides S by n first (one more rounding, inside e). */
+  double dR = cv2_bound(r.cv2_app, nu, e) + 4 * U;
+  double err_R = fabs(d.reliability - r.R);
+  double dDabs = cfg->divergence == KF_AIS_DIV_K3 ? b_k3 : b_mad;
+  double dD = dDabs;
+  if (cfg->dscale == KF_AIS_DSCALE_NLL) {
+    double h = fmax(r.nll, 0), den = r.d_abs + h, dh = (gamma_n(nt) + 3 * U) * h;
+    dD = den > 0 ? (dDabs * h + r.d_abs * dh) / (den * den) + 4 * U * r.D : 0.0;
+  }
+  double cv2b = cv2_bound(r.cv2_lvl, nu, e);
   double V = r.V, dV = V > sqrt(cv2b) ? cv2b / (2 * V) + cv2b : sqrt(cv2b) + cv2b;
   double aD = 1 - exp(-r.D / cfg->tau_d), aR = pow(r.R, cfg->gamma_r),
          aV = 1 / (1 + V / cfg->tau_v);
@@ -262,14 +309,15 @@ static int check_mode(const char *label, const kf_ais_config *cfg, const batch_b
   double err_alpha = fabs(d.alpha - r.alpha);
   int ok = d.n_tokens == r.n_tok && d.n_seqs == r.n_seq && err_mad <= b_mad && err_k1 <= b_k1 &&
            err_k3 <= b_k3 && err_cvt <= b_cvt && err_cvs <= b_cvs && err_esst <= b_esst &&
-           err_esss <= b_esss && err_alpha <= b_alpha;
+           err_esss <= b_esss && err_alpha <= b_alpha && err_R <= dR &&
+           fabs(d.divergence - r.D) <= dD;
   /* Weights: identical decisions, values within w's bound (alpha from the library). */
   ref_weights(cfg, b, d.alpha, wr, mr);
   double max_err = 0, max_ratio = 0;
   int64_t n_mask_diff = 0;
   for (int64_t t = 0; t < b->n_tokens; t++) {
     n_mask_diff += m[t] != mr[t];
-    double bound = 4 * U * fmax(fabs(wr[t]), 1.0);
+    double bound = 12 * U * fmax(fabs(wr[t]), 1.0);
     double err = fabs(w[t] - wr[t]);
     if (err > max_err) max_err = err;
     if (err / bound > max_ratio) max_ratio = err / bound;
@@ -278,12 +326,11 @@ static int check_mode(const char *label, const kf_ais_config *cfg, const batch_b
   report(ok, name,
          "tok=%lld seq=%lld alpha=%.6f err %.1e<=%.1e | R=%.4f err %.1e<=%.1e | "
          "D=%.4f err %.1e<=%.1e | V=%.4f cv2 err %.1e<=%.1e | k1 err %.1e<=%.1e | "
-         "k3 err %.1e<=%.1e | weights max err %.1e (<= 4u*max(w,1)), mask diffs %lld",
+         "k3 err %.1e<=%.1e | weights max err %.1e (<= 12u*max(w,1)), mask diffs %lld",
          (long long)d.n_tokens, (long long)d.n_seqs, d.alpha, err_alpha, b_alpha, d.reliability,
-         cfg->ess_level == KF_AIS_LEVEL_SEQ ? err_esss : err_esst, dR, d.divergence,
-         cfg->divergence == KF_AIS_DIV_K3 ? err_k3 : err_mad, dD, d.variance_amp,
-         cfg->cv_level == KF_AIS_LEVEL_SEQ ? err_cvs : err_cvt, cv2b, err_k1, b_k1, err_k3,
-         b_k3, max_err, (long long)n_mask_diff);
+         err_R, dR, d.divergence, fabs(d.divergence - r.D), dD, d.variance_amp,
+         fabs(d.variance_amp * d.variance_amp - r.cv2_lvl), cv2b, err_k1, b_k1, err_k3, b_k3,
+         max_err, (long long)n_mask_diff);
   free(w), free(wr), free(m), free(mr);
   return ok;
 }
@@ -295,7 +342,7 @@ static void test_reference(void) {
   } dist[] = {{0.0, 0.02, 40}, {-0.01, 0.15, 64}, {0.05, 0.8, 12}, {0.0, 3.0, 30}};
   for (size_t k = 0; k < sizeof dist / sizeof dist[0]; k++) {
     batch_buf b = batch_random(257, dist[k].max_len, dist[k].mu, dist[k].sigma);
-    for (int mode = 0; mode <= KF_AIS_MODE_AIS; mode++) {
+    for (int mode = 0; mode <= KF_AIS_MODE_GEO_MIS; mode++) {
       kf_ais_config cfg;
       kf_ais_config_default(&cfg, (kf_ais_mode)mode);
       char label[80];
@@ -307,8 +354,7 @@ static void test_reference(void) {
     kf_ais_config cfg;
     kf_ais_config_default(&cfg, KF_AIS_MODE_AIS);
     cfg.ais_level = KF_AIS_LEVEL_SEQ;
-    cfg.ess_level = KF_AIS_LEVEL_TOKEN;
-    cfg.cv_level = KF_AIS_LEVEL_SEQ;
+    cfg.dscale = KF_AIS_DSCALE_ABS;
     cfg.divergence = KF_AIS_DIV_K3;
     cfg.gamma_r = 2.0;
     cfg.tau_d = 0.3;
@@ -317,6 +363,17 @@ static void test_reference(void) {
     cfg.alpha_max = 0.9;
     char label[80];
     snprintf(label, sizeof label, "ais variant sigma=%g", dist[k].sigma);
+    check_mode(label, &cfg, &b);
+    kf_ais_config_default(&cfg, KF_AIS_MODE_AIS);
+    cfg.ais_level = KF_AIS_LEVEL_GEO;
+    cfg.cap_lower = 0.5;
+    cfg.cap = 3.0;
+    snprintf(label, sizeof label, "ais geo two-sided sigma=%g", dist[k].sigma);
+    check_mode(label, &cfg, &b);
+    kf_ais_config_default(&cfg, KF_AIS_MODE_TOKEN_TIS);
+    cfg.cap_lower = 0.8;
+    cfg.cap = 1.25;
+    snprintf(label, sizeof label, "token_tis two-sided [0.8,1.25] sigma=%g", dist[k].sigma);
     check_mode(label, &cfg, &b);
     kf_ais_config_default(&cfg, KF_AIS_MODE_SEQ_MIS);
     cfg.reject_only = 1;
@@ -368,12 +425,15 @@ static void test_hand(void) {
          "D=%.17g (2ln2/3) k1=%.3g k3=%.17g (1/6) cv_tok=%.17g (%.17g) ess_seq=%.17g "
          "(0.735294117647059) cv_seq=%.17g (0.6)",
          d.mean_abs_delta, d.kl_k1, d.kl_k3, d.cv_tok, cv_tok, d.ess_seq, d.cv_seq);
-  /* AIS with tau_d = 1, gamma 1, tau_v = 1, ess seq, cv token:
-  ** alpha = (1 - exp(-2ln2/3)) * (6.25/8.5) / (1 + cv_tok). */
+  /* AIS with tau_d = 1, gamma 1, tau_v = 1, level token, C = 2: applied weights 2, 1, 0.5,
+  ** R = 3.5^2 / (3 * 5.25); V = cv_tok; H = mean(-lp_train) = (1 - ln2 + 2 + 0.5 + ln2)/3
+  ** = 3.5/3; D = (2ln2/3) / (2ln2/3 + 3.5/3) = 2ln2 / (2ln2 + 3.5);
+  ** alpha = (1 - exp(-D)) * R / (1 + cv_tok). */
   kf_ais_config_default(&cfg, KF_AIS_MODE_AIS);
   cfg.tau_d = 1.0;
   rc = kf_ais_compute(&ctx, &cfg, &b, NULL, w, m, &d);
-  double alpha = (1 - exp(-2 * M_LN2 / 3)) * (6.25 / 8.5) / (1 + cv_tok);
+  double D_rel = 2 * M_LN2 / (2 * M_LN2 + 3.5);
+  double alpha = (1 - exp(-D_rel)) * (12.25 / 15.75) / (1 + cv_tok);
   ok = rc == 0 && fabs(d.alpha - alpha) < 32 * U &&
        fabs(w[0] - ((1 - alpha) + alpha * 2)) < 32 * U && fabs(w[1] - 1) < 32 * U &&
        fabs(w[2] - ((1 - alpha) + alpha * 0.5)) < 32 * U;
@@ -390,6 +450,28 @@ static void test_hand(void) {
   report(ok, "hand seq_mis [0.6,3]", "w = %g %g %g mask = %d %d %d rejected seq=%lld tok=%lld",
          w[0], w[1], w[2], m[0], m[1], m[2], (long long)d.n_seq_rejected,
          (long long)d.n_tok_rejected);
+  /* geometric: G_0 = exp(ln2 / 2) = sqrt 2, G_1 = 0.5. geo_tis C=2: sqrt2, sqrt2, 0.5;
+  ** geo_mis [0.6, 1.5]: sequence 0 kept (w = sqrt 2), sequence 1 rejected. */
+  kf_ais_config_default(&cfg, KF_AIS_MODE_GEO_TIS);
+  rc = kf_ais_compute(&ctx, &cfg, &b, NULL, w, m, &d);
+  ok = rc == 0 && fabs(w[0] - M_SQRT2) < tol && fabs(w[1] - M_SQRT2) < tol &&
+       fabs(w[2] - 0.5) < tol && m[0] && m[1] && m[2];
+  report(ok, "hand geo_tis", "w = %.17g %.17g %.17g (expect sqrt2 sqrt2 0.5)", w[0], w[1], w[2]);
+  kf_ais_config_default(&cfg, KF_AIS_MODE_GEO_MIS);
+  cfg.mis_lower = 0.6;
+  cfg.mis_upper = 1.5;
+  rc = kf_ais_compute(&ctx, &cfg, &b, NULL, w, m, &d);
+  ok = rc == 0 && fabs(w[0] - M_SQRT2) < tol && fabs(w[1] - M_SQRT2) < tol && w[2] == 0 &&
+       m[0] == 1 && m[1] == 1 && m[2] == 0 && d.n_seq_rejected == 1;
+  report(ok, "hand geo_mis [0.6,1.5]", "w = %g %g %g mask = %d %d %d", w[0], w[1], w[2], m[0],
+         m[1], m[2]);
+  /* two-sided clamp [0.75, 1.5] on token weights 2, 1, 0.5 -> 1.5, 1, 0.75 */
+  kf_ais_config_default(&cfg, KF_AIS_MODE_TOKEN_TIS);
+  cfg.cap_lower = 0.75;
+  cfg.cap = 1.5;
+  rc = kf_ais_compute(&ctx, &cfg, &b, NULL, w, m, &d);
+  ok = rc == 0 && fabs(w[0] - 1.5) < tol && fabs(w[1] - 1) < tol && fabs(w[2] - 0.75) < tol;
+  report(ok, "hand two-sided clamp [0.75,1.5]", "w = %.17g %.17g %.17g", w[0], w[1], w[2]);
 }
 
 /* AIS with alpha pinned to 0 equals NONE; pinned to 1 equals TOKEN_TIS (bit for bit). */
@@ -505,7 +587,7 @@ static void test_merge(void) {
         /* merge order: sequential 0..R-1 for contiguous, reversed for interleaved */
         kf_ais_partial all;
         kf_ais_partial_init(&all);
-        for (int k = 0; k < R; k++) kf_ais_partial_merge(&all, &parts[interleave ? R - 1 - k : k]);
+        for (int k = 0; k < R; k++) kf_ais_partial_merge(&ctx, &all, &parts[interleave ? R - 1 - k : k]);
         kf_ais_diag dm;
         kf_ais_finish(&ctx, &cfg, &all, NULL, &dm);
         int same_diag = memcmp(&dm, &d1, sizeof dm) == 0;
@@ -597,7 +679,7 @@ static void test_extreme(void) {
   kf_ais_batch b = {lr, lt, NULL, off, 2, T};
   kf_ais_ctx ctx;
   kf_ais_ctx_init(&ctx);
-  for (int mode = 0; mode <= KF_AIS_MODE_AIS; mode++) {
+  for (int mode = 0; mode <= KF_AIS_MODE_GEO_MIS; mode++) {
     kf_ais_config cfg;
     kf_ais_config_default(&cfg, (kf_ais_mode)mode);
     double w[T];
@@ -613,9 +695,12 @@ static void test_extreme(void) {
       ok &= isfinite(w[t]) && w[t] >= 0 && w[t] <= fmax(cfg.cap, 1.0);
       if (m[t]) wmax = fmax(wmax, w[t]), wmin = fmin(wmin, w[t]);
     }
-    if (mode == KF_AIS_MODE_TOKEN_TIS || mode == KF_AIS_MODE_SEQ_TIS)
-      ok &= w[0] == cfg.cap && w[T - 1] == exp(-cfg.log_clamp); /* clamped at -L */
-    if (mode == KF_AIS_MODE_TOKEN_MIS || mode == KF_AIS_MODE_SEQ_MIS) ok &= d.n_tok_rejected == T;
+    if (mode == KF_AIS_MODE_TOKEN_TIS || mode == KF_AIS_MODE_SEQ_TIS ||
+        mode == KF_AIS_MODE_GEO_TIS)
+      ok &= w[0] == cfg.cap && w[T - 1] == kf_ais_exp(-cfg.log_clamp); /* clamped at -L */
+    if (mode == KF_AIS_MODE_TOKEN_MIS || mode == KF_AIS_MODE_SEQ_MIS ||
+        mode == KF_AIS_MODE_GEO_MIS)
+      ok &= d.n_tok_rejected == T;
     char name[64];
     snprintf(name, sizeof name, "extreme |delta|=1e3 %s", kf_ais_mode_name((kf_ais_mode)mode));
     report(ok, name, "rc=%d alpha=%g R=%g D=%g V=%g weights in [%g, %g] rejected=%lld", rc,
@@ -716,6 +801,7 @@ static void test_bad_args(void) {
                   "bad config " #field "=" #value, needle);                               \
   } while (0)
   CFG_CASE(mode, (kf_ais_mode)9, "mode=9");
+  CFG_CASE(mode, (kf_ais_mode)-1, "mode=-1");
   CFG_CASE(cap, 0.0, "cap=0");
   CFG_CASE(cap, NAN, "cap=nan");
   CFG_CASE(cap, 1e10, "log_clamp");
@@ -726,8 +812,13 @@ static void test_bad_args(void) {
   CFG_CASE(mis_upper, NAN, "mis_upper=nan");
   CFG_CASE(reject_only, 2, "reject_only=2");
   CFG_CASE(ais_level, (kf_ais_level)3, "ais_level=3");
-  CFG_CASE(ess_level, (kf_ais_level)3, "ess_level=3");
-  CFG_CASE(cv_level, (kf_ais_level)-1, "cv_level=-1");
+  CFG_CASE(ais_level, (kf_ais_level)-1, "ais_level=-1");
+  CFG_CASE(cap_lower, 2.0, "cap_lower=2");
+  CFG_CASE(cap_lower, -0.5, "cap_lower=-0.5");
+  CFG_CASE(cap_lower, NAN, "cap_lower=nan");
+  CFG_CASE(dscale, (kf_ais_dscale)2, "dscale=2");
+  CFG_CASE(logprob_tol, -1e-3, "logprob_tol=-0.001");
+  CFG_CASE(logprob_tol, NAN, "logprob_tol=nan");
   CFG_CASE(divergence, (kf_ais_div)5, "divergence=5");
   CFG_CASE(tau_d, 0.0, "tau_d=0");
   CFG_CASE(tau_d, HUGE_VAL, "tau_d=inf");
@@ -817,6 +908,164 @@ static void test_empty(void) {
          (long long)d.n_tokens, w[0], w[1]);
 }
 
+/* kf_ais_exp against long double expl: below 2 ulp on [-300, 300] (random points plus the
+** reduction boundaries), exact at 0, monotone on a fine grid near 0. */
+static void test_exp(void) {
+  double max_ulp = 0, worst = 0;
+  for (int k = 0; k < 400000; k++) {
+    double x = k < 200000 ? (rng_unif() * 2 - 1) * 20.0 : (rng_unif() * 2 - 1) * 300.0;
+    if (k % 1000 == 0) x = (double)(k / 1000 - 200) * M_LN2 * 0.5; /* near n ln2 / 2 */
+    double got = kf_ais_exp(x);
+    long double ref = expl((long double)x);
+    double ulp = nextafter(fabs((double)ref), HUGE_VAL) - fabs((double)ref);
+    double err = (double)fabsl((long double)got - ref) / ulp;
+    if (err > max_ulp) max_ulp = err, worst = x;
+  }
+  int mono = 1;
+  double prev = kf_ais_exp(-1e-3);
+  for (int k = 1; k <= 20000; k++) {
+    double v = kf_ais_exp(-1e-3 + k * 1e-7);
+    mono &= v >= prev;
+    prev = v;
+  }
+  report(max_ulp < 2.0 && kf_ais_exp(0.0) == 1.0 && mono && isnan(kf_ais_exp(NAN)),
+         "kf_ais_exp accuracy", "max error %.3f ulp at x=%.17g (< 2), exp(0)=%.17g, monotone %d",
+         max_ulp, worst, kf_ais_exp(0.0), mono);
+}
+
+/* Input contract (issue 15 fault 10): mask values other than 0/1 and positive log-probs beyond
+** the tolerance are errors naming the element; at the tolerance they are accepted. */
+static void test_input_contract(void) {
+  kf_ais_ctx ctx;
+  kf_ais_ctx_init(&ctx);
+  double lr[4] = {-1, -0.5, -2, -1}, lt[4] = {-1.1, -0.4, -2, -0.9}, w[4];
+  uint8_t mask[4] = {1, 1, 0, 1};
+  int64_t off[3] = {0, 2, 4};
+  kf_ais_batch b = {lr, lt, mask, off, 2, 4};
+  kf_ais_config cfg;
+  kf_ais_config_default(&cfg, KF_AIS_MODE_TOKEN_TIS);
+  static const uint8_t bad_mask[] = {2, 255, 128};
+  for (int k = 0; k < 3; k++) {
+    mask[2] = bad_mask[k];
+    char want[40], name[48];
+    snprintf(want, sizeof want, "mask[2] = %u must be 0 or 1", bad_mask[k]);
+    snprintf(name, sizeof name, "mask value %u -> error", bad_mask[k]);
+    expect_einval(kf_ais_compute(&ctx, &cfg, &b, NULL, w, NULL, NULL), &ctx, name, want);
+  }
+  mask[2] = 0;
+  /* positive log-probs: beyond the tolerance on either array, at the tolerance, custom tol */
+  lt[3] = 0.5;
+  int rc = kf_ais_compute(&ctx, &cfg, &b, NULL, w, NULL, NULL);
+  report(rc == KF_AIS_EDOMAIN && strstr(kf_ais_errmsg(&ctx), "lp_train[3] = 0.5") &&
+             strstr(kf_ais_errmsg(&ctx), "positive log-prob"),
+         "positive lp_train 0.5 -> error", "rc=%d: %s", rc, kf_ais_errmsg(&ctx));
+  lt[3] = -0.9;
+  lr[0] = 2e-3;
+  rc = kf_ais_compute(&ctx, &cfg, &b, NULL, w, NULL, NULL);
+  report(rc == KF_AIS_EDOMAIN && strstr(kf_ais_errmsg(&ctx), "lp_roll[0]") &&
+             strstr(kf_ais_errmsg(&ctx), "sequence 0"),
+         "positive lp_roll 2e-3 -> error", "rc=%d: %s", rc, kf_ais_errmsg(&ctx));
+  lr[0] = 1e-3; /* exactly the default tolerance */
+  int rc_at = kf_ais_compute(&ctx, &cfg, &b, NULL, w, NULL, NULL);
+  lr[0] = nextafter(1e-3, 1.0);
+  int rc_beyond = kf_ais_compute(&ctx, &cfg, &b, NULL, w, NULL, NULL);
+  cfg.logprob_tol = 0.0;
+  lr[0] = 1e-300;
+  int rc_zero_tol = kf_ais_compute(&ctx, &cfg, &b, NULL, w, NULL, NULL);
+  report(rc_at == 0 && rc_beyond == KF_AIS_EDOMAIN && rc_zero_tol == KF_AIS_EDOMAIN,
+         "log-prob tolerance edge", "at 1e-3 rc=%d, just above rc=%d, tol 0 with 1e-300 rc=%d",
+         rc_at, rc_beyond, rc_zero_tol);
+  /* masked-out positive values are never read; mask policy drops the sequence */
+  cfg.logprob_tol = 1e-3;
+  lr[0] = -1;
+  lr[2] = 7.0;
+  int rc_masked = kf_ais_compute(&ctx, &cfg, &b, NULL, w, NULL, NULL);
+  lr[1] = 3.0;
+  cfg.nonfinite = KF_AIS_NONFINITE_MASK;
+  kf_ais_diag d;
+  int rc_drop = kf_ais_compute(&ctx, &cfg, &b, NULL, w, NULL, &d);
+  report(rc_masked == 0 && rc_drop == 0 && d.n_seq_dropped == 1 && w[0] == 0 && w[1] == 0,
+         "positive log-prob: masked ignored, mask policy drops", "rc=%d/%d dropped=%lld",
+         rc_masked, rc_drop, (long long)d.n_seq_dropped);
+}
+
+/* Issue 15 fault 10: an all-reduce whose int64 sums wrapped around, or accumulators beyond the
+** double range, must give an error from finish, never alpha = NaN. */
+static void test_overflowed_partial(void) {
+  batch_buf b = batch_random(50, 20, 0.0, 0.3);
+  kf_ais_batch v = view(&b);
+  kf_ais_ctx ctx;
+  kf_ais_ctx_init(&ctx);
+  kf_ais_config cfg;
+  kf_ais_config_default(&cfg, KF_AIS_MODE_AIS);
+  kf_ais_partial p, q;
+  kf_ais_partial_init(&p);
+  kf_ais_accumulate(&ctx, &cfg, &v, &p);
+  kf_ais_diag d;
+  /* 2^33 ranks' worth of the same statistics, summed with int64 wraparound */
+  q = p;
+  for (int k = 0; k < KF_AIS_N_ISUM; k++) q.isum[k] = (int64_t)((uint64_t)q.isum[k] << 33);
+  int rc1 = kf_ais_finish(&ctx, &cfg, &q, NULL, &d);
+  char msg1[512];
+  snprintf(msg1, sizeof msg1, "%s", kf_ais_errmsg(&ctx));
+  /* limbs in range but a sum beyond DBL_MAX: sum (W-1)^2 = 2^1100 */
+  q = p;
+  q.isum[KF_AIS_N_COUNTS + 6 * KF_AIS_ACC_LIMBS + KF_AIS_ACC_LIMBS - 2] = (int64_t)1 << 62;
+  int rc2 = kf_ais_finish(&ctx, &cfg, &q, NULL, &d);
+  char msg2[512];
+  snprintf(msg2, sizeof msg2, "%s", kf_ais_errmsg(&ctx));
+  /* inconsistent counts: more clipped tokens than tokens */
+  q = p;
+  q.isum[6] = q.isum[0] + 1;
+  int rc3 = kf_ais_finish(&ctx, &cfg, &q, NULL, &d);
+  /* merge overflow: refused, dst unchanged */
+  q = p;
+  q.isum[0] = INT64_MAX - 1;
+  kf_ais_partial dst = p;
+  int rc4 = kf_ais_partial_merge(&ctx, &dst, &q);
+  int unchanged = memcmp(&dst, &p, sizeof p) == 0;
+  int rc5 = kf_ais_finish(&ctx, &cfg, &p, NULL, &d);
+  report(rc1 == KF_AIS_EINVAL && strstr(msg1, "overflowed") && rc2 == KF_AIS_EDOMAIN &&
+             strstr(msg2, "not finite") && rc3 == KF_AIS_EINVAL && rc4 == KF_AIS_EINVAL &&
+             unchanged && rc5 == 0 && isfinite(d.alpha),
+         "overflowed partial -> error, never NaN",
+         "wrapped rc=%d (%s); beyond double rc=%d (%s); counts rc=%d; merge rc=%d unchanged=%d",
+         rc1, msg1, rc2, msg2, rc3, rc4, unchanged);
+  batch_free(&b);
+}
+
+/* Issue 19: for the same per-token mismatch (delta ~ N(0, 0.05^2), NLL ~ U(0.01, 3)), alpha at
+** T = 4096 stays within a factor 2 of alpha at T = 4 (the default gate measures R on the applied
+** token weights). The old rule (ESS of untruncated sequence weights) gave 0.52 vs 0.015. */
+static void test_length_invariance(void) {
+  double alpha[2], R[2];
+  static const int64_t T[2] = {4, 4096}, B[2] = {2048, 8};
+  for (int k = 0; k < 2; k++) {
+    int64_t n = T[k] * B[k];
+    double *lr = malloc((size_t)n * 8), *lt = malloc((size_t)n * 8), *w = malloc((size_t)n * 8);
+    int64_t *off = malloc((size_t)(B[k] + 1) * 8);
+    for (int64_t i = 0; i <= B[k]; i++) off[i] = i * T[k];
+    for (int64_t t = 0; t < n; t++) {
+      lt[t] = -3.0 * rng_unif() - 0.01;
+      lr[t] = fmin(lt[t] - 0.05 * rng_normal(), 0.0);
+    }
+    kf_ais_batch v = {lr, lt, NULL, off, B[k], n};
+    kf_ais_ctx ctx;
+    kf_ais_ctx_init(&ctx);
+    kf_ais_config cfg;
+    kf_ais_config_default(&cfg, KF_AIS_MODE_AIS);
+    kf_ais_diag d;
+    int rc = kf_ais_compute(&ctx, &cfg, &v, NULL, w, NULL, &d);
+    alpha[k] = rc == 0 ? d.alpha : -1;
+    R[k] = d.reliability;
+    free(lr), free(lt), free(w), free(off);
+  }
+  double ratio = alpha[0] / alpha[1];
+  report(alpha[1] > 0 && ratio <= 2.0 && ratio >= 0.5, "alpha length invariance T=4 vs 4096",
+         "alpha %.4f vs %.4f (ratio %.3f, must be in [0.5, 2]); R %.4f vs %.4f", alpha[0],
+         alpha[1], ratio, R[0], R[1]);
+}
+
 int main(void) {
   test_acc();
   test_hand();
@@ -828,6 +1077,10 @@ int main(void) {
   test_nonfinite();
   test_bad_args();
   test_empty();
+  test_exp();
+  test_input_contract();
+  test_overflowed_partial();
+  test_length_invariance();
   printf("%d passed, %d failed\n", n_pass, n_fail);
   return n_fail > 100 ? 100 : n_fail;
 }

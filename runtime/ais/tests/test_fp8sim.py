@@ -82,6 +82,24 @@ def main():
            "per-row scaled quantization bound, zero rows", f"max err/row amax {rel:.4f} <= 2^-4")
     nan = fp8sim.round_e4m3(torch.tensor([float("nan")]))
     report(bool(torch.isnan(nan).all()), "NaN stays NaN")
+    # FP4 E2M1 (estimator experiment): hand values (ties to even), every grid value exact,
+    # midpoints to the even neighbour, block quantization error <= half quantum x scale
+    xs = torch.tensor([x for x, _ in fp8sim.FP4_HAND_CASES])
+    want = torch.tensor([y for _, y in fp8sim.FP4_HAND_CASES])
+    got = fp8sim.round_fp4_e2m1(xs)
+    report(torch.equal(got, want), "fp4 e2m1 hand values", f"{got.tolist()}")
+    grid = torch.tensor([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0])
+    mids = (grid[:-1] + grid[1:]) / 2
+    even = torch.tensor([0.0, 1.0, 1.0, 2.0, 2.0, 4.0, 4.0])  # neighbour with even mantissa
+    report(torch.equal(fp8sim.round_fp4_e2m1(grid), grid) and
+           torch.equal(fp8sim.round_fp4_e2m1(mids), even) and
+           torch.equal(fp8sim.round_fp4_e2m1(-mids), -even), "fp4 grid exact, midpoints to even")
+    blk = torch.randn(4, 64, generator=gen) * 3
+    bq = fp8sim.quant_blocks_fp4(blk)
+    sc = blk.reshape(4, 2, 32).abs().amax(-1, keepdim=True) / 6
+    err = ((bq - blk).reshape(4, 2, 32).abs() / sc).max().item()
+    report(err <= 1.0 + 1e-6, "fp4 block quantization error <= 1 x scale (half of quantum 2)",
+           f"max err / scale {err:.4f}")
     print("all passed" if failures == 0 else f"{failures} failed")
     return min(failures, 100)
 

@@ -76,7 +76,7 @@ int main(int argc, char **argv) {
     if (!info.normalizer_nfc) {
       char *dec;
       size_t dn;
-      ok = kf_lopt_decode(tok, seq.ids, seq.n, &dec, &dn, &err) == KF_LOPT_OK;
+      ok = kf_lopt_decode_bytes(tok, seq.ids, seq.n, &dec, &dn, &err) == KF_LOPT_OK;
       /* recompute the repaired text: decode each token's input span as the reference would */
       size_t diff = 0;
       if (ok) {
@@ -87,7 +87,7 @@ int main(int argc, char **argv) {
           size_t len = seq.end[i] - seq.start[i];
           char *d2;
           size_t d2n;
-          if (kf_lopt_decode(tok, &seq.ids[i], 1, &d2, &d2n, &err)) {
+          if (kf_lopt_decode_bytes(tok, &seq.ids[i], 1, &d2, &d2n, &err)) {
             diff = 1;
             break;
           }

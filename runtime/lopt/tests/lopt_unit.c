@@ -124,7 +124,7 @@ static void test_fallback(void) {
   size_t dn;
   kf_lopt_error err;
   uint32_t ids[] = {0, 2, 3};
-  int ok = t && kf_lopt_decode(t, ids, 3, &dec, &dn, &err) == KF_LOPT_OK;
+  int ok = t && kf_lopt_decode_bytes(t, ids, 3, &dec, &dn, &err) == KF_LOPT_OK;
   lt_check(ok && dn == 3 && memcmp(dec, "abc", 3) == 0, "decode: <0x62><0x63> -> bytes 'bc'",
            "%s", ok ? dec : err.msg);
   if (ok) free(dec);
@@ -231,7 +231,7 @@ static void test_nfc(void) {
     size_t bl = 0, bc = 0;
     lopt_map m = {0};
     size_t n = strlen(c[i].in);
-    int rc = lopt_nfc_append((const unsigned char *)c[i].in, n, 0, &buf, &bl, &bc, &m);
+    int rc = lopt_nfc_append(LOPT_NF_NFC, (const unsigned char *)c[i].in, n, 0, &buf, &bl, &bc, &m);
     char name[128];
     snprintf(name, sizeof name, "nfc: %s", c[i].what);
     lt_check(rc == 0 && bl == strlen(c[i].out) && memcmp(buf, c[i].out, bl) == 0, name,
@@ -261,7 +261,7 @@ static void test_api_errors(void) {
   lt_check(ok, "api: empty text gives 0 tokens", "%zu tokens", t.n);
   const char *s = "caf\xC3\xA9 \xFF!";
   ok = tok && kf_lopt_encode(tok, s, strlen(s), &t, &err) == KF_LOPT_OK;
-  ok = ok && kf_lopt_decode(tok, t.ids, t.n, &out, &on, &err) == KF_LOPT_OK;
+  ok = ok && kf_lopt_decode_bytes(tok, t.ids, t.n, &out, &on, &err) == KF_LOPT_OK;
   lt_check(ok && on == strlen(s) + 2 && memcmp(out, "caf\xC3\xA9 \xEF\xBF\xBD!", on) == 0 &&
                t.end[t.n - 1] == strlen(s),
            "api: decode(encode(x)) = x with U+FFFD for the bad byte, offsets in input bytes",
