@@ -204,6 +204,7 @@ typedef struct buf {
 } buf;
 
 static void put(buf *b, const void *d, size_t n) {
+  if (n == 0) return;
   if (b->n + n > b->cap) {
     b->cap = (b->n + n) * 2 + 1024;
     b->p = realloc(b->p, b->cap);
