@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "kernel.h"
@@ -71,7 +74,7 @@ typedef struct opts {
   const char *sets[KF_MAX_BIND];
   int n_sets;
   int threads, seed, peers, verbose, cold, warm;
-  double budget;
+  double budget, timeout;
   const char *vs;
 } opts;
 
@@ -80,6 +83,7 @@ static int parse_opts(const char *verb, int argc, char **argv, opts *o, const ch
   o->seed = 1;
   o->threads = 0;
   o->budget = 1.0;
+  o->timeout = 600;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -116,6 +120,12 @@ static int parse_opts(const char *verb, int argc, char **argv, opts *o, const ch
       char *end;
       o->budget = strtod(val, &end);
       if (*end || !(o->budget > 0) || o->budget > 3600) return usage_error(verb, "bad --budget '%s'", val);
+      i++;
+    } else if (!strcmp(a, "--timeout") && !strcmp(verb, "check")) {
+      if (!val) return usage_error(verb, "option %s needs a value", a);
+      char *end;
+      o->timeout = strtod(val, &end);
+      if (*end || !(o->timeout > 0) || o->timeout > 86400) return usage_error(verb, "bad --timeout '%s'", val);
       i++;
     } else if (!strcmp(a, "--peers")) o->peers = 1;
     else if (!strcmp(a, "--cold")) o->cold = 1;
@@ -281,8 +291,9 @@ static const char check_help[] =
     "usage: kforge check TEMPLATE --shape ... [--set NAME=VALUE ...] [--target T]\n"
     "                    [--emit c|llvm|both] [--dist gauss|uniform|student_t3|laplace|outlier]\n"
     "                    (attention: --dist random|rising|equal|large|negative)\n"
-    "                    [--seed N] [--threads N]\n\n"
-    "Runs the kernel on random inputs and compares it with the fp64 reference. Prints the max\n"
+    "                    [--seed N] [--threads N] [--timeout SECONDS]\n\n"
+    "Runs the kernel (in a child process: a crash or a run past --timeout, default 600 s, is a\n"
+    "failed check) on random inputs and compares it with the fp64 reference. Prints the max\n"
     "and relative L2 error, the error bound derived from the kernel's arithmetic, and the\n"
     "effective bits log2(max|ref| / max|err|). Exit status 1 if any output exceeds its bound.\n"
     "With --emit both (default) the C and LLVM outputs must also agree within the bound.\n";
@@ -292,10 +303,48 @@ static void print_result(const char *label, const kf_check_result *r) {
          r->max_abs, r->rel_l2, r->max_ratio, r->eff_bits, r->bound_desc);
 }
 
+static int check_run(kf_ctx *ctx, const opts *o_in);
+
+/* kforge check runs the kernel in a forked child: a kernel that crashes or does not finish in
+** --timeout seconds is an error of the check, not of kforge (the tuner's trials do the same). */
 static int cmd_check(kf_ctx *ctx, int argc, char **argv) {
   opts o;
   int prc = parse_opts("check", argc, argv, &o, check_help);
   if (prc) return prc < 0 ? 0 : prc;
+  fflush(stdout);
+  fflush(stderr);
+  pid_t pid = fork();
+  if (pid < 0) return fail("check", ctx, kf_err(ctx, KF_EIO, "fork: %s", strerror(errno)));
+  if (pid == 0) {
+    int rc = check_run(ctx, &o);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+      fprintf(stderr, "%s check: error: writing to standard output: %s\n", prog, strerror(errno));
+      rc = 2;
+    }
+    fflush(stderr);
+    _exit(rc);
+  }
+  double t0 = kf_now();
+  int status = 0;
+  for (;;) {
+    pid_t w = waitpid(pid, &status, WNOHANG);
+    if (w == pid) break;
+    if (w < 0 && errno != EINTR) return fail("check", ctx, kf_err(ctx, KF_EIO, "waitpid: %s", strerror(errno)));
+    if (kf_now() - t0 > o.timeout) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      return fail("check", ctx, kf_err(ctx, KF_ECHECK, "the kernel did not finish within --timeout %g s (killed)",
+                                      o.timeout));
+    }
+    usleep(kf_now() - t0 < 1 ? 1000 : 20000);
+  }
+  if (WIFSIGNALED(status))
+    return fail("check", ctx, kf_err(ctx, KF_ECHECK, "the kernel crashed (%s)", strsignal(WTERMSIG(status))));
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 2;
+}
+
+static int check_run(kf_ctx *ctx, const opts *o_in) {
+  opts o = *o_in;
   const char *emit = o.emit ? o.emit : "both";
   int do_c = !strcmp(emit, "c") || !strcmp(emit, "both"), do_llvm = !strcmp(emit, "llvm") || !strcmp(emit, "both");
   if (!do_c && !do_llvm) return usage_error("check", "unknown --emit '%s' (c, llvm, both)", emit);

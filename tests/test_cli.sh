@@ -88,5 +88,22 @@ for verb in list gen check bench; do
   if "$KF" $verb --help | grep -q "usage: kforge $verb"; then echo "ok   $verb --help"; pass=$((pass+1));
   else echo "FAIL $verb --help"; fail=$((fail+1)); fi
 done
+# a kernel that does not finish: kforge check kills it after --timeout (a failed check, exit 1)
+expect "check watchdog" "did not finish within --timeout 2 s" -- "$KF" check tuner/tests/templates/tt_faulty.lua \
+  --shape M=8,N=16,K=64 --set fault=3 --timeout 2
+expect "bad --timeout" "bad --timeout 'x'" -- "$KF" check msd_gemm --shape M=1,N=16,K=16 --timeout x
+# silent damage: output that does not reach stdout, -o onto an input, unknown names
+for v in "list" "gen msd_gemm --shape M=1,N=16,K=16" "check msd_gemm --shape M=1,N=16,K=16"; do
+  # shellcheck disable=SC2086
+  expect "stdout full: kforge $v" "kforge ${v%% *}: error: writing to standard output" -- bash -c "exec \"\$0\" $v > /dev/full" "$KF"
+done
+cp templates/msd_gemm.lua "$T/keep.lua"
+expect "-o onto the template" "is the template itself: refusing to overwrite" -- "$KF" gen "$T/keep.lua" --shape M=1,N=16,K=16 -o "$T/keep.lua"
+if cmp -s "$T/keep.lua" templates/msd_gemm.lua; then echo "ok   the template is intact"; pass=$((pass+1));
+else echo "FAIL the template was changed"; fail=$((fail+1)); fi
+expect "list of an unknown template" "kforge list: error: no template 'zz_none'" -- "$KF" list zz_none
+expect "an error names the verb once" "^kforge gen: error: --shape" -- "$KF" gen msd_gemm --shape M=1,N --emit c
+if "$KF" help check | grep -q "usage: kforge check"; then echo "ok   kforge help check"; pass=$((pass+1));
+else echo "FAIL kforge help check"; fail=$((fail+1)); fi
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
