@@ -75,13 +75,23 @@ static isa detect(void) {
 #define I256(j) _mm256_set1_epi32(j)
 #define F256(j) _mm256_set1_ps((float)(j))
 
+__attribute__((target("avx512f"))) static unsigned lanes_u32_512(__m512i v) {
+  uint32_t lanes[16];
+  unsigned sum = 0;
+  _mm512_storeu_si512((void *)lanes, v);
+  for (int l = 0; l < 16; l++) sum += lanes[l];
+  return sum;
+}
+
 __attribute__((target("avx512f,avx512vnni"))) static double loop_vnni512(int64_t iters) {
   __m512i a = _mm512_set1_epi32(0x01020304), b = _mm512_set1_epi32(0x01010101);
   DECL16(__m512i, I512);
   for (int64_t i = 0; i < iters; i++) {
     ROUND16(_mm512_dpbusd_epi32);
   }
-  volatile int sink = SUM16(_mm512_reduce_add_epi32);
+  /* (the int32 lanes wrap by design: sum them as unsigned, never as signed C ints) */
+#define LANES_U32(v) lanes_u32_512(v)
+  volatile unsigned sink = SUM16(LANES_U32);
   (void)sink;
   return (double)iters * CHAINS * 64 * 2;
 }
@@ -94,8 +104,8 @@ __attribute__((target("avx2,avxvnni"))) static double loop_vnni256(int64_t iters
   for (int64_t i = 0; i < iters; i++) {
     ROUND16(_mm256_dpbusd_avx_epi32);
   }
-#define LANE0(v) _mm256_extract_epi32(v, 0)
-  volatile int sink = SUM16(LANE0);
+#define LANE0(v) ((unsigned)_mm256_extract_epi32(v, 0))
+  volatile unsigned sink = SUM16(LANE0);
   (void)sink;
   return (double)iters * CHAINS * 32 * 2;
 }
@@ -145,7 +155,10 @@ __attribute__((target("avx512f"))) static double read512(const char *p, size_t b
       s2 = _mm512_add_epi64(s2, _mm512_load_si512((const void *)(p + i + 128)));
       s3 = _mm512_add_epi64(s3, _mm512_load_si512((const void *)(p + i + 192)));
     }
-  volatile long long sink = _mm512_reduce_add_epi64(_mm512_add_epi64(_mm512_add_epi64(s0, s1), _mm512_add_epi64(s2, s3)));
+  uint64_t lanes[8], sum = 0; /* wrapping sums: unsigned, not the signed C reduce */
+  _mm512_storeu_si512((void *)lanes, _mm512_add_epi64(_mm512_add_epi64(s0, s1), _mm512_add_epi64(s2, s3)));
+  for (int l = 0; l < 8; l++) sum += lanes[l];
+  volatile uint64_t sink = sum;
   (void)sink;
   return (double)bytes * reps;
 }
